@@ -1,0 +1,125 @@
+import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGPUUnavailableError } from './errors';
+
+/** Optional features we use when the adapter has them; `features` records which ones are on. */
+const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+/** Limits we raise from the spec defaults to whatever the adapter offers: big models need big bindings. */
+const REQUESTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+export interface GpuFeatures {
+  shaderF16: boolean;
+  subgroups: boolean;
+  timestampQuery: boolean;
+}
+
+export interface Gpu {
+  device: GPUDevice;
+  features: GpuFeatures;
+  /** "vendor architecture description", for benchmark tables and bug reports. */
+  adapterName: string;
+  isFallbackAdapter: boolean;
+  /** Set once the device is lost; every later GPU call should be refused with it. */
+  lostError: DeviceLostError | undefined;
+  /** Resolves (never rejects) when the device is lost, with the typed error describing why. */
+  lost: Promise<DeviceLostError>;
+}
+
+export interface AcquireOptions {
+  /** The WebGPU entry point; defaults to `navigator.gpu`. Node passes the one from `src/gpu/node.ts`. */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+  /** Features to leave off even if present, e.g. to test the no-`shader-f16` path on an f16-capable GPU. */
+  disableFeatures?: readonly (typeof OPTIONAL_FEATURES)[number][];
+}
+
+export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
+  const entry = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!entry) {
+    throw new WebGPUUnavailableError(
+      globalThis.isSecureContext === false
+        ? 'this page is not a secure context (serve it over https or from localhost)'
+        : 'navigator.gpu is missing in this browser',
+    );
+  }
+  // A device can come back already lost (driver reset, GPU process crash): then try once with a fresh adapter.
+  for (let attempt = 0; ; attempt++) {
+    const gpu = await requestOnce(entry, options);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!gpu.lostError) return gpu;
+    if (attempt === 1) throw gpu.lostError;
+  }
+}
+
+async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await entry.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  } catch (e) {
+    throw new WebGPUUnavailableError(`requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new WebGPUUnavailableError('no suitable GPU adapter was found (requestAdapter returned null)');
+
+  const requiredFeatures = OPTIONAL_FEATURES.filter(
+    (f) => adapter.features.has(f) && !options.disableFeatures?.includes(f),
+  );
+  const requiredLimits: Record<string, number> = {};
+  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-llm' });
+  } catch (e) {
+    throw new WebGPUUnavailableError(`requestDevice failed: ${(e as Error).message}`);
+  }
+
+  const info = adapter.info;
+  const gpu: Gpu = {
+    device,
+    features: {
+      shaderF16: device.features.has('shader-f16'),
+      subgroups: device.features.has('subgroups'),
+      timestampQuery: device.features.has('timestamp-query'),
+    },
+    adapterName: [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' '),
+    isFallbackAdapter: info.isFallbackAdapter ?? false,
+    lostError: undefined,
+    lost: device.lost.then((lost) => {
+      gpu.lostError = new DeviceLostError(lost.reason ?? 'unknown', lost.message);
+      return gpu.lostError;
+    }),
+  };
+  return gpu;
+}
+
+/**
+ * Runs `fn` inside validation and out-of-memory error scopes and turns what they catch into typed errors.
+ * Use it where failures are expected to be possible: allocation and pipeline creation.
+ */
+export async function withErrorScopes<T>(gpu: Gpu, operation: string, fn: () => T | Promise<T>): Promise<T> {
+  if (gpu.lostError) throw gpu.lostError;
+  const { device } = gpu;
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let result: T | undefined;
+  let thrown: unknown;
+  try {
+    result = await fn();
+  } catch (e) {
+    thrown = e;
+  }
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (thrown !== undefined) throw thrown;
+  if (oom) throw new GpuOutOfMemoryError(operation, oom.message);
+  if (validation) throw new GpuValidationError(operation, validation.message);
+  if (gpu.lostError) throw gpu.lostError;
+  return result as T;
+}

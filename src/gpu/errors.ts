@@ -1,0 +1,98 @@
+/**
+ * Typed errors for everything that can go wrong between us and the GPU. Each message says what happened
+ * and what the user can do about it; `instanceof` (or `.name`) tells callers which case they are in.
+ */
+
+export class WebGPUUnavailableError extends Error {
+  override readonly name = 'WebGPUUnavailableError';
+  constructor(readonly reason: string) {
+    super(
+      `WebGPU is not available: ${reason}. Use a browser with WebGPU enabled (Chrome/Edge 113+, ` +
+        `Safari 26+, or Firefox 141+ on Windows), or in Node install the "webgpu" package and a Vulkan driver.`,
+    );
+  }
+}
+
+export class DeviceLostError extends Error {
+  override readonly name = 'DeviceLostError';
+  constructor(
+    readonly reason: GPUDeviceLostReason | 'unknown',
+    readonly gpuMessage: string,
+  ) {
+    super(
+      `The GPU device was lost (reason: ${reason}): ${gpuMessage || 'no message'}. ` +
+        `Reload the model to get a fresh device; your conversation is kept.`,
+    );
+  }
+}
+
+export class LimitsExceededError extends Error {
+  override readonly name = 'LimitsExceededError';
+  constructor(
+    readonly what: string,
+    readonly required: number,
+    readonly limit: number,
+    readonly limitName: string,
+  ) {
+    super(
+      `${what} needs ${required.toLocaleString('en-US')} but this device allows at most ` +
+        `${limit.toLocaleString('en-US')} (${limitName}). Use a smaller model, a shorter context or a ` +
+        `smaller weight dtype.`,
+    );
+  }
+}
+
+/** A shape or buffer passed to a kernel does not fit what the kernel needs; raised before any dispatch. */
+export class ShapeError extends Error {
+  override readonly name = 'ShapeError';
+  constructor(
+    readonly kernel: string,
+    detail: string,
+  ) {
+    super(`${kernel}: ${detail}`);
+  }
+}
+
+export interface ShaderDiagnostic {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export class ShaderCompileError extends Error {
+  override readonly name = 'ShaderCompileError';
+  constructor(
+    readonly kernel: string,
+    readonly diagnostics: ShaderDiagnostic[],
+  ) {
+    super(
+      `WGSL kernel "${kernel}" failed to compile:\n` +
+        diagnostics.map((d) => `  ${d.file}:${d.line}:${d.column}: ${d.message}`).join('\n'),
+    );
+  }
+}
+
+/** A GPU validation error caught by an error scope (a bug in how we drive the GPU, or a driver limit). */
+export class GpuValidationError extends Error {
+  override readonly name = 'GpuValidationError';
+  constructor(
+    readonly operation: string,
+    gpuMessage: string,
+  ) {
+    super(`GPU validation failed during ${operation}: ${gpuMessage}`);
+  }
+}
+
+export class GpuOutOfMemoryError extends Error {
+  override readonly name = 'GpuOutOfMemoryError';
+  constructor(
+    readonly operation: string,
+    gpuMessage: string,
+  ) {
+    super(
+      `The GPU ran out of memory during ${operation}: ${gpuMessage}. Close other GPU-heavy tabs, or use a ` +
+        `smaller model, a shorter context or a smaller weight dtype.`,
+    );
+  }
+}

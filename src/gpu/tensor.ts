@@ -1,0 +1,108 @@
+/**
+ * A tensor is a GPU buffer with a dtype and a row-major shape. f16 data is stored as raw halves, two per
+ * 32-bit word (element 2i in the low half), which is the same bytes whether a kernel reads it as
+ * `array<u32>` with `unpack2x16float` or as native `array<f16>`.
+ */
+import { withErrorScopes, type Gpu } from './device';
+import { LimitsExceededError, ShapeError } from './errors';
+
+export type DType = 'f32' | 'f16' | 'u32';
+
+export interface Tensor {
+  buffer: GPUBuffer;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, u32: 4 };
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Bytes a tensor needs, padded to 4 because buffer sizes and writes must be multiples of 4. */
+export function tensorBytes(dtype: DType, shape: readonly number[]): number {
+  const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+  if (!Number.isSafeInteger(bytes)) throw new ShapeError('tensor', `shape [${shape}] is too large`);
+  return Math.max(4, Math.ceil(bytes / 4) * 4);
+}
+
+/** Allocates a buffer after checking the device limits, catching validation and out-of-memory errors. */
+export async function createBuffer(gpu: Gpu, label: string, size: number, usage: number): Promise<GPUBuffer> {
+  const { limits } = gpu.device;
+  if (size > limits.maxBufferSize) throw new LimitsExceededError(`buffer "${label}"`, size, limits.maxBufferSize, 'maxBufferSize');
+  return withErrorScopes(gpu, `allocating buffer "${label}" (${size} bytes)`, () =>
+    gpu.device.createBuffer({ label, size, usage }),
+  );
+}
+
+export async function createTensor(gpu: Gpu, label: string, dtype: DType, shape: readonly number[]): Promise<Tensor> {
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new ShapeError(label, `bad dimension ${d} in shape [${shape}]`);
+  }
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  return { buffer: await createBuffer(gpu, label, tensorBytes(dtype, shape), usage), dtype, shape: [...shape] };
+}
+
+export type TensorData = Float32Array | Uint16Array | Uint32Array;
+
+export async function uploadTensor(
+  gpu: Gpu,
+  label: string,
+  dtype: DType,
+  shape: readonly number[],
+  data: TensorData,
+): Promise<Tensor> {
+  const expected = dtype === 'f32' ? Float32Array : dtype === 'f16' ? Uint16Array : Uint32Array;
+  if (!(data instanceof expected) || data.length !== numel(shape)) {
+    throw new ShapeError(label, `expected ${numel(shape)} ${dtype} values as ${expected.name}, got ${data.length}`);
+  }
+  const t = await createTensor(gpu, label, dtype, shape);
+  writeTensor(gpu, t, data);
+  return t;
+}
+
+export function writeTensor(gpu: Gpu, t: Tensor, data: TensorData): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength % 4 === 0) gpu.device.queue.writeBuffer(t.buffer, 0, bytes);
+  else {
+    const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    padded.set(bytes);
+    gpu.device.queue.writeBuffer(t.buffer, 0, padded);
+  }
+}
+
+/** Copies a buffer back to the CPU. Slow (a round trip): for tests, tools and reading back small results. */
+export async function readBuffer(gpu: Gpu, buffer: GPUBuffer, size = buffer.size, offset = 0): Promise<ArrayBuffer> {
+  const staging = gpu.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const encoder = gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+    gpu.device.queue.submit([encoder.finish()]);
+    await Promise.race([staging.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
+    return staging.getMappedRange().slice(0);
+  } finally {
+    staging.destroy();
+  }
+}
+
+export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array | Uint32Array> {
+  const data = await readBuffer(gpu, t.buffer);
+  const n = numel(t.shape);
+  if (t.dtype === 'f32') return new Float32Array(data, 0, n);
+  if (t.dtype === 'u32') return new Uint32Array(data, 0, n);
+  throw new ShapeError('readTensor', 'f16 tensors are weights; read them back as raw bytes with readBuffer');
+}
+
+/** Throws unless `t` has exactly `shape` and `dtype` (one of them when a list), and its buffer holds it. */
+export function expectTensor(kernel: string, name: string, t: Tensor, dtype: DType | readonly DType[], shape: readonly number[]): void {
+  const dtypes = typeof dtype === 'string' ? [dtype] : dtype;
+  if (!dtypes.includes(t.dtype)) throw new ShapeError(kernel, `${name} must be ${dtypes.join(' or ')}, got ${t.dtype}`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ShapeError(kernel, `${name} must have shape [${shape}], got [${t.shape}]`);
+  }
+  const bytes = numel(shape) * BYTES_PER_ELEMENT[t.dtype];
+  if (t.buffer.size < bytes) {
+    throw new ShapeError(kernel, `${name} buffer holds ${t.buffer.size} bytes, needs ${bytes} for shape [${shape}]`);
+  }
+}

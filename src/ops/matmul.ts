@@ -1,0 +1,99 @@
+/**
+ * matmul: Y[M,N] = X[M,K] · W[N,K]ᵀ, optionally + bias[N] and + Y itself (the residual add, in place).
+ * M = 1 (decode) uses the matrix-vector kernel; larger M the workgroup-tiled one.
+ */
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import matvecWgsl from '../../shaders/matvec.wgsl?raw';
+import type { Gpu } from '../gpu/device';
+import { KernelDispatch, placeholderBuffer } from '../gpu/dispatch';
+import { ShapeError } from '../gpu/errors';
+import type { KernelSpec } from '../gpu/pipelines';
+import { expectTensor, type Tensor } from '../gpu/tensor';
+import { defineUniforms } from '../gpu/uniforms';
+import { weightFormat, weightPrelude, type WeightFormat } from './weights';
+
+interface MatmulKey {
+  weights: WeightFormat;
+  hasBias: boolean;
+  accumulate: boolean;
+}
+
+const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32' });
+const bindings = [
+  { name: 'params', kind: 'uniform' },
+  { name: 'x', kind: 'read' },
+  { name: 'w', kind: 'read' },
+  { name: 'bias', kind: 'read' },
+  { name: 'y', kind: 'storage' },
+] as const;
+
+/** Threads per tiled workgroup are WG_M × WG_N, each computing 4×4 outputs. */
+const TILE = { WG_M: 16, WG_N: 16, TILE_K: 16 };
+const MATVEC_WG = 64;
+
+export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
+  name: 'matmul',
+  bindings,
+  uniforms,
+  parts: (key) => [weightPrelude(key.weights), { file: 'matmul.wgsl', code: matmulWgsl }],
+  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+};
+
+export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
+  name: 'matvec',
+  bindings,
+  uniforms,
+  parts: (key) => [weightPrelude(key.weights), { file: 'matvec.wgsl', code: matvecWgsl }],
+  constants: (key) => ({ WG: MATVEC_WG, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+};
+
+export interface MatmulArgs {
+  /** [M, N] f32 output; with `accumulate` it also holds the residual that is added. */
+  y: Tensor;
+  /** [M, K] f32 activations. */
+  x: Tensor;
+  /** [N, K] f32 or f16 weights (PyTorch `nn.Linear` layout). */
+  w: Tensor;
+  /** [N] f32, optional. */
+  bias?: Tensor;
+  /** Add the product to what Y holds (residual connection) instead of overwriting it. */
+  accumulate?: boolean;
+  /** Force a kernel variant; by default matvec for M = 1, tiled otherwise. */
+  variant?: 'tiled' | 'matvec';
+  /** Force how f16 weights are read (tests cover both paths on a shader-f16 device). */
+  weightFormat?: WeightFormat;
+}
+
+export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number } {
+  if (a.x.shape.length !== 2 || a.w.shape.length !== 2) throw new ShapeError('matmul', 'x and w must be 2-D');
+  const [M, K] = a.x.shape;
+  const [N] = a.w.shape;
+  if (M < 1 || N < 1 || K < 1) throw new ShapeError('matmul', `empty shape M=${M} N=${N} K=${K}`);
+  expectTensor('matmul', 'x', a.x, 'f32', [M, K]);
+  expectTensor('matmul', 'w', a.w, ['f32', 'f16'], [N, K]);
+  expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
+  if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
+  if (a.y.buffer === a.x.buffer) throw new ShapeError('matmul', 'y must not alias x');
+  return { M, N, K };
+}
+
+export function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<'M' | 'N' | 'K'>> {
+  const dims = validateMatmul(a);
+  const key: MatmulKey = {
+    weights: weightFormat(gpu, 'matmul', a.w, a.weightFormat),
+    hasBias: a.bias !== undefined,
+    accumulate: a.accumulate ?? false,
+  };
+  const resources = { x: a.x.buffer, w: a.w.buffer, bias: a.bias?.buffer ?? placeholderBuffer(gpu), y: a.y.buffer };
+  const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
+  if (variant === 'matvec') {
+    return KernelDispatch.create(gpu, matvecKernel, key, dims, resources, (p) => p.M * p.N);
+  }
+  const tileM = TILE.WG_M * 4;
+  const tileN = TILE.WG_N * 4;
+  return KernelDispatch.create(gpu, matmulKernel, key, dims, resources, (p) => [
+    Math.ceil(p.N / tileN),
+    Math.ceil(p.M / tileM),
+    1,
+  ]);
+}

@@ -1,0 +1,31 @@
+import { describe, it } from 'vitest';
+import { checkMatmul } from '../../src/selftest/matmul';
+import { expectPass, freshSeed, testGpu, weightFormats } from '../gpu';
+
+const formats = await weightFormats();
+
+describe('matmul on the GPU against the CPU reference', () => {
+  const shapes = [
+    { M: 1, N: 1000, K: 64 },
+    { M: 7, N: 1000, K: 37 },
+    { M: 37, N: 129, K: 130 },
+    { M: 130, N: 97, K: 83 },
+    { M: 1, N: 4097, K: 19 },
+    { M: 3, N: 4097, K: 20 },
+  ];
+  for (const weights of formats) {
+    for (const s of shapes) {
+      for (const variant of ['tiled', 'matvec'] as const) {
+        it(`${variant} ${s.M}x${s.N}x${s.K} ${weights}`, async () => {
+          expectPass(await checkMatmul(await testGpu(), { ...s, weights, variant }, freshSeed()));
+        });
+      }
+    }
+    it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 1, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 5, N: 33, K: 9, weights, bias: true }, freshSeed()));
+    });
+  }
+});

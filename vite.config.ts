@@ -1,0 +1,42 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Node runs WebGPU through Dawn over a Vulkan driver. With no GPU we use software ones:
+ * SwiftShader (ships with Debian's chromium; no shader-f16) and Mesa's lavapipe (from bookworm-backports;
+ * has shader-f16, so the native f16 path is tested). Override with the same variable to use a real GPU.
+ */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
+
+export default defineConfig({
+  server: { host: '127.0.0.1' },
+  build: { target: 'es2022' },
+  test: {
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'swiftshader',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/browser/**'],
+          env: { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? SWIFTSHADER_ICD, WEBGPU_LLM_ADAPTER: 'swiftshader' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'lavapipe',
+          include: ['test/kernels/**/*.test.ts'],
+          env: { VK_ICD_FILENAMES: LAVAPIPE_ICD, WEBGPU_LLM_ADAPTER: 'lavapipe' },
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'chromium', include: ['test/browser/**/*.test.ts'] },
+      },
+    ],
+  },
+});
