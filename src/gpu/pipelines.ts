@@ -16,11 +16,13 @@ export interface ShaderPart {
 
 export interface KernelSpec<Key, F extends string> {
   name: string;
-  /** Binding i of group 0, in order; binding 0 is always the `Params` uniform. */
+  /** The kernel's own WGSL file (`shaders/<file>`), which declares `struct Params` and the bindings. */
+  shader: ShaderPart;
+  /** Binding i of group 0, in order, named as in the shader; binding 0 is always the `Params` uniform. */
   bindings: readonly { name: string; kind: BindingKind }[];
   uniforms: UniformLayout<F>;
-  /** The WGSL parts for this key: dtype preludes first, then the kernel file. */
-  parts(key: Key): ShaderPart[];
+  /** Parts that go before the shader for this key, e.g. the weight-format prelude. */
+  preludes?(key: Key): ShaderPart[];
   /** `override` constants for this key. */
   constants(key: Key): Record<string, number>;
 }
@@ -61,7 +63,7 @@ export function getPipeline<Key, F extends string>(
 
 async function compile<Key, F extends string>(gpu: Gpu, spec: KernelSpec<Key, F>, key: Key): Promise<CompiledKernel> {
   const { device } = gpu;
-  const parts = spec.parts(key);
+  const parts = [...(spec.preludes?.(key) ?? []), spec.shader];
   const code = parts.map((p) => p.code).join('\n');
   const label = cacheKey(spec.name, key);
   return withErrorScopes(gpu, `compiling kernel ${spec.name}`, async () => {

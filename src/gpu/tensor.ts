@@ -63,7 +63,8 @@ export async function uploadTensor(
 }
 
 export function writeTensor(gpu: Gpu, t: Tensor, data: TensorData): void {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  // Typed arrays default to ArrayBufferLike; ours are never shared, which is what writeBuffer's type wants.
+  const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   if (bytes.byteLength % 4 === 0) gpu.device.queue.writeBuffer(t.buffer, 0, bytes);
   else {
     const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);

@@ -35,7 +35,8 @@ export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   name: 'matmul',
   bindings,
   uniforms,
-  parts: (key) => [weightPrelude(key.weights), { file: 'matmul.wgsl', code: matmulWgsl }],
+  shader: { file: 'matmul.wgsl', code: matmulWgsl },
+  preludes: (key) => [weightPrelude(key.weights)],
   constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
 };
 
@@ -43,7 +44,8 @@ export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   name: 'matvec',
   bindings,
   uniforms,
-  parts: (key) => [weightPrelude(key.weights), { file: 'matvec.wgsl', code: matvecWgsl }],
+  shader: { file: 'matvec.wgsl', code: matvecWgsl },
+  preludes: (key) => [weightPrelude(key.weights)],
   constants: (key) => ({ WG: MATVEC_WG, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
 };
 
