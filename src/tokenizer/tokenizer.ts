@@ -1,0 +1,236 @@
+/**
+ * The tokenizer layer: wraps @huggingface/tokenizers (tokenizer.json) and adds what it leaves to the caller:
+ * tokenizer_config.json's add_bos_token / add_eos_token, special-token ids, id checks, and validation of
+ * the files before they can misbehave quietly.
+ */
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+
+/** The tokenizer files are unusable, or an id cannot be decoded. */
+export class TokenizerError extends Error {
+  override readonly name = 'TokenizerError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export interface EncodeOptions {
+  /** Add BOS/EOS as the tokenizer files ask (default true). False for text spliced into a prompt. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens such as <s> and </s> (default false). */
+  skipSpecialTokens?: boolean;
+}
+
+export interface TokenizerSource {
+  /** tokenizer.json, as text or already parsed. */
+  tokenizerJson: string | object;
+  /** tokenizer_config.json, as text or already parsed. */
+  tokenizerConfig?: string | object;
+}
+
+type JsonObject = Record<string, unknown>;
+
+export class Tokenizer {
+  private readonly eos: number[];
+
+  /** @internal Use loadTokenizer. */
+  constructor(
+    private readonly hf: HfTokenizer,
+    /** Number of ids the tokenizer knows (largest id + 1); a model's embedding may be padded beyond it. */
+    readonly vocabSize: number,
+    readonly bosTokenId: number | null,
+    eosTokenIds: number[],
+    /** Added tokens marked special, plus those tokenizer_config.json names (bos, eos, unk, pad, additional). */
+    readonly specialTokenIds: ReadonlySet<number>,
+    private readonly prefix: readonly number[],
+    private readonly suffix: readonly number[],
+  ) {
+    this.eos = eosTokenIds;
+  }
+
+  /** Ids that end generation: tokenizer_config.json's eos_token, plus any the model config adds. */
+  get eosTokenIds(): readonly number[] {
+    return this.eos;
+  }
+
+  /** Models often stop on more ids than the tokenizer names (generation_config.json's eos_token_id list). */
+  addEosTokenIds(ids: Iterable<number>): void {
+    for (const id of ids) {
+      this.checkId(id);
+      if (!this.eos.includes(id)) this.eos.push(id);
+    }
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    return options.addSpecialTokens === false ? ids : [...this.prefix, ...ids, ...this.suffix];
+  }
+
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    for (const id of ids) this.checkId(id);
+    const kept = options.skipSpecialTokens ? ids.filter((id) => !this.specialTokenIds.has(id)) : [...ids];
+    // The library throws on an empty list; the clean-up (" ." → ".") is lossy, so never round-trips or streams.
+    return kept.length === 0 ? '' : this.hf.decode(kept, { clean_up_tokenization_spaces: false });
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf.id_to_token(id);
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hf.token_to_id(token);
+  }
+
+  private checkId(id: number): void {
+    // The library maps unknown ids to <unk> silently; a bad id here is a bug upstream (e.g. a padded logit).
+    if (!Number.isInteger(id) || this.hf.id_to_token(id) === undefined) {
+      throw new TokenizerError(`token id ${id} is not in the vocabulary (ids 0..${this.vocabSize - 1})`);
+    }
+  }
+}
+
+export function loadTokenizer(source: TokenizerSource): Tokenizer {
+  const json = parseObject(source.tokenizerJson, 'tokenizer.json');
+  const config = source.tokenizerConfig === undefined ? {} : parseObject(source.tokenizerConfig, 'tokenizer_config.json');
+  const model = json.model;
+  if (!isObject(model) || typeof model.type !== 'string' || !('vocab' in model)) {
+    throw new TokenizerError(
+      'tokenizer.json has no "model" section with a type and a vocab; is it really a Hugging Face tokenizer.json ' +
+        '(not tokenizer_config.json or a SentencePiece .model file)?',
+    );
+  }
+  const addedTokens = json.added_tokens ?? [];
+  if (!Array.isArray(addedTokens)) throw new TokenizerError('tokenizer.json: "added_tokens" is not a list');
+  if (model.byte_fallback === true || usesByteFallbackDecoder(json.decoder)) {
+    checkByteTokens(model.vocab, addedTokens);
+  }
+
+  let hf: HfTokenizer;
+  try {
+    hf = new HfTokenizer({ ...json, added_tokens: addedTokens }, config);
+  } catch (e) {
+    throw new TokenizerError(`tokenizer.json could not be loaded: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+
+  /** The id of a special token that tokenizer_config.json names; BOS and EOS must exist, unk/pad may not. */
+  const idOf = (field: string, required: boolean): number | null => {
+    const content = specialTokenContent(config[field]);
+    if (content === null) return null;
+    const id = hf.token_to_id(content);
+    if (id !== undefined) return id;
+    if (required) throw new TokenizerError(`tokenizer_config.json: ${field} "${content}" is not in the vocabulary`);
+    return null;
+  };
+
+  let { prefix, suffix } = postProcessorSpecials(hf);
+  // Without a named bos_token, the token the post-processor puts first (Llama's <s>) is the BOS.
+  const bos = idOf('bos_token', true) ?? prefix[0] ?? null;
+  const eos = idOf('eos_token', true) ?? WELL_KNOWN_EOS.map((t) => hf.token_to_id(t)).find((id) => id !== undefined) ?? null;
+  // An explicit add_bos_token/add_eos_token wins over the post-processor, as in transformers' LlamaTokenizerFast;
+  // the post-processor may already add BOS, so add it only when missing.
+  if (typeof config.add_bos_token === 'boolean' && bos !== null) {
+    prefix = prefix.filter((id) => id !== bos);
+    if (config.add_bos_token) prefix.unshift(bos);
+  } else if (config.add_bos_token === true) {
+    throw new TokenizerError('tokenizer_config.json sets add_bos_token but names no bos_token');
+  }
+  if (typeof config.add_eos_token === 'boolean' && eos !== null) {
+    suffix = suffix.filter((id) => id !== eos);
+    if (config.add_eos_token) suffix.push(eos);
+  } else if (config.add_eos_token === true) {
+    throw new TokenizerError('tokenizer_config.json sets add_eos_token but names no eos_token');
+  }
+
+  const special = new Set<number>();
+  for (const [id, token] of hf.get_added_tokens_decoder()) if (token.special) special.add(id);
+  for (const field of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
+    const id = idOf(field, false);
+    if (id !== null) special.add(id);
+  }
+  const additional = config.additional_special_tokens;
+  if (Array.isArray(additional)) {
+    for (const t of additional) {
+      const id = hf.token_to_id(specialTokenContent(t) ?? '');
+      if (id !== undefined) special.add(id);
+    }
+  }
+
+  let vocabSize = 0;
+  for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  return new Tokenizer(hf, vocabSize, bos, eos === null ? [] : [eos], special, prefix, suffix);
+}
+
+/** Used only when tokenizer_config.json names no eos_token (or is absent). */
+const WELL_KNOWN_EOS = ['</s>', '<|endoftext|>', '<|end_of_text|>', '<eos>'];
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseObject(source: string | object, name: string): JsonObject {
+  let value: unknown = source;
+  if (typeof source === 'string') {
+    try {
+      value = JSON.parse(source);
+    } catch (e) {
+      throw new TokenizerError(`${name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  if (!isObject(value)) throw new TokenizerError(`${name} must hold a JSON object`);
+  return value;
+}
+
+/** tokenizer_config.json spells special tokens as a string or as {"content": ..., "__type": "AddedToken"}. */
+function specialTokenContent(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  if (isObject(value) && typeof value.content === 'string') return value.content;
+  return null;
+}
+
+/**
+ * The ids the post-processor puts around the text (e.g. Llama's TemplateProcessing adds <s> in front),
+ * found by encoding a probe with and without special tokens.
+ */
+function postProcessorSpecials(hf: HfTokenizer): { prefix: number[]; suffix: number[] } {
+  const bare = hf.encode('a', { add_special_tokens: false }).ids;
+  const full = hf.encode('a', { add_special_tokens: true }).ids;
+  for (let start = 0; start + bare.length <= full.length; start++) {
+    if (bare.every((id, i) => full[start + i] === id)) {
+      return { prefix: full.slice(0, start), suffix: full.slice(start + bare.length) };
+    }
+  }
+  throw new TokenizerError('tokenizer.json: the post-processor changes the text tokens, not only adds special tokens around them');
+}
+
+function usesByteFallbackDecoder(decoder: unknown): boolean {
+  if (!isObject(decoder)) return false;
+  if (decoder.type === 'ByteFallback') return true;
+  return Array.isArray(decoder.decoders) && decoder.decoders.some(usesByteFallbackDecoder);
+}
+
+const BYTE_TOKEN = /^<0x[0-9A-Fa-f]{2}>$/;
+
+/**
+ * The byte decoder reads any 6-character "<0x..>" with parseInt, so "<0x-1>" would decode as byte 0xFF and
+ * "<0x1G>" as 0x01: tokens that look like byte tokens but are not two hex digits mean a corrupt vocabulary.
+ */
+function checkByteTokens(vocab: unknown, addedTokens: unknown[]): void {
+  const tokens: string[] = [];
+  if (Array.isArray(vocab)) {
+    // Unigram: [piece, score] pairs.
+    for (const entry of vocab) if (Array.isArray(entry) && typeof entry[0] === 'string') tokens.push(entry[0]);
+  } else if (isObject(vocab)) {
+    tokens.push(...Object.keys(vocab));
+  }
+  for (const t of addedTokens) if (isObject(t) && typeof t.content === 'string') tokens.push(t.content);
+  for (const token of tokens) {
+    if (token.startsWith('<0x') && token.endsWith('>') && !BYTE_TOKEN.test(token)) {
+      throw new TokenizerError(
+        `tokenizer.json: token "${token}" looks like a byte-fallback token but is not <0xHH> with two hex digits; ` +
+          'the vocabulary is corrupt (re-download tokenizer.json)',
+      );
+    }
+  }
+}
