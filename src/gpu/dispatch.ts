@@ -63,9 +63,13 @@ export class KernelDispatch<F extends string> {
 
   /** Updates some parameters (e.g. the position) and uploads the uniform block. */
   set(changes: Partial<Record<F, number>>): void {
+    // Validate (grid function, packing) before storing, so a rejected change leaves the launch as it was.
+    const next = { ...this.params, ...changes };
+    const groups = toGroups(this.gpu, this.spec.name, this.grid(next));
+    const packed = this.spec.uniforms.pack(next, this.scratch);
     Object.assign(this.params, changes);
-    this.groups = toGroups(this.gpu, this.spec.name, this.grid(this.params));
-    this.gpu.device.queue.writeBuffer(this.uniformBuffer, 0, this.spec.uniforms.pack(this.params, this.scratch));
+    this.groups = groups;
+    this.gpu.device.queue.writeBuffer(this.uniformBuffer, 0, packed);
   }
 
   encode(pass: GPUComputePassEncoder): void {

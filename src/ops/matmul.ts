@@ -79,7 +79,7 @@ export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number
   return { M, N, K };
 }
 
-export function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<'M' | 'N' | 'K'>> {
+export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<'M' | 'N' | 'K'>> {
   const dims = validateMatmul(a);
   const key: MatmulKey = {
     weights: weightFormat(gpu, 'matmul', a.w, a.weightFormat),
