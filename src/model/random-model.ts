@@ -1,0 +1,319 @@
+/**
+ * Random-weight checkpoints with the real structure of each architecture: a Hugging Face config.json
+ * object and tensors under their Hugging Face names and layouts (GPT-2's Conv1D [in, out] and fused
+ * c_attn included), so they exercise the same loading path as downloaded models. Seeded, so a failure
+ * replays.
+ *
+ * Scales keep activations O(1) rather than copying a training init: projections are N(0, 1/in) so each
+ * preserves the size of its input, embeddings are N(0, 16/D) so tied logits have a spread of about 4
+ * (distinct argmaxes, softmax neither flat nor one-hot), norm weights 1 ± 0.1, biases N(0, 0.1²).
+ */
+import { toF16 } from '../gpu/f16';
+import { createRng, type Rng } from '../selftest/random';
+import type { Arch } from './config';
+import type { WeightDtype, WeightTensor } from './weights';
+
+export interface RandomModelOptions {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Must equal numHeads for gpt2. */
+  numKvHeads: number;
+  /** Must be hiddenSize / numHeads for gpt2. */
+  headDim: number;
+  /** max_position_embeddings (n_positions for gpt2). */
+  maxContext: number;
+  tiedEmbeddings: boolean;
+  /** rope_theta (not gpt2); default 10000. */
+  ropeTheta?: number;
+  /** rope_scaling exactly as written in config.json (not gpt2); default null. */
+  ropeScaling?: Record<string, unknown> | null;
+  /** rms_norm_eps / layer_norm_epsilon; default 1e-5. */
+  normEps?: number;
+  bosTokenId?: number;
+  eosTokenId?: number | number[];
+  /** Dtype of every tensor, norms included, as in a real checkpoint; default f32. */
+  dtype?: WeightDtype;
+}
+
+export interface RandomModel {
+  /** The config.json object. */
+  config: Record<string, unknown>;
+  /** Tensors by Hugging Face name, in checkpoint order. */
+  tensors: Map<string, WeightTensor>;
+}
+
+/** Small shapes for tests: odd sizes (vocab, intermediate) so kernels hit their tails, GQA where it exists. */
+export const SMALL_MODELS: Record<Arch, RandomModelOptions> = {
+  // Untied, with llama3 rope scaling whose original context (32) puts head 16's frequencies in all three
+  // regimes (kept, blended, interpolated).
+  llama: {
+    vocabSize: 301,
+    hiddenSize: 64,
+    intermediateSize: 172,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    maxContext: 128,
+    tiedEmbeddings: false,
+    ropeTheta: 10000,
+    ropeScaling: {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 32,
+    },
+    bosTokenId: 1,
+    eosTokenId: 2,
+  },
+  qwen2: {
+    vocabSize: 311,
+    hiddenSize: 96,
+    intermediateSize: 200,
+    numLayers: 2,
+    numHeads: 6,
+    numKvHeads: 2,
+    headDim: 16,
+    maxContext: 128,
+    tiedEmbeddings: true,
+    ropeTheta: 1000000,
+    normEps: 1e-6,
+    eosTokenId: [2, 3],
+  },
+  // head_dim 32 with 4 heads: nH·hd (128) ≠ hidden (64), as in real Qwen3 models.
+  qwen3: {
+    vocabSize: 300,
+    hiddenSize: 64,
+    intermediateSize: 150,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 32,
+    maxContext: 128,
+    tiedEmbeddings: false,
+    ropeTheta: 1000000,
+    normEps: 1e-6,
+    eosTokenId: 2,
+  },
+  // n_inner 200 instead of 4·n_embd, to exercise the explicit field and an odd MLP width.
+  gpt2: {
+    vocabSize: 307,
+    hiddenSize: 64,
+    intermediateSize: 200,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 16,
+    maxContext: 64,
+    tiedEmbeddings: true,
+    bosTokenId: 0,
+    eosTokenId: 0,
+  },
+};
+
+export type BenchmarkModelName = 'SmolLM2-135M' | 'Qwen2.5-0.5B' | 'Llama-3.2-1B';
+
+/** Real configurations (random weights) for benchmarks. Generating Llama-3.2-1B takes tens of seconds. */
+export const BENCHMARK_MODELS: Record<BenchmarkModelName, { arch: Arch; options: RandomModelOptions }> = {
+  'SmolLM2-135M': {
+    arch: 'llama',
+    options: {
+      vocabSize: 49152,
+      hiddenSize: 576,
+      intermediateSize: 1536,
+      numLayers: 30,
+      numHeads: 9,
+      numKvHeads: 3,
+      headDim: 64,
+      maxContext: 8192,
+      tiedEmbeddings: true,
+      ropeTheta: 100000,
+      bosTokenId: 0,
+      eosTokenId: 0,
+    },
+  },
+  'Qwen2.5-0.5B': {
+    arch: 'qwen2',
+    options: {
+      vocabSize: 151936,
+      hiddenSize: 896,
+      intermediateSize: 4864,
+      numLayers: 24,
+      numHeads: 14,
+      numKvHeads: 2,
+      headDim: 64,
+      maxContext: 32768,
+      tiedEmbeddings: true,
+      ropeTheta: 1000000,
+      normEps: 1e-6,
+      bosTokenId: 151643,
+      eosTokenId: 151643,
+    },
+  },
+  'Llama-3.2-1B': {
+    arch: 'llama',
+    options: {
+      vocabSize: 128256,
+      hiddenSize: 2048,
+      intermediateSize: 8192,
+      numLayers: 16,
+      numHeads: 32,
+      numKvHeads: 8,
+      headDim: 64,
+      maxContext: 131072,
+      tiedEmbeddings: true,
+      ropeTheta: 500000,
+      ropeScaling: {
+        rope_type: 'llama3',
+        factor: 32,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 8192,
+      },
+      bosTokenId: 128000,
+      eosTokenId: 128001,
+    },
+  },
+};
+
+export function randomModel(arch: Arch, options: RandomModelOptions, seed: number): RandomModel {
+  const o = options;
+  if (arch === 'gpt2' && (o.numKvHeads !== o.numHeads || o.headDim * o.numHeads !== o.hiddenSize)) {
+    throw new RangeError('gpt2 needs numKvHeads = numHeads and headDim · numHeads = hiddenSize');
+  }
+  const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
+  const tensors = new Map<string, WeightTensor>();
+  const add = (name: string, t: WeightTensor) => tensors.set(name, t);
+  const { vocabSize: V, hiddenSize: D, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = o;
+  const embedStd = 4 / Math.sqrt(D);
+
+  if (arch === 'gpt2') {
+    add('wte.weight', gen.normal([V, D], embedStd));
+    add('wpe.weight', gen.normal([o.maxContext, D], embedStd));
+    for (let l = 0; l < o.numLayers; l++) {
+      const p = `h.${l}.`;
+      add(`${p}ln_1.weight`, gen.norm(D));
+      add(`${p}ln_1.bias`, gen.bias(D));
+      // Conv1D weights are [in, out]; c_attn's output columns are q, k, v.
+      add(`${p}attn.c_attn.weight`, gen.normal([D, 3 * D], 1 / Math.sqrt(D)));
+      add(`${p}attn.c_attn.bias`, gen.bias(3 * D));
+      add(`${p}attn.c_proj.weight`, gen.normal([D, D], 1 / Math.sqrt(D)));
+      add(`${p}attn.c_proj.bias`, gen.bias(D));
+      add(`${p}ln_2.weight`, gen.norm(D));
+      add(`${p}ln_2.bias`, gen.bias(D));
+      add(`${p}mlp.c_fc.weight`, gen.normal([D, I], 1 / Math.sqrt(D)));
+      add(`${p}mlp.c_fc.bias`, gen.bias(I));
+      add(`${p}mlp.c_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(I)));
+      add(`${p}mlp.c_proj.bias`, gen.bias(D));
+    }
+    add('ln_f.weight', gen.norm(D));
+    add('ln_f.bias', gen.bias(D));
+  } else {
+    add('model.embed_tokens.weight', gen.normal([V, D], embedStd));
+    for (let l = 0; l < o.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      add(`${p}input_layernorm.weight`, gen.norm(D));
+      add(`${p}self_attn.q_proj.weight`, gen.normal([nH * hd, D], 1 / Math.sqrt(D)));
+      add(`${p}self_attn.k_proj.weight`, gen.normal([nKV * hd, D], 1 / Math.sqrt(D)));
+      add(`${p}self_attn.v_proj.weight`, gen.normal([nKV * hd, D], 1 / Math.sqrt(D)));
+      if (arch === 'qwen2') {
+        add(`${p}self_attn.q_proj.bias`, gen.bias(nH * hd));
+        add(`${p}self_attn.k_proj.bias`, gen.bias(nKV * hd));
+        add(`${p}self_attn.v_proj.bias`, gen.bias(nKV * hd));
+      }
+      if (arch === 'qwen3') {
+        add(`${p}self_attn.q_norm.weight`, gen.norm(hd));
+        add(`${p}self_attn.k_norm.weight`, gen.norm(hd));
+      }
+      add(`${p}self_attn.o_proj.weight`, gen.normal([D, nH * hd], 1 / Math.sqrt(nH * hd)));
+      add(`${p}post_attention_layernorm.weight`, gen.norm(D));
+      add(`${p}mlp.gate_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(D)));
+      add(`${p}mlp.up_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(D)));
+      add(`${p}mlp.down_proj.weight`, gen.normal([D, I], 1 / Math.sqrt(I)));
+    }
+    add('model.norm.weight', gen.norm(D));
+  }
+  if (!o.tiedEmbeddings) add('lm_head.weight', gen.normal([V, D], embedStd));
+  return { config: randomModelConfig(arch, o), tensors };
+}
+
+/** The config.json object of `randomModel(arch, o, seed)`, without generating any weights. */
+export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unknown> {
+  const common = {
+    vocab_size: o.vocabSize,
+    tie_word_embeddings: o.tiedEmbeddings,
+    bos_token_id: o.bosTokenId ?? null,
+    eos_token_id: o.eosTokenId ?? null,
+    torch_dtype: o.dtype === 'f16' ? 'float16' : 'float32',
+  };
+  if (arch === 'gpt2') {
+    return {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      n_embd: o.hiddenSize,
+      n_layer: o.numLayers,
+      n_head: o.numHeads,
+      n_inner: o.intermediateSize,
+      n_positions: o.maxContext,
+      n_ctx: o.maxContext,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: o.normEps ?? 1e-5,
+      ...common,
+    };
+  }
+  const architectures = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[arch];
+  return {
+    architectures: [architectures],
+    model_type: arch,
+    hidden_size: o.hiddenSize,
+    intermediate_size: o.intermediateSize,
+    num_hidden_layers: o.numLayers,
+    num_attention_heads: o.numHeads,
+    num_key_value_heads: o.numKvHeads,
+    head_dim: o.headDim,
+    max_position_embeddings: o.maxContext,
+    hidden_act: 'silu',
+    rms_norm_eps: o.normEps ?? 1e-5,
+    rope_theta: o.ropeTheta ?? 10000,
+    rope_scaling: o.ropeScaling ?? null,
+    ...(arch === 'qwen2' ? { use_sliding_window: false, sliding_window: o.maxContext } : { attention_bias: false }),
+    ...common,
+  };
+}
+
+/** Draws tensors in the requested dtype from one seeded stream. */
+class Generator {
+  constructor(
+    private readonly rng: Rng,
+    private readonly dtype: WeightDtype,
+  ) {}
+
+  /**
+   * Approximately N(mean, std²): the sum of the four bytes of one 32-bit draw (Irwin–Hall, tails cut at
+   * ±3.5 std). Benchmark models have 10⁹ values, and Box–Muller's log/cos would be three times slower.
+   */
+  normal(shape: number[], std: number, mean = 0): WeightTensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(n);
+    // A uniform byte has variance (256² − 1) / 12; four of them sum to mean 510.
+    const scale = std / Math.sqrt((4 * (256 * 256 - 1)) / 12);
+    for (let i = 0; i < n; i++) {
+      const bits = Math.floor(this.rng.next() * 2 ** 32);
+      const sum = (bits & 255) + ((bits >>> 8) & 255) + ((bits >>> 16) & 255) + (bits >>> 24);
+      values[i] = mean + (sum - 510) * scale;
+    }
+    return this.dtype === 'f16' ? { dtype: 'f16', shape, data: toF16(values) } : { dtype: 'f32', shape, data: values };
+  }
+
+  norm(n: number): WeightTensor {
+    return this.normal([n], 0.1, 1);
+  }
+
+  bias(n: number): WeightTensor {
+    return this.normal([n], 0.1);
+  }
+}

@@ -1,0 +1,277 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ModelConfigError, parseModelConfig, UnsupportedModelError, type ModelSpec } from '../../src/model/config';
+import { BENCHMARK_MODELS, randomModelConfig, SMALL_MODELS } from '../../src/model/random-model';
+
+const MODELS_DIR = resolve(process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
+
+function readModelJson(model: string, file: string): unknown {
+  const path = resolve(MODELS_DIR, model, file);
+  if (!existsSync(path)) {
+    throw new Error(
+      `Test model file ${path} is missing. Set WEBGPU_LLM_MODELS to the folder holding stories260K/ ` +
+        `(default ../shared/models from the project root); see that folder's README.md.`,
+    );
+  }
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+/** The error `fn` throws, checked to be an instance of `type`. */
+function thrown<E extends Error>(fn: () => unknown, type: new (...args: never[]) => E): E {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(type);
+    return e as E;
+  }
+  throw new Error('expected an error, none was thrown');
+}
+
+const smolLM2 = randomModelConfig('llama', BENCHMARK_MODELS['SmolLM2-135M'].options);
+
+describe('parseModelConfig', () => {
+  it('parses the real stories260K config.json', () => {
+    const spec = parseModelConfig(readModelJson('stories260K', 'config.json'));
+    expect(spec).toEqual<ModelSpec>({
+      arch: 'llama',
+      modelType: 'llama',
+      vocabSize: 512,
+      hiddenSize: 64,
+      intermediateSize: 172,
+      numLayers: 5,
+      numHeads: 8,
+      numKvHeads: 4,
+      headDim: 8,
+      maxContext: 512,
+      norm: { kind: 'rms', eps: 1e-5 },
+      activation: 'silu',
+      gatedMlp: true,
+      rope: { theta: 10000, rotaryDim: 8, layout: 'rotate-half', scaling: null },
+      qkvBias: false,
+      outputBias: false,
+      mlpBias: false,
+      qkNorm: false,
+      tiedEmbeddings: true,
+      learnedPositions: false,
+      attentionScale: 1 / Math.sqrt(8),
+      bosTokenId: 1,
+      eosTokenIds: [2],
+    });
+  });
+
+  it('parses the small random presets of every architecture', () => {
+    for (const [arch, o] of Object.entries(SMALL_MODELS)) {
+      const spec = parseModelConfig(randomModelConfig(arch as ModelSpec['arch'], o));
+      expect(spec).toMatchObject({
+        arch,
+        vocabSize: o.vocabSize,
+        hiddenSize: o.hiddenSize,
+        intermediateSize: o.intermediateSize,
+        numLayers: o.numLayers,
+        numHeads: o.numHeads,
+        numKvHeads: o.numKvHeads,
+        headDim: o.headDim,
+        maxContext: o.maxContext,
+        tiedEmbeddings: o.tiedEmbeddings,
+        attentionScale: 1 / Math.sqrt(o.headDim),
+      });
+    }
+  });
+
+  it('reads llama3 rope scaling (Llama-3.2-1B) and explicit head_dim', () => {
+    const spec = parseModelConfig(randomModelConfig('llama', BENCHMARK_MODELS['Llama-3.2-1B'].options));
+    expect(spec.headDim).toBe(64);
+    expect(spec.rope).toEqual({
+      theta: 500000,
+      rotaryDim: 64,
+      layout: 'rotate-half',
+      scaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    });
+    expect(spec.eosTokenIds).toEqual([128001]);
+  });
+
+  it('reads linear rope scaling under the old "type" key and transformers 5 rope_parameters', () => {
+    const linear = parseModelConfig({ ...smolLM2, rope_scaling: { type: 'linear', factor: 4 } });
+    expect(linear.rope?.scaling).toEqual({ type: 'linear', factor: 4 });
+    const { rope_theta: _theta, rope_scaling: _scaling, ...rest } = smolLM2;
+    const v5 = parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 123 } });
+    expect(v5.rope).toEqual({ theta: 123, rotaryDim: 64, layout: 'rotate-half', scaling: null });
+    expect(parseModelConfig({ ...smolLM2, rope_scaling: { rope_type: 'default' } }).rope?.scaling).toBeNull();
+    const yarnConfig = { ...smolLM2, rope_scaling: { rope_type: 'yarn', factor: 4 } };
+    const yarn = thrown(() => parseModelConfig(yarnConfig), ModelConfigError);
+    expect(yarn.field).toBe('rope_scaling');
+    expect(yarn.message).toContain('yarn');
+  });
+
+  it('qwen2 (Qwen2.5-0.5B): q/k/v biases, no output bias, tied', () => {
+    const spec = parseModelConfig(randomModelConfig('qwen2', BENCHMARK_MODELS['Qwen2.5-0.5B'].options));
+    expect(spec).toMatchObject({ arch: 'qwen2', qkvBias: true, outputBias: false, mlpBias: false, qkNorm: false });
+    expect(spec).toMatchObject({ tiedEmbeddings: true, numHeads: 14, numKvHeads: 2, headDim: 64 });
+    expect(spec.norm).toEqual({ kind: 'rms', eps: 1e-6 });
+  });
+
+  it('qwen3 (Qwen3-0.6B config): qk-norm, head_dim from config', () => {
+    const spec = parseModelConfig({
+      architectures: ['Qwen3ForCausalLM'],
+      model_type: 'qwen3',
+      attention_bias: false,
+      head_dim: 128,
+      hidden_act: 'silu',
+      hidden_size: 1024,
+      intermediate_size: 3072,
+      max_position_embeddings: 40960,
+      max_window_layers: 28,
+      num_attention_heads: 16,
+      num_hidden_layers: 28,
+      num_key_value_heads: 8,
+      rms_norm_eps: 1e-6,
+      rope_scaling: null,
+      rope_theta: 1000000,
+      sliding_window: null,
+      tie_word_embeddings: true,
+      use_sliding_window: false,
+      vocab_size: 151936,
+      bos_token_id: 151643,
+      eos_token_id: 151645,
+    });
+    expect(spec).toMatchObject({ arch: 'qwen3', qkNorm: true, qkvBias: false, outputBias: false });
+    expect(spec).toMatchObject({ headDim: 128, numHeads: 16, numKvHeads: 8, hiddenSize: 1024 });
+    expect(spec.attentionScale).toBeCloseTo(1 / Math.sqrt(128), 15);
+  });
+
+  it('gpt2 (the real openai-community/gpt2 config.json): defaults, LayerNorm, gelu_new, learned positions', () => {
+    const spec = parseModelConfig({
+      activation_function: 'gelu_new',
+      architectures: ['GPT2LMHeadModel'],
+      attn_pdrop: 0.1,
+      bos_token_id: 50256,
+      embd_pdrop: 0.1,
+      eos_token_id: 50256,
+      initializer_range: 0.02,
+      layer_norm_epsilon: 1e-5,
+      model_type: 'gpt2',
+      n_ctx: 1024,
+      n_embd: 768,
+      n_head: 12,
+      n_layer: 12,
+      n_positions: 1024,
+      resid_pdrop: 0.1,
+      summary_activation: null,
+      task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } },
+      vocab_size: 50257,
+    });
+    expect(spec).toEqual<ModelSpec>({
+      arch: 'gpt2',
+      modelType: 'gpt2',
+      vocabSize: 50257,
+      hiddenSize: 768,
+      intermediateSize: 3072,
+      numLayers: 12,
+      numHeads: 12,
+      numKvHeads: 12,
+      headDim: 64,
+      maxContext: 1024,
+      norm: { kind: 'layer', eps: 1e-5 },
+      activation: 'gelu_tanh',
+      gatedMlp: false,
+      rope: null,
+      qkvBias: true,
+      outputBias: true,
+      mlpBias: true,
+      qkNorm: false,
+      tiedEmbeddings: true,
+      learnedPositions: true,
+      attentionScale: 1 / 8,
+      bosTokenId: 50256,
+      eosTokenIds: [50256],
+    });
+    const tiny = { model_type: 'gpt2', n_embd: 64, n_head: 4, n_layer: 1, n_positions: 8, vocab_size: 9 };
+    const exactGelu = { ...tiny, activation_function: 'gelu' };
+    const gelu = thrown(() => parseModelConfig(exactGelu), ModelConfigError);
+    expect(gelu.field).toBe('activation_function');
+  });
+
+  it('mistral: accepted without a sliding window (or one covering the context), refused with a shorter one', () => {
+    const mistral = {
+      ...smolLM2,
+      architectures: ['MistralForCausalLM'],
+      model_type: 'mistral',
+      max_position_embeddings: 32768,
+    };
+    const unwindowed = parseModelConfig({ ...mistral, sliding_window: null });
+    expect(unwindowed).toMatchObject({ arch: 'llama', modelType: 'mistral' });
+    expect(parseModelConfig({ ...mistral, sliding_window: 32768 }).arch).toBe('llama');
+    const e = thrown(() => parseModelConfig({ ...mistral, sliding_window: 4096 }), ModelConfigError);
+    expect(e.field).toBe('sliding_window');
+    expect(e.message).toContain('4096');
+    // Qwen2 only slides when use_sliding_window says so.
+    const qwen = randomModelConfig('qwen2', SMALL_MODELS.qwen2);
+    expect(parseModelConfig({ ...qwen, sliding_window: 16 }).arch).toBe('qwen2');
+    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true, sliding_window: 16 })).toThrow(ModelConfigError);
+  });
+
+  it('refuses unsupported model types, naming the type and the supported ones', () => {
+    for (const type of ['phi3', 'mamba', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const e = thrown(() => parseModelConfig({ ...smolLM2, model_type: type }), UnsupportedModelError);
+      expect(e.modelType).toBe(type);
+      expect(e.message).toContain(`"${type}"`);
+      expect(e.message).toContain('llama, mistral, qwen2, qwen3, gpt2');
+    }
+  });
+
+  it('names the missing or invalid field', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ ...smolLM2, hidden_size: undefined }, 'hidden_size'],
+      [{ ...smolLM2, num_attention_heads: '9' }, 'num_attention_heads'],
+      [{ ...smolLM2, num_hidden_layers: 2.5 }, 'num_hidden_layers'],
+      [{ ...smolLM2, vocab_size: 0 }, 'vocab_size'],
+      [{ ...smolLM2, num_key_value_heads: 4 }, 'num_key_value_heads'],
+      [{ ...smolLM2, head_dim: undefined, hidden_size: 577 }, 'head_dim'],
+      [{ ...smolLM2, hidden_act: 'gelu' }, 'hidden_act'],
+      [{ ...smolLM2, rms_norm_eps: -1 }, 'rms_norm_eps'],
+      [{ ...smolLM2, tie_word_embeddings: 'yes' }, 'tie_word_embeddings'],
+      [{ ...smolLM2, model_type: undefined }, 'model_type'],
+      [{ ...smolLM2, max_position_embeddings: undefined }, 'max_position_embeddings'],
+      [{ ...smolLM2, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'rope_scaling.low_freq_factor'],
+      [{ ...smolLM2, eos_token_id: [1, 'x'] }, 'eos_token_id'],
+      [{ ...smolLM2, eos_token_id: 49152 }, 'eos_token_id'],
+      [{ ...smolLM2, bos_token_id: -1 }, 'bos_token_id'],
+    ];
+    for (const [config, field] of cases) {
+      const e = thrown(() => parseModelConfig(JSON.parse(JSON.stringify(config))), ModelConfigError);
+      expect(e.field, JSON.stringify(config)).toBe(field);
+      expect(e.message).toContain(field);
+    }
+    expect(() => parseModelConfig('{}')).toThrow(ModelConfigError);
+    expect(() => parseModelConfig(smolLM2, [1])).toThrow(ModelConfigError);
+  });
+
+  it('unites eos ids from config.json and generation_config.json (numbers or arrays), in order', () => {
+    const both = parseModelConfig({ ...smolLM2, eos_token_id: [2, 5] }, { eos_token_id: [5, 7] });
+    expect(both.eosTokenIds).toEqual([2, 5, 7]);
+    expect(parseModelConfig({ ...smolLM2, eos_token_id: 3 }, { eos_token_id: [3, 4] }).eosTokenIds).toEqual([3, 4]);
+    expect(parseModelConfig({ ...smolLM2, eos_token_id: null }, { eos_token_id: 9 }).eosTokenIds).toEqual([9]);
+    expect(parseModelConfig({ ...smolLM2, eos_token_id: null }).eosTokenIds).toEqual([]);
+    expect(parseModelConfig({ ...smolLM2, bos_token_id: null }, { bos_token_id: 1 }).bosTokenId).toBe(1);
+    expect(parseModelConfig({ ...smolLM2, bos_token_id: null }).bosTokenId).toBeNull();
+  });
+
+  it('ignores __proto__ and constructor keys and inherited fields (no prototype pollution)', () => {
+    const baseline = parseModelConfig(smolLM2);
+    const body = JSON.stringify(smolLM2).slice(1, -1);
+    const hostile = JSON.parse(
+      `{"__proto__": {"tie_word_embeddings": false, "hidden_act": "gelu", "polluted": true}, ` +
+        `"constructor": {"prototype": {"polluted": true}}, ${body}, ` +
+        `"rope_scaling": {"__proto__": {"rope_type": "llama3"}, "constructor": {"name": "x"}}}`,
+    );
+    expect(parseModelConfig(hostile, JSON.parse('{"__proto__": {"eos_token_id": 7}}'))).toEqual(baseline);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined();
+
+    // Fields reachable only through the prototype chain count as missing.
+    const inherited = Object.assign(Object.create({ hidden_size: 576 }) as Record<string, unknown>, smolLM2);
+    delete inherited.hidden_size;
+    expect(thrown(() => parseModelConfig(inherited), ModelConfigError).field).toBe('hidden_size');
+  });
+});
