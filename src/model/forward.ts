@@ -1,0 +1,460 @@
+/**
+ * The transformer on the GPU: weights uploaded once, a RunState allocated once, and every kernel launch
+ * prepared at load (pipelines, uniform buffers, bind groups). A forward call only writes token ids and
+ * changed parameters, encodes one compute pass per layer and submits once per chunk; decode reads back
+ * the 4-byte token id. Nothing here creates a buffer or bind group after `createGpuModel` returns.
+ */
+import type { Gpu } from '../gpu/device';
+import { LimitsExceededError, ShapeError } from '../gpu/errors';
+import { f16BitsToF32 } from '../gpu/f16';
+import { createBuffer, createTensor, tensorBytes, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
+import { prepareArgmax } from '../ops/argmax';
+import { prepareAttention } from '../ops/attention';
+import { prepareEmbedding } from '../ops/embedding';
+import { prepareGelu } from '../ops/gelu';
+import { prepareMatmul } from '../ops/matmul';
+import { prepareNorm } from '../ops/norm';
+import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
+import { prepareSiluMul } from '../ops/silu_mul';
+import type { ModelSpec } from './config';
+import { createKvCache, kvCacheShape, type KvCache } from './kv-cache';
+import type { CanonicalWeights, F32Tensor, NormWeights, WeightDtype, WeightTensor } from './weights';
+
+/** A prompt or generation would run past the context the model was loaded with. */
+export class ContextFullError extends Error {
+  override readonly name = 'ContextFullError';
+  constructor(
+    readonly requiredTokens: number,
+    readonly contextLength: number,
+  ) {
+    super(
+      `This needs ${requiredTokens} tokens of context but the model was loaded with ${contextLength}. ` +
+        `Start a new conversation, shorten the prompt, or load the model with a longer contextLength.`,
+    );
+  }
+}
+
+export interface GpuModelOptions {
+  /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
+  contextLength?: number;
+  /** Most tokens one prefill dispatch covers, bounding memory and the time of any single submit. */
+  prefillChunk?: number;
+}
+
+interface GpuNorm {
+  weight: Tensor;
+  bias?: Tensor;
+}
+
+interface GpuLayer {
+  attnNorm: GpuNorm;
+  /** [(nH + 2·nKV)·hd, D] */
+  wqkv: Tensor;
+  bqkv?: Tensor;
+  /** [hd] each (Qwen3). */
+  qNorm?: Tensor;
+  kNorm?: Tensor;
+  /** [D, nH·hd] */
+  wo: Tensor;
+  bo?: Tensor;
+  mlpNorm: GpuNorm;
+  /** [2I, D] gated (gate rows, then up rows), or [I, D]. */
+  wUp: Tensor;
+  bUp?: Tensor;
+  /** [D, I] */
+  wDown: Tensor;
+  bDown?: Tensor;
+}
+
+interface GpuWeights {
+  /** [V, D] */
+  embedding: Tensor;
+  /** [maxContext, D] f32 (GPT-2). */
+  positionEmbedding?: Tensor;
+  layers: GpuLayer[];
+  finalNorm: GpuNorm;
+  /** [V, D]; the embedding tensor itself when tied. */
+  lmHead: Tensor;
+  /** [contextLength, rotaryDim/2, 2] cos/sin, when the model uses rope. */
+  ropeTable?: Tensor;
+}
+
+/** Activations, sized for the largest chunk and reused by every call (T = rows in use). */
+interface RunState {
+  /** [chunk] u32 token ids of the current chunk. */
+  ids: Tensor;
+  /** [chunk, D] the residual stream. */
+  x: Tensor;
+  /** [chunk, D] normalised x, input of the projections. */
+  xn: Tensor;
+  /** [chunk, (nH + 2·nKV)·hd] fused q, k, v projections. */
+  qkv: Tensor;
+  /** [chunk, nH, hd] rotated queries. */
+  q: Tensor;
+  /** [chunk, nH, hd] attention output. */
+  attn: Tensor;
+  /** [chunk, 2I] gate and up (gated MLP) or [chunk, I]. */
+  up: Tensor;
+  /** [chunk, I] activated MLP hidden state. */
+  act: Tensor;
+  /** [1, D] the last row of x, the only one the LM head needs. */
+  last: Tensor;
+  /** [1, D] */
+  lastNorm: Tensor;
+  /** [1, V] */
+  logits: Tensor;
+  /** [1] u32 greedy next token. */
+  next: Tensor;
+  /** MAP_READ staging for `next` and `logits`, reused by every readback. */
+  tokenReadback: GPUBuffer;
+  logitsReadback: GPUBuffer;
+  kv: KvCache;
+}
+
+/** A prepared launch seen through the parameters a step changes (any KernelDispatch with those fields). */
+interface Launch<P> {
+  encode(pass: GPUComputePassEncoder): void;
+  set(changes: P): void;
+}
+
+/** One prepared launch and how it follows the chunk length T and start position pos. */
+interface Step {
+  dispatch: Pick<Launch<never>, 'encode'>;
+  update(T: number, pos: number): void;
+}
+
+/** Every launch of one forward call, for a fixed maximum T: the prefill plan and the T = 1 decode plan. */
+interface Plan {
+  maxT: number;
+  embed: Step;
+  layers: Step[][];
+  head: Step[];
+  applied: { T: number; pos: number };
+}
+
+export type ForwardResult = { kind: 'token'; token: number } | { kind: 'logits'; logits: Float32Array };
+
+export class GpuModel {
+  private busy = false;
+  private readonly idsScratch: Uint32Array<ArrayBuffer>;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly spec: ModelSpec,
+    readonly contextLength: number,
+    private readonly state: RunState,
+    private readonly prefill: Plan,
+    private readonly decode: Plan,
+    private readonly buffers: GPUBuffer[],
+  ) {
+    this.idsScratch = new Uint32Array(prefill.maxT);
+  }
+
+  static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
+    const contextLength = options.contextLength ?? spec.maxContext;
+    if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > spec.maxContext) {
+      throw new ShapeError('model', `contextLength must be an integer in [1, ${spec.maxContext}], got ${contextLength}`);
+    }
+    const chunk = Math.min(options.prefillChunk ?? 128, contextLength);
+    const dtype = weights.embedding.dtype === 'f16' && weights.lmHead.dtype === 'f16' ? 'f16' : 'f32';
+    checkModelFits(gpu, spec, dtype, contextLength, chunk);
+
+    const buffers: GPUBuffer[] = [];
+    const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
+    const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track);
+    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers);
+    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk);
+    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1);
+    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers);
+  }
+
+  /** Positions of the KV cache that hold processed tokens. */
+  get cachedLength(): number {
+    return this.state.kv.length;
+  }
+
+  /** Forgets cached positions from `length` on, so the next forward call starts there. */
+  rewind(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.state.kv.length) {
+      throw new ShapeError('model', `cannot rewind to ${length}: ${this.state.kv.length} positions are cached`);
+    }
+    this.state.kv.length = length;
+  }
+
+  /**
+   * Runs `tokens` at positions cachedLength.. and returns the greedy next token (4 bytes read back) or the
+   * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each.
+   */
+  async forward(tokens: ArrayLike<number>, read: 'token' | 'logits' = 'token'): Promise<ForwardResult> {
+    const { gpu, spec, state } = this;
+    if (gpu.lostError) throw gpu.lostError;
+    if (this.busy) throw new Error('GpuModel.forward is already running; calls must be serialised');
+    if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
+    const start = state.kv.length;
+    if (start + tokens.length > this.contextLength) throw new ContextFullError(start + tokens.length, this.contextLength);
+    for (let i = 0; i < tokens.length; i++) {
+      const id = tokens[i];
+      if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) {
+        throw new ShapeError('model', `token id ${id} at index ${i} is outside the vocabulary of ${spec.vocabSize}`);
+      }
+    }
+
+    this.busy = true;
+    try {
+      for (let done = 0; done < tokens.length; ) {
+        const plan = tokens.length - done === 1 ? this.decode : this.prefill;
+        const T = Math.min(plan.maxT, tokens.length - done);
+        const pos = start + done;
+        const isLast = done + T === tokens.length;
+        for (let i = 0; i < T; i++) this.idsScratch[i] = tokens[done + i];
+        gpu.device.queue.writeBuffer(state.ids.buffer, 0, this.idsScratch, 0, T);
+        this.encodeAndSubmit(plan, T, pos, isLast ? read : undefined);
+        done += T;
+        state.kv.length = pos + T;
+      }
+      return await this.readResult(read);
+    } catch (e) {
+      throw gpu.lostError ?? e;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Embedding, then one compute pass per layer, then (on the last chunk) the LM head and a copy to staging. */
+  private encodeAndSubmit(plan: Plan, T: number, pos: number, read: 'token' | 'logits' | undefined): void {
+    const { device } = this.gpu;
+    const { state } = this;
+    if (plan.applied.T !== T || plan.applied.pos !== pos) {
+      plan.embed.update(T, pos);
+      for (const layer of plan.layers) for (const step of layer) step.update(T, pos);
+      plan.applied = { T, pos };
+    }
+    const encoder = device.createCommandEncoder({ label: `forward T=${T} pos=${pos}` });
+    encodePass(encoder, 'embed', [plan.embed]);
+    plan.layers.forEach((layer, l) => encodePass(encoder, `layer ${l}`, layer));
+    if (read) {
+      const rowBytes = this.spec.hiddenSize * 4;
+      encoder.copyBufferToBuffer(state.x.buffer, (T - 1) * rowBytes, state.last.buffer, 0, rowBytes);
+      encodePass(encoder, 'head', plan.head);
+      if (read === 'token') encoder.copyBufferToBuffer(state.next.buffer, 0, state.tokenReadback, 0, 4);
+      else encoder.copyBufferToBuffer(state.logits.buffer, 0, state.logitsReadback, 0, state.logitsReadback.size);
+    }
+    device.queue.submit([encoder.finish()]);
+  }
+
+  private async readResult(read: 'token' | 'logits'): Promise<ForwardResult> {
+    const { gpu, state } = this;
+    const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
+    await Promise.race([staging.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
+    try {
+      const mapped = staging.getMappedRange();
+      return read === 'token'
+        ? { kind: 'token', token: new Uint32Array(mapped, 0, 1)[0] }
+        : { kind: 'logits', logits: new Float32Array(mapped.slice(0)) };
+    } finally {
+      staging.unmap();
+    }
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    this.buffers.length = 0;
+  }
+}
+
+function encodePass(encoder: GPUCommandEncoder, label: string, steps: Step[]): void {
+  const pass = encoder.beginComputePass({ label });
+  for (const step of steps) step.dispatch.encode(pass);
+  pass.end();
+}
+
+/**
+ * Checks every GPU allocation the model will make against the device limits, from the config alone, so a
+ * model that cannot run is refused before its weights are downloaded or anything is allocated.
+ */
+export function checkModelFits(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, contextLength: number, prefillChunk: number): void {
+  const { maxBufferSize, maxStorageBufferBindingSize } = gpu.device.limits;
+  const limit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
+  const limitName = limit === maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
+  const check = (what: string, bytes: number) => {
+    if (bytes > limit) throw new LimitsExceededError(what, bytes, limit, limitName);
+  };
+  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
+  const qkvRows = (nH + 2 * nKV) * hd;
+  const upRows = spec.gatedMlp ? 2 * I : I;
+  check('the embedding / LM head weight', tensorBytes(dtype, [V, D]));
+  check('a layer\'s q/k/v weight', tensorBytes(dtype, [qkvRows, D]));
+  check('a layer\'s output projection weight', tensorBytes(dtype, [D, nH * hd]));
+  check('a layer\'s MLP up weight', tensorBytes(dtype, [upRows, D]));
+  check('a layer\'s MLP down weight', tensorBytes(dtype, [D, I]));
+  if (spec.learnedPositions) check('the position embedding', tensorBytes('f32', [spec.maxContext, D]));
+  check('one layer\'s KV cache', tensorBytes('f32', kvCacheShape(spec, contextLength)));
+  check('the activations', tensorBytes('f32', [prefillChunk, Math.max(D, qkvRows, upRows)]));
+  check('the logits', tensorBytes('f32', [V]));
+}
+
+async function uploadWeights(
+  gpu: Gpu,
+  spec: ModelSpec,
+  w: CanonicalWeights,
+  contextLength: number,
+  track: (t: Tensor) => Tensor,
+): Promise<GpuWeights> {
+  const up = async (label: string, t: WeightTensor) => track(await uploadTensor(gpu, label, t.dtype, t.shape, t.data));
+  const opt = async (label: string, t: WeightTensor | undefined) => (t ? up(label, t) : undefined);
+  const norm = async (label: string, n: NormWeights): Promise<GpuNorm> => ({
+    weight: await up(`${label} weight`, n.weight),
+    bias: await opt(`${label} bias`, n.bias),
+  });
+
+  const embedding = await up('embedding', w.embedding);
+  const layers: GpuLayer[] = [];
+  for (const [i, l] of w.layers.entries()) {
+    const upWeight = l.wGateUp ?? l.wUp;
+    if (!upWeight) throw new ShapeError('model', `layer ${i} has no MLP up projection`);
+    layers.push({
+      attnNorm: await norm(`layer ${i} attention norm`, l.attnNorm),
+      wqkv: await up(`layer ${i} qkv`, l.wqkv),
+      bqkv: await opt(`layer ${i} qkv bias`, l.bqkv),
+      qNorm: await opt(`layer ${i} q norm`, l.qNorm),
+      kNorm: await opt(`layer ${i} k norm`, l.kNorm),
+      wo: await up(`layer ${i} o_proj`, l.wo),
+      bo: await opt(`layer ${i} o_proj bias`, l.bo),
+      mlpNorm: await norm(`layer ${i} MLP norm`, l.mlpNorm),
+      wUp: await up(`layer ${i} up`, upWeight),
+      bUp: await opt(`layer ${i} up bias`, l.bGateUp ?? l.bUp),
+      wDown: await up(`layer ${i} down`, l.wDown),
+      bDown: await opt(`layer ${i} down bias`, l.bDown),
+    });
+  }
+  let ropeTableTensor: Tensor | undefined;
+  if (spec.rope) {
+    const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });
+    const table = ropeTable(invFreq, contextLength);
+    ropeTableTensor = track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
+  }
+  return {
+    embedding,
+    positionEmbedding: w.positionEmbedding && (await up('position embedding', toF32(w.positionEmbedding))),
+    layers,
+    finalNorm: await norm('final norm', w.finalNorm),
+    lmHead: w.lmHead === w.embedding ? embedding : await up('LM head', w.lmHead),
+    ropeTable: ropeTableTensor,
+  };
+}
+
+/** The embedding kernel adds position embeddings in f32. */
+function toF32(t: WeightTensor): F32Tensor {
+  if (t.dtype === 'f32') return t;
+  const data = new Float32Array(t.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = f16BitsToF32(t.data[i]);
+  return { dtype: 'f32', shape: t.shape, data };
+}
+
+async function createRunState(
+  gpu: Gpu,
+  spec: ModelSpec,
+  contextLength: number,
+  chunk: number,
+  track: (t: Tensor) => Tensor,
+  buffers: GPUBuffer[],
+): Promise<RunState> {
+  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
+  const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
+  const staging = async (label: string, size: number) => {
+    const b = await createBuffer(gpu, label, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    buffers.push(b);
+    return b;
+  };
+  const kv = await createKvCache(gpu, spec, contextLength);
+  for (const c of [...kv.keys, ...kv.values]) track(c);
+  return {
+    ids: await t('ids', [chunk], 'u32'),
+    x: await t('x', [chunk, D]),
+    xn: await t('xn', [chunk, D]),
+    qkv: await t('qkv', [chunk, (nH + 2 * nKV) * hd]),
+    q: await t('q', [chunk, nH, hd]),
+    attn: await t('attn', [chunk, nH, hd]),
+    up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
+    act: await t('act', [chunk, I]),
+    last: await t('last row', [1, D]),
+    lastNorm: await t('last row normed', [1, D]),
+    logits: await t('logits', [1, V]),
+    next: await t('next token', [1], 'u32'),
+    tokenReadback: await staging('token readback', 4),
+    logitsReadback: await staging('logits readback', V * 4),
+    kv,
+  };
+}
+
+/** The same buffer seen with fewer leading rows: decode launches bind the first row of each activation. */
+function rows(t: Tensor, n: number): Tensor {
+  return { ...t, shape: [n, ...t.shape.slice(1)] };
+}
+
+/** A 3-D [T, nH, hd] activation seen as the 2-D [T, nH·hd] input of a matmul. */
+function flatten(t: Tensor): Tensor {
+  return { ...t, shape: [t.shape[0], t.shape[1] * t.shape[2]] };
+}
+
+async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number): Promise<Plan> {
+  const x = rows(s.x, maxT);
+  const xn = rows(s.xn, maxT);
+  const qkv = rows(s.qkv, maxT);
+  const q = rows(s.q, maxT);
+  const attn = rows(s.attn, maxT);
+  const up = rows(s.up, maxT);
+  const act = rows(s.act, maxT);
+  const contextLength = s.kv.contextLength;
+  const { numHeads: nHeads, numKvHeads: nKvHeads, headDim } = spec;
+
+  // Each kind of launch follows T (and pos) through its own parameter names.
+  const byRows = (d: Launch<{ rows: number }>): Step => ({ dispatch: d, update: (T) => d.set({ rows: T }) });
+  const byM = (d: Launch<{ M: number }>): Step => ({ dispatch: d, update: (T) => d.set({ M: T }) });
+  const byTPos = (d: Launch<{ T: number; pos: number }>): Step => ({ dispatch: d, update: (T, pos) => d.set({ T, pos }) });
+  const fixed = (d: Step['dispatch']): Step => ({ dispatch: d, update: () => {} });
+  const norm = async (input: Tensor, out: Tensor, n: GpuNorm) =>
+    prepareNorm(gpu, { x: input, out, weight: n.weight, bias: n.bias, kind: spec.norm.kind, eps: spec.norm.eps });
+
+  const embed = await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: w.embedding, out: x, posTable: w.positionEmbedding });
+  const layers: Step[][] = [];
+  for (const [l, L] of w.layers.entries()) {
+    const k = s.kv.keys[l];
+    const v = s.kv.values[l];
+    const steps: Step[] = [
+      byRows(await norm(x, xn, L.attnNorm)),
+      byM(await prepareMatmul(gpu, { x: xn, w: L.wqkv, bias: L.bqkv, y: qkv })),
+      byTPos(
+        await prepareRope(gpu, {
+          qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
+          rotaryDim: spec.rope?.rotaryDim ?? 0, maxContext: contextLength, layout: spec.rope?.layout ?? 'rotate-half',
+          qNorm: L.qNorm, kNorm: L.kNorm, normEps: spec.norm.eps, T: maxT, pos: 0,
+        }),
+      ),
+      byTPos(
+        await prepareAttention(gpu, {
+          q, kCache: k, vCache: v, out: attn, nHeads, nKvHeads, headDim, maxContext: contextLength,
+          T: maxT, pos: 0, scale: spec.attentionScale,
+        }),
+      ),
+      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true })),
+      byRows(await norm(x, xn, L.mlpNorm)),
+      byM(await prepareMatmul(gpu, { x: xn, w: L.wUp, bias: L.bUp, y: up })),
+      byRows(spec.gatedMlp ? await prepareSiluMul(gpu, { gateUp: up, out: act }) : await prepareGelu(gpu, { x: up, out: act })),
+      byM(await prepareMatmul(gpu, { x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true })),
+    ];
+    layers.push(steps);
+  }
+  const head = [
+    fixed(await norm(s.last, s.lastNorm, w.finalNorm)),
+    fixed(await prepareMatmul(gpu, { x: s.lastNorm, w: w.lmHead, y: s.logits })),
+    fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next })),
+  ];
+  return {
+    maxT,
+    embed: { dispatch: embed, update: (T, pos) => embed.set({ rows: T, pos }) },
+    layers,
+    head,
+    applied: { T: maxT, pos: 0 },
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * The KV cache: per layer, keys and values for every position of the context, in GPU memory for the whole
+ * life of the model. Layout (shared by the rope kernel that writes it and the attention kernel that reads
+ * it): f32 [nKvHeads, contextLength, headDim], element (h, p, d) at (h·contextLength + p)·headDim + d.
+ *
+ * `length` is how many leading positions hold valid entries; a forward pass at position p overwrites p
+ * onward, so rewinding (for reuse of a common prefix) is just lowering `length`.
+ */
+import type { Gpu } from '../gpu/device';
+import { createTensor, type Tensor } from '../gpu/tensor';
+import type { ModelSpec } from './config';
+
+export interface KvCache {
+  /** Per layer, [nKvHeads, contextLength, headDim] f32. */
+  keys: Tensor[];
+  /** Per layer, [nKvHeads, contextLength, headDim] f32. */
+  values: Tensor[];
+  contextLength: number;
+  /** Positions 0..length-1 hold the keys and values of the tokens processed so far. */
+  length: number;
+}
+
+export function kvCacheShape(spec: ModelSpec, contextLength: number): number[] {
+  return [spec.numKvHeads, contextLength, spec.headDim];
+}
+
+export async function createKvCache(gpu: Gpu, spec: ModelSpec, contextLength: number): Promise<KvCache> {
+  const shape = kvCacheShape(spec, contextLength);
+  const keys: Tensor[] = [];
+  const values: Tensor[] = [];
+  for (let l = 0; l < spec.numLayers; l++) {
+    keys.push(await createTensor(gpu, `layer ${l} keys`, 'f32', shape));
+    values.push(await createTensor(gpu, `layer ${l} values`, 'f32', shape));
+  }
+  return { keys, values, contextLength, length: 0 };
+}

@@ -1,0 +1,89 @@
+/**
+ * Loading a model: config → spec, tokenizer, safetensors header (single file or shards), a limits check
+ * from the config alone (before any weight is read), then weights mapped to canonical form and uploaded.
+ */
+import type { Gpu } from '../gpu/device';
+import { openSafetensors, openShardedSafetensors, type TensorSource } from '../formats/safetensors';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer';
+import { parseModelConfig, type ModelSpec } from './config';
+import { ModelFileMissingError, type ModelFiles } from './files';
+import { checkModelFits, GpuModel, type GpuModelOptions } from './forward';
+import { loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
+
+export interface LoadModelOptions extends GpuModelOptions {
+  /** Dtype of the weight matrices on the GPU; default f16 for F16/BF16 checkpoints, f32 for F32 ones. */
+  dtype?: WeightDtype;
+  /** Called after each tensor is read, with the bytes read so far and the total of the weight files. */
+  onProgress?: (progress: { loadedBytes: number; totalBytes: number; tensor: string }) => void;
+}
+
+export interface LoadedModel {
+  spec: ModelSpec;
+  tokenizer: Tokenizer;
+  model: GpuModel;
+  /** generation_config.json as given (sampling defaults), or an empty object. */
+  generationConfig: Record<string, unknown>;
+}
+
+async function requiredText(files: ModelFiles, file: string): Promise<string> {
+  const text = await files.text(file);
+  if (text === undefined) throw new ModelFileMissingError(files.name, file);
+  return text;
+}
+
+function parseJson(files: ModelFiles, file: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`${files.name}/${file} is not valid JSON (${(e as Error).message}); is it an HTML error page?`);
+  }
+}
+
+function asObject(files: ModelFiles, file: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new SyntaxError(`${files.name}/${file} must hold a JSON object`);
+  }
+  return Object.fromEntries(Object.entries(value));
+}
+
+/** The weights: model.safetensors, or the shards listed by model.safetensors.index.json. */
+async function openWeights(files: ModelFiles): Promise<TensorSource> {
+  const single = await files.bytes('model.safetensors');
+  if (single) return openSafetensors(single);
+  const index = await files.text('model.safetensors.index.json');
+  if (index === undefined) throw new ModelFileMissingError(files.name, 'model.safetensors');
+  return openShardedSafetensors(index, async (shard) => {
+    const source = await files.bytes(shard);
+    if (!source) throw new ModelFileMissingError(files.name, shard);
+    return source;
+  });
+}
+
+export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const configText = await requiredText(files, 'config.json');
+  const generationText = await files.text('generation_config.json');
+  const generationConfig = generationText === undefined ? {} : asObject(files, 'generation_config.json', parseJson(files, 'generation_config.json', generationText));
+  const spec = parseModelConfig(parseJson(files, 'config.json', configText), generationConfig);
+
+  const tokenizer = loadTokenizer({
+    tokenizerJson: await requiredText(files, 'tokenizer.json'),
+    tokenizerConfig: await files.text('tokenizer_config.json'),
+  });
+  tokenizer.addEosTokenIds(spec.eosTokenIds);
+
+  const weights = await openWeights(files);
+  const checkpointDtypes = new Set([...weights.tensors.values()].map((t) => t.dtype));
+  const dtype = options.dtype ?? (checkpointDtypes.has('F32') ? 'f32' : 'f16');
+  const contextLength = options.contextLength ?? spec.maxContext;
+  checkModelFits(gpu, spec, dtype, contextLength, Math.min(options.prefillChunk ?? 128, contextLength));
+
+  const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
+  let loadedBytes = 0;
+  const read = safetensorsWeightReader(weights, (info) => {
+    loadedBytes += info.byteLength;
+    options.onProgress?.({ loadedBytes, totalBytes, tensor: info.name });
+  });
+  const canonical = await loadCanonicalWeights(spec, read, { dtype });
+  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength });
+  return { spec, tokenizer, model, generationConfig };
+}

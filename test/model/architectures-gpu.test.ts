@@ -1,0 +1,60 @@
+/**
+ * Each architecture as a random-weight model with small but realistic shapes: GPU logits against the
+ * independent CPU reference at several positions, and prefill logits against decode logits.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Arch } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/config';
+import { GpuModel } from '../../src/model/forward';
+import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { createReferenceModel } from '../../src/reference/forward';
+import { compare } from '../../src/selftest/compare';
+import { createRng } from '../../src/selftest/random';
+import { freshSeed, testGpu } from '../gpu';
+
+const TOLERANCE = { f32: 1e-5, f16: 1e-3 };
+const PROMPT = 21; // two prefill chunks of 16: one full, one partial
+const DECODE = 3;
+
+function expectClose(what: string, seed: number, tol: number, actual: Float32Array, expected: Float32Array): void {
+  const c = compare(actual, expected);
+  expect(c.nmse, `${what}: nmse ${c.nmse.toExponential(2)} > ${tol}, max abs ${c.maxAbsError} at ${c.worstIndex}, seed ${seed}`).toBeLessThanOrEqual(tol);
+}
+
+function logitsOf(r: Awaited<ReturnType<GpuModel['forward']>>): Float32Array {
+  if (r.kind !== 'logits') throw new Error('expected logits');
+  return r.logits;
+}
+
+describe.each(['llama', 'qwen2', 'qwen3', 'gpt2'] satisfies Arch[])('%s (random weights) on the GPU', (arch) => {
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(`matches the CPU reference, ${dtype} weights; prefill equals decode`, async () => {
+      const gpu = await testGpu();
+      const seed = freshSeed();
+      const { config, tensors } = randomModel(arch, { ...SMALL_MODELS[arch], dtype }, seed);
+      const spec = parseModelConfig(config);
+      const weights = await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype });
+      const reference = createReferenceModel(spec, weights);
+      const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, prefillChunk: 16 });
+
+      const rng = createRng(seed);
+      const tokens = Array.from({ length: PROMPT + DECODE }, () => rng.int(spec.vocabSize));
+      let expected: Float32Array = new Float32Array();
+      for (let p = 0; p < PROMPT; p++) expected = reference.forward(tokens[p], p);
+      const prefilled = logitsOf(await model.forward(tokens.slice(0, PROMPT), 'logits'));
+      expectClose(`prefill logits at ${PROMPT - 1}`, seed, TOLERANCE[dtype], prefilled, expected);
+      for (let p = PROMPT; p < PROMPT + DECODE; p++) {
+        const actual = logitsOf(await model.forward([tokens[p]], 'logits'));
+        expectClose(`decode logits at ${p}`, seed, TOLERANCE[dtype], actual, reference.forward(tokens[p], p));
+      }
+
+      // The same positions one token at a time: the decode kernels must agree with the prefill ones.
+      model.rewind(0);
+      let decoded: Float32Array = new Float32Array();
+      for (let p = 0; p < PROMPT; p++) decoded = logitsOf(await model.forward([tokens[p]], 'logits'));
+      expectClose(`decode vs prefill at ${PROMPT - 1}`, seed, 1e-9, decoded, prefilled);
+      model.destroy();
+    });
+  }
+});

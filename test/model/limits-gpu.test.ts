@@ -1,0 +1,103 @@
+/** What a model run must refuse, and what it must never do per token. */
+import { describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu/device';
+import { LimitsExceededError } from '../../src/gpu/errors';
+import type { ByteSource } from '../../src/formats/sources';
+import type { ModelFiles } from '../../src/model/files';
+import { folderFiles } from '../../src/model/files-node';
+import { ContextFullError } from '../../src/model/forward';
+import { loadModel } from '../../src/model/load';
+import { modelPath } from '../models';
+import { testGpu } from '../gpu';
+
+/** Counts the GPU objects created through `gpu.device` while `fn` runs. */
+async function countCreations<T>(gpu: Gpu, fn: () => Promise<T>): Promise<{ result: T; created: Record<string, number> }> {
+  const device = gpu.device;
+  const names = ['createBuffer', 'createBindGroup', 'createBindGroupLayout', 'createShaderModule', 'createComputePipeline', 'createComputePipelineAsync'] as const;
+  const created: Record<string, number> = {};
+  const originals = names.map((name) => {
+    const original = device[name];
+    created[name] = 0;
+    Object.defineProperty(device, name, {
+      configurable: true,
+      value: (...args: unknown[]) => {
+        created[name]++;
+        return Reflect.apply(original, device, args);
+      },
+    });
+    return [name, original] as const;
+  });
+  try {
+    return { result: await fn(), created };
+  } finally {
+    for (const [name] of originals) delete (device as unknown as Record<string, unknown>)[name];
+  }
+}
+
+describe('model limits', () => {
+  it('a model over the device limits is refused from its header, before any weight is read or buffer made', async () => {
+    const gpu = await testGpu();
+    const stories = folderFiles(modelPath('stories260K'));
+    const config = { ...JSON.parse((await stories.text('config.json'))!), vocab_size: 256000, hidden_size: 4096, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128 };
+    // A safetensors file of 4 GiB that exists only as its header: reading any weight byte fails the test.
+    const huge = 256000 * 4096 * 4;
+    const headerJson = JSON.stringify({ 'model.embed_tokens.weight': { dtype: 'F32', shape: [256000, 4096], data_offsets: [0, huge] } });
+    const headerBytes = new TextEncoder().encode(headerJson.padEnd(Math.ceil(headerJson.length / 8) * 8, ' '));
+    const prefix = new Uint8Array(8 + headerBytes.length);
+    new DataView(prefix.buffer).setUint32(0, headerBytes.length, true);
+    prefix.set(headerBytes, 8);
+    let weightBytesRead = 0;
+    const weights: ByteSource = {
+      name: 'model.safetensors',
+      size: prefix.length + huge,
+      read: async (offset, length) => {
+        if (offset + length <= prefix.length) return prefix.subarray(offset, offset + length);
+        weightBytesRead += length;
+        throw new Error('weight data must not be read');
+      },
+    };
+    const files: ModelFiles = {
+      name: 'huge',
+      text: async (f) => (f === 'config.json' ? JSON.stringify(config) : stories.text(f)),
+      bytes: async (f) => (f === 'model.safetensors' ? weights : undefined),
+    };
+    const { result, created } = await countCreations(gpu, () => loadModel(gpu, files, { dtype: 'f32' }).then(() => undefined, (e: unknown) => e));
+    expect(result).toBeInstanceOf(LimitsExceededError);
+    expect((result as LimitsExceededError).message).toMatch(/embedding/);
+    expect(weightBytesRead).toBe(0);
+    expect(created.createBuffer).toBe(0);
+  });
+
+  it('a prompt past the context is refused with both token counts, and the model stays usable', async () => {
+    const gpu = await testGpu();
+    const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 16 });
+    await model.forward([1, 403, 407, 261, 378, 432, 383, 286, 261, 376]);
+    const error = await model.forward([1, 2, 3, 4, 5, 6, 7]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ContextFullError);
+    expect(error).toMatchObject({ requiredTokens: 17, contextLength: 16 });
+    expect(model.cachedLength).toBe(10);
+    const next = await model.forward([1, 2, 3, 4, 5, 6]);
+    expect(next.kind).toBe('token');
+    expect(model.cachedLength).toBe(16);
+    model.destroy();
+  });
+
+  it('decode and prefill create no GPU buffer, bind group or pipeline after load', async () => {
+    const gpu = await testGpu();
+    const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
+    const { created } = await countCreations(gpu, async () => {
+      let next = await model.forward([1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298]);
+      for (let i = 0; i < 10; i++) next = await model.forward([next.kind === 'token' ? next.token : 0]);
+      await model.forward([5], 'logits');
+    });
+    expect(created).toEqual({
+      createBuffer: 0,
+      createBindGroup: 0,
+      createBindGroupLayout: 0,
+      createShaderModule: 0,
+      createComputePipeline: 0,
+      createComputePipelineAsync: 0,
+    });
+    model.destroy();
+  });
+});
