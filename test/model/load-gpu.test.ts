@@ -1,0 +1,63 @@
+/** The loader's sources: a sharded checkpoint through model.safetensors.index.json, and URL resolution. */
+import { describe, expect, it } from 'vitest';
+import { writeSafetensors } from '../../src/formats/safetensors';
+import { parseModelConfig } from '../../src/model/config';
+import { memoryFiles, resolveModelUrl } from '../../src/model/files';
+import { folderFiles } from '../../src/model/files-node';
+import { loadModel } from '../../src/model/load';
+import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { createReferenceModel } from '../../src/reference/forward';
+import { compare } from '../../src/selftest/compare';
+import { modelPath } from '../models';
+import { freshSeed, testGpu } from '../gpu';
+
+describe('loadModel', () => {
+  it('loads a sharded checkpoint and matches the CPU reference', async () => {
+    const gpu = await testGpu();
+    const seed = freshSeed();
+    const { config, tensors } = randomModel('qwen2', SMALL_MODELS.qwen2, seed);
+    const entries = [...tensors.entries()];
+    const half = Math.ceil(entries.length / 2);
+    const shardNames = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+    const files = new Map<string, string | Uint8Array>();
+    const weightMap: Record<string, string> = {};
+    [entries.slice(0, half), entries.slice(half)].forEach((part, i) => {
+      files.set(shardNames[i], writeSafetensors(part.map(([name, t]) => ({ name, dtype: t.dtype === 'f16' ? 'F16' : 'F32', shape: t.shape, data: t.data }))));
+      for (const [name] of part) weightMap[name] = shardNames[i];
+    });
+    files.set('model.safetensors.index.json', JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    files.set('config.json', JSON.stringify(config));
+    // Any tokenizer will do: the test feeds token ids.
+    const stories = folderFiles(modelPath('stories260K'));
+    files.set('tokenizer.json', (await stories.text('tokenizer.json'))!);
+
+    const progress: number[] = [];
+    const { model, spec } = await loadModel(gpu, memoryFiles('sharded', files), {
+      contextLength: 32,
+      onProgress: (p) => progress.push(p.loadedBytes / p.totalBytes),
+    });
+    expect(progress.at(-1)).toBe(1);
+    const reference = createReferenceModel(spec, await loadCanonicalWeights(parseModelConfig(config), tensorMapReader(tensors)));
+    const prompt = [3, 14, 15, 92, 65, 35];
+    let expected: Float32Array = new Float32Array();
+    prompt.forEach((t, p) => (expected = reference.forward(t, p)));
+    const actual = await model.forward(prompt, 'logits');
+    if (actual.kind !== 'logits') throw new Error('expected logits');
+    const { nmse } = compare(actual.logits, expected);
+    expect(nmse, `seed ${seed}`).toBeLessThanOrEqual(1e-5);
+    model.destroy();
+  });
+
+  it('resolves Hugging Face repo URLs and plain base URLs', () => {
+    expect(resolveModelUrl('https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct')('config.json')).toBe(
+      'https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/config.json',
+    );
+    expect(resolveModelUrl('https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct/tree/v1')('tokenizer.json')).toBe(
+      'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct/resolve/v1/tokenizer.json',
+    );
+    expect(resolveModelUrl('http://127.0.0.1:5173/models/stories260K')('model.safetensors')).toBe(
+      'http://127.0.0.1:5173/models/stories260K/model.safetensors',
+    );
+  });
+});
