@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { serveModels } from './src/dev/serve-models.ts';
 
 /**
  * Node runs WebGPU through Dawn over a Vulkan driver. With no GPU we use software ones:
@@ -9,6 +10,7 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
 
 export default defineConfig({
+  plugins: [serveModels()],
   server: { host: '127.0.0.1' },
   build: { target: 'es2022' },
   test: {
@@ -29,7 +31,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'lavapipe',
-          include: ['test/kernels/**/*.test.ts'],
+          include: ['test/kernels/**/*.test.ts', 'test/model/**/*-gpu.test.ts'],
           env: { VK_ICD_FILENAMES: LAVAPIPE_ICD, WEBGPU_LLM_ADAPTER: 'lavapipe' },
         },
       },

@@ -5,7 +5,11 @@
  */
 import type { Gpu, GpuFeatures } from '../gpu/device';
 import { describe, type CheckResult } from './compare';
+import { checkAttention } from './attention';
+import { checkAdd, checkArgmax, checkEmbedding, checkGelu, checkSiluMul, checkSoftmax } from './elementwise';
 import { checkMatmul, type MatmulCase } from './matmul';
+import { checkNorm } from './norm';
+import { checkRope } from './rope';
 import { freshSeed } from './random';
 
 export interface SelftestCase {
@@ -46,11 +50,44 @@ const matmulCases: SelftestCase[] = (['f32', 'f16-packed', 'f16'] as const).flat
   matmulCase({ M: 3, N: 61, K: 45, weights, variant: 'matvec', bias: true, accumulate: true }),
 ]);
 
-// ---------------------------------------------------------------------------------------------------------
-// THE SUITE. Add each kernel's checks here (attention, norm, rope, silu_mul, gelu, add, embedding, argmax,
-// softmax), a few odd shapes per kernel: the self-test page and test/browser/selftest.test.ts run them all.
-// ---------------------------------------------------------------------------------------------------------
-export const SELFTEST_CASES: readonly SelftestCase[] = [...matmulCases];
+function named(name: string, run: SelftestCase['run'], requires?: keyof GpuFeatures): SelftestCase {
+  return { name, run, requires };
+}
+
+/** Head sizes 64/80/128, GQA ratios 1/3/7, a prefill chunk and a decode step near the end of the context. */
+const attentionCases: SelftestCase[] = [
+  { nHeads: 8, nKvHeads: 8, headDim: 64, maxContext: 1024, T: 7, pos: 1010 },
+  { nHeads: 9, nKvHeads: 3, headDim: 80, maxContext: 300, T: 37, pos: 0 },
+  { nHeads: 14, nKvHeads: 2, headDim: 128, maxContext: 8192, T: 1, pos: 8191 },
+].map((c) => named(`attention nH=${c.nHeads} nKV=${c.nKvHeads} hd=${c.headDim} T=${c.T} pos=${c.pos}`, (gpu, seed) => checkAttention(gpu, c, seed)));
+
+const normCases: SelftestCase[] = [
+  named('rmsnorm 7x576', (gpu, seed) => checkNorm(gpu, { rows: 7, D: 576, kind: 'rms', eps: 0.5 }, seed)),
+  named('rmsnorm 1x2049', (gpu, seed) => checkNorm(gpu, { rows: 1, D: 2049, kind: 'rms' }, seed)),
+  named('layernorm 37x65 +bias', (gpu, seed) => checkNorm(gpu, { rows: 37, D: 65, kind: 'layer', bias: true }, seed)),
+];
+
+const ropeCases: SelftestCase[] = [
+  named('rope rotate-half hd=64 GQA 9/3, prefill then decode', (gpu, seed) =>
+    checkRope(gpu, { nHeads: 9, nKvHeads: 3, headDim: 64, rotaryDim: 64, layout: 'rotate-half', maxContext: 512, steps: [{ T: 7, pos: 0 }, { T: 1, pos: 7 }] }, seed),
+  ),
+  named('rope interleaved hd=80 partial 32, qk-norm', (gpu, seed) =>
+    checkRope(gpu, { nHeads: 4, nKvHeads: 2, headDim: 80, rotaryDim: 32, layout: 'interleaved', maxContext: 64, qkNorm: true, normEps: 0.5, steps: [{ T: 5, pos: 59 }] }, seed),
+  ),
+];
+
+const smallOpCases: SelftestCase[] = [
+  named('silu_mul 7x172', (gpu, seed) => checkSiluMul(gpu, { maxRows: 7, width: 172 }, seed)),
+  named('gelu 37x65', (gpu, seed) => checkGelu(gpu, { maxRows: 37, width: 65 }, seed)),
+  named('add 130x97', (gpu, seed) => checkAdd(gpu, { maxRows: 130, width: 97 }, seed)),
+  named('embedding f32 V=1000 D=65', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 65, weights: 'f32' }, seed)),
+  named('embedding f16-packed V=1000 D=576', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 576, weights: 'f16-packed' }, seed)),
+  named('argmax V=4097', (gpu, seed) => checkArgmax(gpu, { V: 4097 }, seed)),
+  named('softmax 7x4097', (gpu, seed) => checkSoftmax(gpu, { maxRows: 7, N: 4097, spike: true }, seed)),
+];
+
+/** Every kernel, a few odd shapes each: the self-test page and test/browser/selftest.test.ts run them all. */
+export const SELFTEST_CASES: readonly SelftestCase[] = [...matmulCases, ...attentionCases, ...normCases, ...ropeCases, ...smallOpCases];
 
 export interface SuiteSelection {
   run: SelftestCase[];

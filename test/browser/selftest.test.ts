@@ -2,62 +2,28 @@
  * The self-test page in headless Chromium (WebGPU on SwiftShader, so no shader-f16): every kernel case
  * must pass in a real browser, through the same Vite dev server `npm start` uses.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SelftestState } from '../../src/ui/selftest';
+import { ROOT, startBrowser, type BrowserHarness } from './harness';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const CHROMIUM = '/usr/bin/chromium';
 /** Matmul alone has 12 cases that run without shader-f16; the suite only grows. */
-const MIN_RESULTS = 12;
+const MIN_RESULTS = 27;
 const SUITE_TIMEOUT_MS = 240_000;
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
-let server: ViteDevServer | undefined;
-let browser: Browser | undefined;
-
+let harness: BrowserHarness;
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
-  server = await createServer({
-    root: ROOT,
-    logLevel: 'warn',
-    // Port 0: any free port, so this can run beside `npm start`.
-    server: { host: '127.0.0.1', port: 0, strictPort: true, hmr: false, watch: null },
-  });
-  await server.listen();
-  // Playwright makes a fresh temporary profile (--user-data-dir) for each launch.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  harness = await startBrowser();
 });
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+afterAll(() => harness?.close());
 
 /** Opens the page and waits until the suite is done; the page stays open for screenshots. */
 async function openSelftest(prepare?: (page: Page) => Promise<unknown>): Promise<{ page: Page; state: SelftestState; consoleErrors: string[] }> {
-  const { port } = server!.httpServer!.address() as AddressInfo;
-  const page = await browser!.newPage();
-  const consoleErrors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  const { page, consoleErrors } = await harness.newPage();
   await prepare?.(page);
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(harness.url('/'));
   const finished = await page
     .waitForFunction(() => window.__selftest?.done === true, undefined, { timeout: SUITE_TIMEOUT_MS })
     .then(() => true, () => false);
