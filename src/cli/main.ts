@@ -44,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   const budget = Math.min(maxTokens, model.contextLength - prompt.length);
   const stream = createStreamDecoder(tokenizer, { skipSpecialTokens: true });
 
+  process.stdout.write(values.prompt);
   const t0 = performance.now();
   let next = await model.forward(prompt);
   const tPrefill = performance.now();
