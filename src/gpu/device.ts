@@ -46,7 +46,9 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     throw new WebGPUUnavailableError(
       globalThis.isSecureContext === false
         ? 'this page is not a secure context (serve it over https or from localhost)'
-        : 'navigator.gpu is missing in this browser',
+        : typeof window === 'undefined'
+          ? 'navigator.gpu is missing (in Node, acquire the GPU with acquireNodeGpu from src/gpu/node.ts)'
+          : 'navigator.gpu is missing in this browser',
     );
   }
   // A device can come back already lost (driver reset, GPU process crash): then try once with a fresh adapter.

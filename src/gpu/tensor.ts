@@ -75,12 +75,15 @@ export function writeTensor(gpu: Gpu, t: Tensor, data: TensorData): void {
 
 /** Copies a buffer back to the CPU. Slow (a round trip): for tests, tools and reading back small results. */
 export async function readBuffer(gpu: Gpu, buffer: GPUBuffer, size = buffer.size, offset = 0): Promise<ArrayBuffer> {
+  if (gpu.lostError) throw gpu.lostError;
   const staging = gpu.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   try {
     const encoder = gpu.device.createCommandEncoder();
     encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
     gpu.device.queue.submit([encoder.finish()]);
     await Promise.race([staging.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
+    // A device lost mid-read can still resolve the map, with zeros: never return those as data.
+    if (gpu.lostError) throw gpu.lostError;
     return staging.getMappedRange().slice(0);
   } finally {
     staging.destroy();

@@ -1,7 +1,7 @@
 /**
  * Uniform parameters, declared once in TypeScript and packed to match the WGSL `struct Params` of each
  * kernel. Every field is a 4-byte scalar, so field i sits at byte 4·i and the struct size rounds up to 16;
- * `test/kernels/uniforms.test.ts` checks each declaration against its shader's struct.
+ * `test/gpu/layout.test.ts` checks each declaration against its shader's struct.
  */
 export type UniformType = 'u32' | 'i32' | 'f32';
 
@@ -28,7 +28,10 @@ export function defineUniforms<F extends string>(fields: Readonly<Record<F, Unif
       for (const { name, type, offset } of list) {
         const v = values[name];
         if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`uniform ${name} is not a number: ${v}`);
-        if (type === 'f32') view.setFloat32(offset, v, true);
+        if (type === 'f32') {
+          if (!Number.isFinite(Math.fround(v))) throw new RangeError(`uniform ${name}=${v} is not a finite f32`);
+          view.setFloat32(offset, v, true);
+        }
         else if (type === 'u32') view.setUint32(offset, checkInt(name, v, 0, 0xffffffff), true);
         else view.setInt32(offset, checkInt(name, v, -0x80000000, 0x7fffffff), true);
       }

@@ -169,7 +169,7 @@ fn main() {
     const ok = { a: 1, b: -1, c: 0.5, d: 0, e: 0 };
     const buffer = new ArrayBuffer(layout.size);
     expect(() => layout.pack(ok, buffer)).not.toThrow();
-    for (const bad of [{ a: -1 }, { a: 2 ** 32 }, { a: 1.5 }, { d: Infinity }, { b: 2 ** 31 }, { e: -(2 ** 31) - 1 }, { b: 0.5 }]) {
+    for (const bad of [{ a: -1 }, { a: 2 ** 32 }, { a: 1.5 }, { d: Infinity }, { b: 2 ** 31 }, { e: -(2 ** 31) - 1 }, { b: 0.5 }, { c: Infinity }, { c: 1e39 }]) {
       expect(() => layout.pack({ ...ok, ...bad }, buffer), JSON.stringify(bad)).toThrow(RangeError);
     }
     for (const bad of [{ c: NaN }, { a: NaN }, { b: NaN }, { c: undefined }, { a: '3' }]) {
