@@ -23,6 +23,11 @@ export interface LoadedModel {
   model: GpuModel;
   /** generation_config.json as given (sampling defaults), or an empty object. */
   generationConfig: Record<string, unknown>;
+  /**
+   * tokenizer_config.json (special tokens, chat_template), or an empty object. A separate
+   * chat_template.jinja, as newer repos ship, fills in chat_template when the config has none.
+   */
+  tokenizerConfig: Record<string, unknown>;
 }
 
 async function requiredText(files: ModelFiles, file: string): Promise<string> {
@@ -65,10 +70,14 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const generationConfig = generationText === undefined ? {} : asObject(files, 'generation_config.json', parseJson(files, 'generation_config.json', generationText));
   const spec = parseModelConfig(parseJson(files, 'config.json', configText), generationConfig);
 
-  const tokenizer = loadTokenizer({
-    tokenizerJson: await requiredText(files, 'tokenizer.json'),
-    tokenizerConfig: await files.text('tokenizer_config.json'),
-  });
+  const tokenizerConfigText = await files.text('tokenizer_config.json');
+  const tokenizerConfig =
+    tokenizerConfigText === undefined ? {} : asObject(files, 'tokenizer_config.json', parseJson(files, 'tokenizer_config.json', tokenizerConfigText));
+  if (tokenizerConfig.chat_template === undefined) {
+    const jinja = await files.text('chat_template.jinja');
+    if (jinja !== undefined) tokenizerConfig.chat_template = jinja;
+  }
+  const tokenizer = loadTokenizer({ tokenizerJson: await requiredText(files, 'tokenizer.json'), tokenizerConfig });
   tokenizer.addEosTokenIds(spec.eosTokenIds);
 
   const weights = await openWeights(files);
@@ -85,5 +94,5 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   });
   const canonical = await loadCanonicalWeights(spec, read, { dtype });
   const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength });
-  return { spec, tokenizer, model, generationConfig };
+  return { spec, tokenizer, model, generationConfig, tokenizerConfig };
 }

@@ -1,0 +1,143 @@
+/**
+ * `engine.chat.completions.create()`, shaped like OpenAI's: a ChatCompletion, or with `stream: true` an
+ * async iterable of ChatCompletionChunk whose last chunk carries `finish_reason` and `usage`. `timings`
+ * is our extension (time to first token, prefill and decode speed, bytes read back per token).
+ */
+import { InvalidOptionError, SAMPLING_OPTION_NAMES, type SamplingOptions } from '../sampling/options';
+import type { Engine, FinishReason, GenerationStream, Timings, Usage } from './engine';
+import { InvalidRequestError } from './errors';
+
+export interface ChatCompletionMessageParam {
+  role: 'system' | 'user' | 'assistant';
+  content: string | { type: 'text'; text: string }[];
+}
+
+export interface ChatCompletionRequest extends SamplingOptions {
+  messages: ChatCompletionMessageParam[];
+  stream?: boolean | null;
+  /** Accepted and ignored: the engine serves one model. */
+  model?: string | null;
+  /** OpenAI's newer name for max_tokens. */
+  max_completion_tokens?: number | null;
+  /** Only 1 is supported. */
+  n?: number | null;
+  /** Usage is always sent in the last chunk; accepted for compatibility. */
+  stream_options?: { include_usage?: boolean } | null;
+  /** Also accepted here, besides the second argument as in the OpenAI SDK. */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  usage: Usage;
+  timings: Timings;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  /** On the last chunk only. */
+  usage?: Usage;
+  timings?: Timings;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
+const REQUEST_FIELDS = new Set<string>(['messages', 'stream', 'model', 'max_completion_tokens', 'n', 'stream_options', 'signal', ...SAMPLING_OPTION_NAMES]);
+
+/** Splits a request into the conversation, the sampling options and the flags, rejecting anything unknown. */
+function parseRequest(request: unknown): { messages: unknown; stream: boolean; sampling: Record<string, unknown>; signal?: AbortSignal } {
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    throw new InvalidRequestError('the request must be an object with messages', 'request');
+  }
+  const sampling: Record<string, unknown> = {};
+  let messages: unknown;
+  let stream = false;
+  let signal: AbortSignal | undefined;
+  for (const [key, value] of Object.entries(request)) {
+    if (!REQUEST_FIELDS.has(key)) throw new InvalidOptionError(key, `a known request field: ${[...REQUEST_FIELDS].join(', ')}`, value);
+    if (value === undefined || value === null) continue;
+    if (key === 'messages') messages = value;
+    else if (key === 'stream') {
+      if (typeof value !== 'boolean') throw new InvalidOptionError('stream', 'a boolean', value);
+      stream = value;
+    } else if (key === 'signal') {
+      if (!(value instanceof AbortSignal)) throw new InvalidOptionError('signal', 'an AbortSignal', value);
+      signal = value;
+    } else if (key === 'n') {
+      if (value !== 1) throw new InvalidOptionError('n', '1 (one choice per request)', value);
+    } else if (key === 'max_completion_tokens') sampling.max_tokens = value;
+    else if (key !== 'model' && key !== 'stream_options') sampling[key] = value;
+  }
+  if (messages === undefined) throw new InvalidRequestError('messages is required', 'messages');
+  return { messages, stream, sampling, signal };
+}
+
+let counter = 0;
+function completionId(): string {
+  counter = (counter + 1) % 1e9;
+  return `chatcmpl-${Date.now().toString(36)}${counter.toString(36)}`;
+}
+
+export function createChatCompletions(engine: Engine): ChatCompletions {
+  function create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+  function create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
+  function create(request: ChatCompletionRequest, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+  async function create(request: ChatCompletionRequest, options: RequestOptions = {}): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
+    const parsed = parseRequest(request);
+    const opts = engine.resolveOptions(parsed.sampling);
+    if (parsed.stream && opts.numBeams > 1) {
+      throw new InvalidOptionError('num_beams', '1 when streaming (beam search returns the whole reply at once)', opts.numBeams);
+    }
+    const ids = engine.encodeMessages(parsed.messages);
+    const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), options.signal ?? parsed.signal);
+    const id = completionId();
+    const created = Math.floor(Date.now() / 1000);
+    return parsed.stream ? chunks(generation, id, created, engine.modelId) : collect(generation, id, created, engine.modelId);
+  }
+  return { create };
+}
+
+async function collect(generation: GenerationStream, id: string, created: number, model: string): Promise<ChatCompletion> {
+  let content = '';
+  for await (const delta of generation) content += delta.text;
+  const { finishReason, usage, timings } = await generation.result;
+  return {
+    id,
+    object: 'chat.completion',
+    created,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finishReason, logprobs: null }],
+    usage,
+    timings,
+  };
+}
+
+async function* chunks(generation: GenerationStream, id: string, created: number, model: string): AsyncGenerator<ChatCompletionChunk> {
+  const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null): ChatCompletionChunk => ({
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model,
+    choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+  });
+  yield chunk({ role: 'assistant', content: '' }, null);
+  for await (const delta of generation) if (delta.text) yield chunk({ content: delta.text }, null);
+  const { finishReason, usage, timings } = await generation.result;
+  yield { ...chunk({}, finishReason), usage, timings };
+}

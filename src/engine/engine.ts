@@ -1,0 +1,337 @@
+/**
+ * The engine: one loaded model behind a request queue, with `generate()` for raw text/ids and an
+ * OpenAI-shaped `chat.completions.create()`. Requests run first-come-first-served; each reuses the KV cache
+ * for the longest common token prefix with what the previous request left in it.
+ */
+import { createChatFormatter, encodeChat, type ChatFormatter } from '../chat/template';
+import { acquireGpu, type Gpu } from '../gpu/device';
+import type { ModelSpec } from '../model/config';
+import { urlFiles, type ModelFiles } from '../model/files';
+import type { ForwardResult } from '../model/forward';
+import { loadModel, type LoadModelOptions, type LoadedModel } from '../model/load';
+import { beamSearch } from '../sampling/beam';
+import { finishReason } from '../sampling/finish';
+import { resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from '../sampling/options';
+import { Sampler } from '../sampling/sampler';
+import { StopMatcher } from '../sampling/stop';
+import { createStreamDecoder } from '../tokenizer/stream';
+import type { Tokenizer } from '../tokenizer/tokenizer';
+import { createChatCompletions, type ChatCompletions } from './chat-completions';
+import { ContextWindowExceededError, EngineDisposedError, InvalidRequestError } from './errors';
+import { RequestQueue } from './queue';
+
+export interface EngineOptions extends LoadModelOptions {
+  /** The GPU to run on; default: acquired from `navigator.gpu` (Node passes `await acquireNodeGpu()`). */
+  gpu?: Gpu;
+  /** Cancels the download of a model given by URL. */
+  signal?: AbortSignal;
+}
+
+/** A folder/repo URL (Hugging Face repo URLs are resolved to their files), or any ModelFiles. */
+export type ModelSource = string | ModelFiles;
+
+export interface GenerateOptions extends SamplingOptions {
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Prompt tokens whose keys and values came from the cache of the previous request. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export interface Timings {
+  time_to_first_token_ms: number;
+  prefill_tokens_per_second: number;
+  decode_tokens_per_second: number;
+  /** GPU→CPU bytes per generated token: 4 (the token id) when greedy on the GPU, else the logits. */
+  readback_bytes_per_token: number;
+}
+
+export interface GenerationDelta {
+  /** The tokens this delta covers (usually one). */
+  tokenIds: number[];
+  /** New text; may be empty while a split UTF-8 character or a possible stop string is held back. */
+  text: string;
+}
+
+export interface GenerationResult {
+  finishReason: FinishReason;
+  usage: Usage;
+  timings: Timings;
+}
+
+/**
+ * An async iterable of deltas whose `result` settles when generation ends. Generation runs as the stream is
+ * iterated (once); a consumer that stops early frees the engine, and `result` then rejects with AbortError.
+ */
+export interface GenerationStream extends AsyncIterable<GenerationDelta> {
+  readonly result: Promise<GenerationResult>;
+}
+
+export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
+  const gpu = options.gpu ?? (await acquireGpu());
+  const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
+  return new Engine(gpu, files.name, await loadModel(gpu, files, options));
+}
+
+export class Engine {
+  readonly spec: ModelSpec;
+  readonly tokenizer: Tokenizer;
+  readonly formatter: ChatFormatter;
+  /** The model's name as given to createEngine (the `model` field of completions). */
+  readonly modelId: string;
+  readonly chat: { completions: ChatCompletions };
+  private readonly queue = new RequestQueue();
+  /** Tokens whose keys and values are in the KV cache, in order: what the next request can reuse. */
+  private cachedTokens: number[] = [];
+  private disposed = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    modelId: string,
+    private readonly loaded: LoadedModel,
+  ) {
+    this.spec = loaded.spec;
+    this.tokenizer = loaded.tokenizer;
+    this.modelId = modelId;
+    this.formatter = createChatFormatter(loaded.tokenizerConfig, loaded.tokenizer);
+    this.chat = { completions: createChatCompletions(this) };
+  }
+
+  get contextLength(): number {
+    return this.loaded.model.contextLength;
+  }
+
+  /** Stop ids for chat: the model's EOS ids, plus ChatML's end of turn when the ChatML fallback is in use. */
+  chatEosTokenIds(): number[] {
+    const ids = [...this.tokenizer.eosTokenIds];
+    const imEnd = this.formatter.fallback === 'chatml' ? this.tokenizer.tokenToId('<|im_end|>') : undefined;
+    if (imEnd !== undefined && !ids.includes(imEnd)) ids.push(imEnd);
+    return ids;
+  }
+
+  /** Renders and tokenizes a conversation with the model's chat template (or the documented fallback). */
+  encodeMessages(messages: unknown): number[] {
+    if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of messages', 'messages');
+    return encodeChat(this.formatter, this.tokenizer, messages, { addGenerationPrompt: true });
+  }
+
+  resolveOptions(options: Omit<GenerateOptions, 'signal'>): ResolvedSamplingOptions {
+    return resolveSamplingOptions(options, this.loaded.generationConfig, { vocabSize: this.spec.vocabSize });
+  }
+
+  /**
+   * Generates from a prompt (text, encoded with the tokenizer's special tokens, or token ids). Deltas stream
+   * as tokens are sampled; with `num_beams` > 1 beam search runs and the whole text comes as one delta.
+   */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): GenerationStream {
+    const { signal, ...sampling } = options;
+    if (typeof prompt === 'string' && prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', 'prompt');
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
+    return this.stream(ids, this.resolveOptions(sampling), this.tokenizer.eosTokenIds, signal);
+  }
+
+  /** The streaming core shared by generate() and chat completions. Validates before anything runs. */
+  stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal): GenerationStream {
+    if (this.disposed) throw new EngineDisposedError();
+    if (promptIds.length === 0) throw new InvalidRequestError('the prompt must contain at least one token', 'prompt');
+    for (const id of promptIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) {
+        throw new InvalidRequestError(`token id ${id} is outside the vocabulary of ${this.spec.vocabSize}`, 'prompt');
+      }
+    }
+    if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength);
+
+    let settle!: (r: GenerationResult) => void;
+    let fail!: (e: unknown) => void;
+    const result = new Promise<GenerationResult>((resolve, reject) => ((settle = resolve), (fail = reject)));
+    // Consumers that only iterate must not see an unhandled rejection: they get the error from the iterator.
+    result.catch(() => {});
+    const run = opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal);
+    const iterate = async function* (): AsyncGenerator<GenerationDelta> {
+      let finished = false;
+      try {
+        settle(yield* run);
+        finished = true;
+      } catch (e) {
+        fail(e);
+        throw e;
+      } finally {
+        // `yield*` passes an early `return()` (a consumer's `break`) on to `run`, whose finally frees the engine.
+        if (!finished) fail(new DOMException('The consumer stopped reading the stream', 'AbortError'));
+      }
+    };
+    return { result, [Symbol.asyncIterator]: iterate };
+  }
+
+  /** Feeds `tokens` after reusing the longest cached prefix of `sequence` (= cached part + tokens). */
+  private async prefill(sequence: readonly number[], read: 'token' | 'logits'): Promise<{ result: ForwardResult; reused: number }> {
+    const { model } = this.loaded;
+    let common = 0;
+    while (common < this.cachedTokens.length && common < sequence.length && this.cachedTokens[common] === sequence[common]) common++;
+    // At least one token must run to produce the next logits.
+    const reused = Math.min(common, sequence.length - 1);
+    model.rewind(reused);
+    this.cachedTokens.length = reused;
+    const result = await this.forward(sequence.slice(reused), read);
+    return { result, reused };
+  }
+
+  private async forward(tokens: readonly number[], read: 'token' | 'logits'): Promise<ForwardResult> {
+    const { model } = this.loaded;
+    try {
+      const result = await model.forward(tokens, read);
+      this.cachedTokens.push(...tokens);
+      return result;
+    } catch (e) {
+      // Whatever reached the cache before the failure is still valid; the rest is not.
+      this.cachedTokens.length = Math.min(this.cachedTokens.length, model.cachedLength);
+      model.rewind(this.cachedTokens.length);
+      throw e;
+    }
+  }
+
+  private async *run(
+    promptIds: readonly number[],
+    opts: ResolvedSamplingOptions,
+    eosTokenIds: readonly number[],
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<GenerationDelta, GenerationResult> {
+    const release = await this.queue.acquire(signal);
+    try {
+      if (this.disposed) throw new EngineDisposedError();
+      const sampler = new Sampler(opts, promptIds);
+      // Greedy with nothing that reshapes the logits: argmax on the GPU, 4 bytes back per token.
+      const onGpu =
+        opts.temperature === 0 && opts.repetitionPenalty === 1 && opts.frequencyPenalty === 0 && opts.presencePenalty === 0 && opts.logitBias.size === 0;
+      const read = onGpu ? 'token' : 'logits';
+      const maxTokens = Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length);
+      const decoder = createStreamDecoder(this.tokenizer, { skipSpecialTokens: true });
+      const stops = new StopMatcher(opts.stop);
+
+      const t0 = performance.now();
+      const { result: first, reused } = await this.prefill(promptIds, read);
+      const tFirst = performance.now();
+      let next = first;
+      let generated = 0;
+      let finish: FinishReason = 'length';
+      for (;;) {
+        if (signal?.aborted) {
+          finish = 'abort';
+          break;
+        }
+        let token: number;
+        if (next.kind === 'token') {
+          token = next.token;
+          sampler.history.push(token);
+        } else token = sampler.sample(next.logits);
+        generated++;
+        const ended = finishReason(token, generated, { eosTokenIds, maxTokens });
+        if (ended === 'stop') {
+          finish = 'stop';
+          break;
+        }
+        const stop = stops.push(decoder.push(token));
+        yield { tokenIds: [token], text: stop.text };
+        if (stop.stopped) {
+          finish = 'stop';
+          break;
+        }
+        if (ended === 'length') break;
+        next = await this.forward([token], read);
+      }
+      if (finish !== 'stop') {
+        const tail = stops.push(decoder.flush());
+        const text = tail.text + (tail.stopped ? '' : stops.flush());
+        if (tail.stopped) finish = 'stop';
+        if (text) yield { tokenIds: [], text };
+      }
+      const tEnd = performance.now();
+      const prefilled = promptIds.length - reused;
+      const decodeSteps = Math.max(generated - 1, 0);
+      return {
+        finishReason: finish,
+        usage: {
+          prompt_tokens: promptIds.length,
+          completion_tokens: generated,
+          total_tokens: promptIds.length + generated,
+          prompt_tokens_details: { cached_tokens: reused },
+        },
+        timings: {
+          time_to_first_token_ms: tFirst - t0,
+          prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
+          decode_tokens_per_second: decodeSteps ? (decodeSteps * 1000) / Math.max(tEnd - tFirst, 1e-3) : 0,
+          readback_bytes_per_token: onGpu ? 4 : this.spec.vocabSize * 4,
+        },
+      };
+    } finally {
+      release();
+    }
+  }
+
+  /** Beam search: each step reruns the model for every beam, reusing the cache for their common prefix. */
+  private async *runBeams(
+    promptIds: readonly number[],
+    opts: ResolvedSamplingOptions,
+    eosTokenIds: readonly number[],
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<GenerationDelta, GenerationResult> {
+    const release = await this.queue.acquire(signal);
+    try {
+      if (this.disposed) throw new EngineDisposedError();
+      const t0 = performance.now();
+      let steps = 0;
+      const best = await beamSearch({
+        numBeams: opts.numBeams,
+        maxNewTokens: Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length),
+        eosTokenIds,
+        lengthPenalty: opts.lengthPenalty,
+        step: async (beams) => {
+          if (signal?.aborted) throw signal.reason ?? new DOMException('The request was aborted', 'AbortError');
+          steps++;
+          const logits: Float32Array[] = [];
+          for (const beam of beams) {
+            const { result } = await this.prefill([...promptIds, ...beam], 'logits');
+            if (result.kind !== 'logits') throw new Error('beam search needs logits');
+            logits.push(result.logits);
+          }
+          return logits;
+        },
+      });
+      const text = this.tokenizer.decode(best.tokens, { skipSpecialTokens: true });
+      yield { tokenIds: best.tokens, text };
+      const ms = performance.now() - t0;
+      return {
+        finishReason: best.finishReason,
+        usage: {
+          prompt_tokens: promptIds.length,
+          completion_tokens: best.tokens.length,
+          total_tokens: promptIds.length + best.tokens.length,
+          prompt_tokens_details: { cached_tokens: 0 },
+        },
+        timings: {
+          time_to_first_token_ms: ms,
+          prefill_tokens_per_second: 0,
+          decode_tokens_per_second: (steps * 1000) / Math.max(ms, 1e-3),
+          readback_bytes_per_token: opts.numBeams * this.spec.vocabSize * 4,
+        },
+      };
+    } finally {
+      release();
+    }
+  }
+
+  /** Frees the GPU memory; later calls throw EngineDisposedError. Waits for the running request to end. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const release = await this.queue.acquire();
+    this.loaded.model.destroy();
+    release();
+  }
+}
