@@ -73,6 +73,15 @@ export interface GenerationStream extends AsyncIterable<GenerationDelta> {
   readonly result: Promise<GenerationResult>;
 }
 
+function usage(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
+}
+
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
   const gpu = options.gpu ?? (await acquireGpu());
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
@@ -256,12 +265,7 @@ export class Engine {
       const decodeSteps = Math.max(generated - 1, 0);
       return {
         finishReason: finish,
-        usage: {
-          prompt_tokens: promptIds.length,
-          completion_tokens: generated,
-          total_tokens: promptIds.length + generated,
-          prompt_tokens_details: { cached_tokens: reused },
-        },
+        usage: usage(promptIds.length, generated, reused),
         timings: {
           time_to_first_token_ms: tFirst - t0,
           prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
@@ -308,12 +312,7 @@ export class Engine {
       const ms = performance.now() - t0;
       return {
         finishReason: best.finishReason,
-        usage: {
-          prompt_tokens: promptIds.length,
-          completion_tokens: best.tokens.length,
-          total_tokens: promptIds.length + best.tokens.length,
-          prompt_tokens_details: { cached_tokens: 0 },
-        },
+        usage: usage(promptIds.length, best.tokens.length, 0),
         timings: {
           time_to_first_token_ms: ms,
           prefill_tokens_per_second: 0,

@@ -6,6 +6,7 @@
  * Fields are read one by one as own properties, never by spreading or indexing with config-provided keys,
  * so `__proto__` / `constructor` keys in a hostile config.json cannot change anything.
  */
+import type { RopeScaling } from '../ops/rope';
 
 /** The architectures the runtime implements; `mistral` configs map to `llama`. */
 export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
@@ -13,18 +14,7 @@ export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
 /** Values of `model_type` we accept. */
 export const SUPPORTED_MODEL_TYPES: readonly string[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2'];
 
-export type RopeScaling =
-  /** Position interpolation: every inverse frequency divided by `factor`. */
-  | { type: 'linear'; factor: number }
-  /** Llama 3.1+: long wavelengths divided by `factor`, short kept, a smooth blend between. */
-  | {
-      type: 'llama3';
-      factor: number;
-      lowFreqFactor: number;
-      highFreqFactor: number;
-      /** Context length the model was pre-trained with, before the extension. */
-      originalMaxPositionEmbeddings: number;
-    };
+export type { RopeScaling };
 
 export interface RopeSpec {
   /** Base of the inverse frequencies: invFreq[i] = theta^(-2i / rotaryDim). */

@@ -17,12 +17,15 @@ import { defineUniforms } from '../gpu/uniforms';
 export type RopeLayout = 'rotate-half' | 'interleaved';
 
 export type RopeScaling =
+  /** Position interpolation: every inverse frequency divided by `factor`. */
   | { type: 'linear'; factor: number }
+  /** Llama 3.1+: long wavelengths divided by `factor`, short kept, a smooth blend between. */
   | {
       type: 'llama3';
       factor: number;
       lowFreqFactor: number;
       highFreqFactor: number;
+      /** Context length the model was pre-trained with, before the extension. */
       originalMaxPositionEmbeddings: number;
     };
 

@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import {
   CHATML_FALLBACK_TEMPLATE,
@@ -13,6 +12,7 @@ import {
   type ChatTokenizer,
 } from '../../src/chat/template';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer';
+import { llama2TokenizerPath, modelPath } from '../models';
 
 // Counts template compilations, to check that a formatter compiles once and reuses the result.
 const compiled = vi.hoisted(() => ({ count: 0 }));
@@ -27,21 +27,11 @@ vi.mock('@huggingface/jinja', async (importOriginal) => {
   return { ...jinja, Template: CountingTemplate };
 });
 
-// The shared folder sits outside the repository; WEBGPU_LLM_MODELS names its models folder.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const modelsDir = resolve(root, process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
-const llamaDir = resolve(modelsDir, '../tokenizers/llama2');
-const storiesDir = resolve(modelsDir, 'stories260K');
+const llamaDir = llama2TokenizerPath('.');
+const storiesDir = modelPath('stories260K');
 
 function readShared(dir: string, file: string): string {
-  const path = resolve(dir, file);
-  if (!existsSync(path)) {
-    throw new Error(
-      `missing test file ${path}: set WEBGPU_LLM_MODELS to the folder holding stories260K/ ` +
-        '(the shared models, ../shared/models beside the repository); ../tokenizers/llama2 must sit beside it',
-    );
-  }
-  return readFileSync(path, 'utf8');
+  return readFileSync(resolve(dir, file), 'utf8');
 }
 
 type Json = Record<string, unknown>;

@@ -1,9 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readModelBytes } from '../models';
 import { HttpError, type HttpErrorCode } from '../../src/formats/errors';
 import {
   DTYPE_BYTES,
@@ -515,15 +513,8 @@ describe('safetensors: reading tensors', () => {
 // ---------------------------------------------------------------------------------------------------------
 // The real test models
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const modelsDir = resolve(repoRoot, process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
-
 function modelFile(model: string): Uint8Array<ArrayBuffer> {
-  const path = resolve(modelsDir, model, 'model.safetensors');
-  if (!existsSync(path)) {
-    throw new Error(`test model not found at ${path}: set WEBGPU_LLM_MODELS to the folder holding stories260K (and stories260K-f16)`);
-  }
-  return new Uint8Array(readFileSync(path));
+  return readModelBytes(model, 'model.safetensors');
 }
 
 function expectedStoriesTensors(): Map<string, number[]> {

@@ -1,20 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelConfigError, parseModelConfig, UnsupportedModelError, type ModelSpec } from '../../src/model/config';
 import { BENCHMARK_MODELS, randomModelConfig, SMALL_MODELS } from '../../src/model/random-model';
-
-const MODELS_DIR = resolve(process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
+import { readModelText } from '../models';
 
 function readModelJson(model: string, file: string): unknown {
-  const path = resolve(MODELS_DIR, model, file);
-  if (!existsSync(path)) {
-    throw new Error(
-      `Test model file ${path} is missing. Set WEBGPU_LLM_MODELS to the folder holding stories260K/ ` +
-        `(default ../shared/models from the project root); see that folder's README.md.`,
-    );
-  }
-  return JSON.parse(readFileSync(path, 'utf8'));
+  return JSON.parse(readModelText(model, file));
 }
 
 /** The error `fn` throws, checked to be an instance of `type`. */

@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
@@ -18,23 +16,11 @@ import {
 } from '../../src/model/weights';
 import { createReferenceModel, ropeInverseFrequencies } from '../../src/reference/forward';
 import { freshSeed } from '../../src/selftest/random';
-
-const MODELS_DIR = resolve(process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
-
-function modelFile(model: string, file: string): string {
-  const path = resolve(MODELS_DIR, model, file);
-  if (!existsSync(path)) {
-    throw new Error(
-      `Test model file ${path} is missing. Set WEBGPU_LLM_MODELS to the folder holding stories260K/ and ` +
-        `stories260K-f16/ (default ../shared/models from the project root); see that folder's README.md.`,
-    );
-  }
-  return path;
-}
+import { readModelBytes, readModelText } from '../models';
 
 async function loadStories(dir: string, dtype?: WeightDtype) {
-  const spec = parseModelConfig(JSON.parse(readFileSync(modelFile(dir, 'config.json'), 'utf8')));
-  const file = await openSafetensors(bytesSource(readFileSync(modelFile(dir, 'model.safetensors')), dir));
+  const spec = parseModelConfig(JSON.parse(readModelText(dir, 'config.json')));
+  const file = await openSafetensors(bytesSource(readModelBytes(dir, 'model.safetensors'), dir));
   const weights = await loadCanonicalWeights(spec, safetensorsWeightReader(file), { dtype });
   return { spec, weights };
 }
@@ -59,7 +45,7 @@ function allTensors(w: CanonicalWeights): WeightTensor[] {
 }
 
 describe('reference forward pass on stories260K', () => {
-  const golden = JSON.parse(readFileSync(modelFile('stories260K', 'greedy-golden.json'), 'utf8')) as {
+  const golden = JSON.parse(readModelText('stories260K', 'greedy-golden.json')) as {
     prompt_ids: number[];
     new_tokens: number;
     greedy_ids: number[];

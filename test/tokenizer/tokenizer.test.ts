@@ -1,26 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createRng, freshSeed } from '../../src/selftest/random';
 import { createStreamDecoder } from '../../src/tokenizer/stream';
 import { loadTokenizer, TokenizerError, type Tokenizer } from '../../src/tokenizer/tokenizer';
+import { llama2TokenizerPath, modelPath } from '../models';
 
-// The shared folder sits outside the repository; WEBGPU_LLM_MODELS names its models folder.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const modelsDir = resolve(root, process.env.WEBGPU_LLM_MODELS ?? '../shared/models');
-const llamaDir = resolve(modelsDir, '../tokenizers/llama2');
-const storiesDir = resolve(modelsDir, 'stories260K');
+const llamaDir = llama2TokenizerPath('.');
+const storiesDir = modelPath('stories260K');
 
 function readShared(dir: string, file: string): string {
-  const path = resolve(dir, file);
-  if (!existsSync(path)) {
-    throw new Error(
-      `missing test file ${path}: set WEBGPU_LLM_MODELS to the folder holding stories260K; ` +
-        '../tokenizers/llama2 must sit beside it',
-    );
-  }
-  return readFileSync(path, 'utf8');
+  return readFileSync(resolve(dir, file), 'utf8');
 }
 
 const llamaJson = readShared(llamaDir, 'tokenizer.json');
