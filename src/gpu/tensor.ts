@@ -5,8 +5,10 @@
  */
 import { withErrorScopes, type Gpu } from './device';
 import { LimitsExceededError, ShapeError } from './errors';
+import { isQuantDType, quantizedWords, type QuantDType } from '../quant/format';
 
-export type DType = 'f32' | 'f16' | 'u32';
+/** q8 and q4 are quantized weights, stored in blocks (src/quant/format.ts) rather than per element. */
+export type DType = 'f32' | 'f16' | 'u32' | QuantDType;
 
 export interface Tensor {
   buffer: GPUBuffer;
@@ -14,15 +16,21 @@ export interface Tensor {
   shape: readonly number[];
 }
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, u32: 4 };
+export const BYTES_PER_ELEMENT: Record<Exclude<DType, QuantDType>, number> = { f32: 4, f16: 2, u32: 4 };
 
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Bytes of a tensor's data, unpadded (whole blocks for the quantized dtypes). */
+export function dataBytes(dtype: DType, shape: readonly number[]): number {
+  const n = numel(shape);
+  return isQuantDType(dtype) ? quantizedWords(dtype, n) * 4 : n * BYTES_PER_ELEMENT[dtype];
+}
+
 /** Bytes a tensor needs, padded to 4 because buffer sizes and writes must be multiples of 4. */
 export function tensorBytes(dtype: DType, shape: readonly number[]): number {
-  const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+  const bytes = dataBytes(dtype, shape);
   if (!Number.isSafeInteger(bytes)) throw new ShapeError('tensor', `shape [${shape}] is too large`);
   return Math.max(4, Math.ceil(bytes / 4) * 4);
 }
@@ -53,9 +61,11 @@ export async function uploadTensor(
   shape: readonly number[],
   data: TensorData,
 ): Promise<Tensor> {
+  // Quantized tensors arrive as their u32 words (src/quant/quantize.ts).
   const expected = dtype === 'f32' ? Float32Array : dtype === 'f16' ? Uint16Array : Uint32Array;
-  if (!(data instanceof expected) || data.length !== numel(shape)) {
-    throw new ShapeError(label, `expected ${numel(shape)} ${dtype} values as ${expected.name}, got ${data.length}`);
+  const length = dataBytes(dtype, shape) / expected.BYTES_PER_ELEMENT;
+  if (!(data instanceof expected) || data.length !== length) {
+    throw new ShapeError(label, `expected ${length} ${dtype} values as ${expected.name}, got ${data.length}`);
   }
   const t = await createTensor(gpu, label, dtype, shape);
   writeTensor(gpu, t, data);
@@ -95,7 +105,7 @@ export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array | Ui
   const n = numel(t.shape);
   if (t.dtype === 'f32') return new Float32Array(data, 0, n);
   if (t.dtype === 'u32') return new Uint32Array(data, 0, n);
-  throw new ShapeError('readTensor', 'f16 tensors are weights; read them back as raw bytes with readBuffer');
+  throw new ShapeError('readTensor', `${t.dtype} tensors are weights; read them back as raw bytes with readBuffer`);
 }
 
 /** Throws unless `t` has exactly `shape` and `dtype` (one of them when a list), and its buffer holds it. */
@@ -105,7 +115,7 @@ export function expectTensor(kernel: string, name: string, t: Tensor, dtype: DTy
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new ShapeError(kernel, `${name} must have shape [${shape}], got [${t.shape}]`);
   }
-  const bytes = numel(shape) * BYTES_PER_ELEMENT[t.dtype];
+  const bytes = dataBytes(t.dtype, shape);
   if (t.buffer.size < bytes) {
     throw new ShapeError(kernel, `${name} buffer holds ${t.buffer.size} bytes, needs ${bytes} for shape [${shape}]`);
   }

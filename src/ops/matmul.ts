@@ -10,7 +10,7 @@ import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
 import { expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
-import { weightFormat, weightPrelude, type WeightFormat } from './weights';
+import { WEIGHT_DTYPES, weightFormat, weightPrelude, type WeightFormat } from './weights';
 
 interface MatmulKey {
   weights: WeightFormat;
@@ -72,7 +72,7 @@ export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number
   const [N] = a.w.shape;
   if (M < 1 || N < 1 || K < 1) throw new ShapeError('matmul', `empty shape M=${M} N=${N} K=${K}`);
   expectTensor('matmul', 'x', a.x, 'f32', [M, K]);
-  expectTensor('matmul', 'w', a.w, ['f32', 'f16'], [N, K]);
+  expectTensor('matmul', 'w', a.w, WEIGHT_DTYPES, [N, K]);
   expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
   if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
   if (a.y.buffer === a.x.buffer) throw new ShapeError('matmul', 'y must not alias x');

@@ -1,7 +1,8 @@
 import type { Gpu } from '../gpu/device';
-import { writeTensor } from '../gpu/tensor';
+import { uploadTensor, writeTensor, type Tensor } from '../gpu/tensor';
 import { prepareMatmul } from '../ops/matmul';
 import type { WeightFormat } from '../ops/weights';
+import { dequantize, isQuantDType, quantize } from '../quant/quantize';
 import { matmulRef } from '../reference/matmul';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload, uploadWeights } from './harness';
@@ -17,15 +18,29 @@ export interface MatmulCase {
   variant?: 'tiled' | 'matvec';
 }
 
-/** f32 results agree to rounding; f16 weights get the looser bound the issue allows for f16 paths. */
-export const MATMUL_TOLERANCE = { f32: 1e-6, f16: 1e-3 };
+/**
+ * f32 results agree to rounding; f16 weights get the looser bound the issue allows for f16 paths. Quantized
+ * weights are compared against the reference on their dequantized values, which the GPU sees exactly, so
+ * only the kernel's f32 arithmetic is measured (the quantization error is reported by test/quant).
+ */
+export const MATMUL_TOLERANCE = { f32: 1e-6, f16: 1e-3, q8: 1e-6, q4: 1e-6 };
+
+/** Uploads weights in the case's format, returning also the values the GPU sees (f16-rounded, dequantized). */
+async function uploadCaseWeights(gpu: Gpu, c: MatmulCase, data: Float32Array): Promise<{ tensor: Tensor; values: Float32Array }> {
+  const shape = [c.N, c.K];
+  if (isQuantDType(c.weights)) {
+    const words = quantize(c.weights, data, shape);
+    return { tensor: await uploadTensor(gpu, 'w', c.weights, shape, words), values: dequantize(c.weights, words, shape) };
+  }
+  return uploadWeights(gpu, 'w', shape, data, c.weights === 'f32' ? 'f32' : 'f16');
+}
 
 export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promise<CheckResult> {
   const rng = createRng(seed);
   const { M, N, K } = c;
-  const wdtype = c.weights === 'f32' ? 'f32' : 'f16';
+  const wdtype = c.weights === 'f16-packed' ? 'f16' : c.weights;
   const xData = randomNormal(rng, M * K);
-  const w = await uploadWeights(gpu, 'w', [N, K], randomNormal(rng, N * K, 1 / Math.sqrt(K)), wdtype);
+  const w = await uploadCaseWeights(gpu, c, randomNormal(rng, N * K, 1 / Math.sqrt(K)));
   const x = await upload(gpu, 'x', [M, K], xData);
   const biasData = c.bias ? randomNormal(rng, N) : undefined;
   const bias = biasData && (await upload(gpu, 'bias', [N], biasData));

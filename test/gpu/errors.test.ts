@@ -7,6 +7,7 @@ import { acquireGpu, withErrorScopes } from '../../src/gpu/device';
 import { runDispatches } from '../../src/gpu/dispatch';
 import {
   DeviceLostError,
+  GpuValidationError,
   LimitsExceededError,
   ShaderCompileError,
   ShapeError,
@@ -149,7 +150,7 @@ describe('shape errors', () => {
     await expect(prepareMatmul(gpu, { x, w: wrongK, y })).rejects.toBeInstanceOf(ShapeError);
     await expect(prepareMatmul(gpu, { x, w, y: wrongY })).rejects.toBeInstanceOf(ShapeError);
     await expect(prepareMatmul(gpu, { x, w, y, bias })).rejects.toBeInstanceOf(ShapeError);
-    await expect(prepareMatmul(gpu, { x, w: intW, y })).rejects.toThrow(/w must be f32 or f16, got u32/);
+    await expect(prepareMatmul(gpu, { x, w: intW, y })).rejects.toThrow(/w must be f32 or f16 or q8 or q4, got u32/);
     // A tensor whose shape claims more than its buffer holds.
     await expect(prepareMatmul(gpu, { x: { ...x, shape: [40, 8] }, w, y: { ...y, shape: [40, 5] } })).rejects.toThrow(
       /x buffer holds 128 bytes, needs 1280/,
@@ -186,6 +187,24 @@ describe('device loss', () => {
     expect(fresh.lostError).toBeUndefined();
     expectPass(await checkMatmul(fresh, { M: 3, N: 17, K: 9, weights: 'f32', variant: 'tiled' }, freshSeed()));
     fresh.device.destroy();
+  });
+});
+
+describe('uncaptured errors', () => {
+  it('invalid work outside an error scope is reported once by takeUncapturedError', async () => {
+    const gpu = await acquireNodeGpu();
+    const a = await createBuffer(gpu, 'a', 16, GPUBufferUsage.COPY_SRC);
+    const b = await createBuffer(gpu, 'b', 16, GPUBufferUsage.COPY_DST);
+    const encoder = gpu.device.createCommandEncoder();
+    // Copy sizes must be multiples of 4: this command buffer is invalid and does nothing.
+    encoder.copyBufferToBuffer(a, 0, b, 0, 3);
+    gpu.device.queue.submit([encoder.finish()]);
+    await gpu.device.queue.onSubmittedWorkDone();
+    const error = gpu.takeUncapturedError();
+    expect(error).toBeInstanceOf(GpuValidationError);
+    expect(error?.message).toMatch(/multiple of 4/);
+    expect(gpu.takeUncapturedError()).toBeUndefined();
+    gpu.device.destroy();
   });
 });
 
