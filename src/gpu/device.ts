@@ -30,6 +30,11 @@ export interface Gpu {
   lostError: DeviceLostError | undefined;
   /** Resolves (never rejects) when the device is lost, with the typed error describing why. */
   lost: Promise<DeviceLostError>;
+  /**
+   * The first GPU error no error scope caught since the last `takeUncapturedError()`. Work whose commands
+   * were invalid silently does nothing, so callers check this after reading results back.
+   */
+  takeUncapturedError(): GpuValidationError | GpuOutOfMemoryError | undefined;
 }
 
 export interface AcquireOptions {
@@ -83,6 +88,11 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
   }
 
   const info = adapter.info;
+  let uncaptured: GpuValidationError | GpuOutOfMemoryError | undefined;
+  device.addEventListener('uncapturederror', (event) => {
+    const { error } = event as GPUUncapturedErrorEvent;
+    uncaptured ??= error instanceof GPUOutOfMemoryError ? new GpuOutOfMemoryError('GPU work', error.message) : new GpuValidationError('GPU work', error.message);
+  });
   const gpu: Gpu = {
     device,
     features: {
@@ -97,6 +107,11 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
       gpu.lostError = new DeviceLostError(lost.reason ?? 'unknown', lost.message);
       return gpu.lostError;
     }),
+    takeUncapturedError() {
+      const error = uncaptured;
+      uncaptured = undefined;
+      return error;
+    },
   };
   return gpu;
 }

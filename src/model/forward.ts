@@ -39,6 +39,32 @@ export interface GpuModelOptions {
   contextLength?: number;
   /** Most tokens one prefill dispatch covers, bounding memory and the time of any single submit. */
   prefillChunk?: number;
+  /**
+   * Time every submit on the GPU with timestamp queries (where the device has them) into `stats.gpuMs`.
+   * For benchmarks: it waits for each submit's timing, so chunks no longer overlap with encoding.
+   */
+  profile?: boolean;
+}
+
+/** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
+export interface ForwardStats {
+  calls: number;
+  submits: number;
+  passes: number;
+  dispatches: number;
+  /** GPU→CPU bytes copied back (token ids or logits). */
+  readbackBytes: number;
+  /** CPU time spent updating parameters, encoding and submitting. */
+  encodeMs: number;
+  /** GPU time from timestamp queries, when loaded with `profile` on a device that has them. */
+  gpuMs: number;
+}
+
+/** Timestamp queries around each submit: the first pass writes the start, the last pass the end. */
+interface Profiler {
+  querySet: GPUQuerySet;
+  resolve: GPUBuffer;
+  readback: GPUBuffer;
 }
 
 interface GpuNorm {
@@ -135,6 +161,9 @@ interface Plan {
 export type ForwardResult = { kind: 'token'; token: number } | { kind: 'logits'; logits: Float32Array };
 
 export class GpuModel {
+  readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
+  /** Bytes of every GPU buffer the model holds: weights, KV cache, activations (allocated once, at load). */
+  readonly allocatedBytes: number;
   private busy = false;
   private readonly idsScratch: Uint32Array<ArrayBuffer>;
 
@@ -146,8 +175,10 @@ export class GpuModel {
     private readonly prefill: Plan,
     private readonly decode: Plan,
     private readonly buffers: GPUBuffer[],
+    private readonly profiler: Profiler | undefined,
   ) {
     this.idsScratch = new Uint32Array(prefill.maxT);
+    this.allocatedBytes = buffers.reduce((sum, b) => sum + b.size, 0);
   }
 
   static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
@@ -165,7 +196,8 @@ export class GpuModel {
     const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers);
     const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk);
     const decode = await preparePlan(gpu, spec, gpuWeights, state, 1);
-    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers);
+    const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
+    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler);
   }
 
   /** Positions of the KV cache that hold processed tokens. */
@@ -200,6 +232,7 @@ export class GpuModel {
     }
 
     this.busy = true;
+    this.stats.calls++;
     try {
       for (let done = 0; done < tokens.length; ) {
         const plan = tokens.length - done === 1 ? this.decode : this.prefill;
@@ -209,10 +242,15 @@ export class GpuModel {
         for (let i = 0; i < T; i++) this.idsScratch[i] = tokens[done + i];
         gpu.device.queue.writeBuffer(state.ids.buffer, 0, this.idsScratch, 0, T);
         this.encodeAndSubmit(plan, T, pos, isLast ? read : undefined);
+        if (this.profiler) this.stats.gpuMs += await readGpuMs(gpu, this.profiler);
         done += T;
         state.kv.length = pos + T;
       }
-      return await this.readResult(read);
+      const result = await this.readResult(read);
+      // Invalid commands do nothing on the GPU: never hand out what such a call left behind.
+      const error = gpu.takeUncapturedError();
+      if (error) throw error;
+      return result;
     } catch (e) {
       throw gpu.lostError ?? e;
     } finally {
@@ -222,24 +260,43 @@ export class GpuModel {
 
   /** Embedding, then one compute pass per layer, then (on the last chunk) the LM head and a copy to staging. */
   private encodeAndSubmit(plan: Plan, T: number, pos: number, read: 'token' | 'logits' | undefined): void {
+    const t0 = performance.now();
     const { device } = this.gpu;
-    const { state } = this;
+    const { state, stats, profiler } = this;
     if (plan.applied.T !== T || plan.applied.pos !== pos) {
       plan.embed.update(T, pos);
       for (const layer of plan.layers) for (const step of layer) step.update(T, pos);
       plan.applied = { T, pos };
     }
+    const passes: [string, Step[]][] = [['embed', [plan.embed]], ...plan.layers.map((layer, l): [string, Step[]] => [`layer ${l}`, layer])];
     const encoder = device.createCommandEncoder({ label: `forward T=${T} pos=${pos}` });
-    encodePass(encoder, 'embed', [plan.embed]);
-    plan.layers.forEach((layer, l) => encodePass(encoder, `layer ${l}`, layer));
+    const encodeAll = (list: [string, Step[]][], first: boolean, last: boolean) =>
+      list.forEach(([label, steps], i) => {
+        const begins = first && i === 0;
+        const ends = last && i === list.length - 1;
+        const timestampWrites =
+          profiler && (begins || ends)
+            ? { querySet: profiler.querySet, beginningOfPassWriteIndex: begins ? 0 : undefined, endOfPassWriteIndex: ends ? 1 : undefined }
+            : undefined;
+        encodePass(encoder, label, steps, timestampWrites);
+        stats.passes++;
+        stats.dispatches += steps.length;
+      });
+    encodeAll(passes, true, !read);
     if (read) {
       const rowBytes = this.spec.hiddenSize * 4;
       encoder.copyBufferToBuffer(state.x.buffer, (T - 1) * rowBytes, state.last.buffer, 0, rowBytes);
-      encodePass(encoder, 'head', plan.head);
-      if (read === 'token') encoder.copyBufferToBuffer(state.next.buffer, 0, state.tokenReadback, 0, 4);
-      else encoder.copyBufferToBuffer(state.logits.buffer, 0, state.logitsReadback, 0, state.logitsReadback.size);
+      encodeAll([['head', plan.head]], false, true);
+      const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
+      const source = read === 'token' ? state.next.buffer : state.logits.buffer;
+      encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
+      stats.readbackBytes += staging.size;
     }
+    if (profiler) encoder.resolveQuerySet(profiler.querySet, 0, 2, profiler.resolve, 0);
+    if (profiler) encoder.copyBufferToBuffer(profiler.resolve, 0, profiler.readback, 0, 16);
     device.queue.submit([encoder.finish()]);
+    stats.submits++;
+    stats.encodeMs += performance.now() - t0;
   }
 
   private async readResult(read: 'token' | 'logits'): Promise<ForwardResult> {
@@ -262,10 +319,25 @@ export class GpuModel {
   }
 }
 
-function encodePass(encoder: GPUCommandEncoder, label: string, steps: Step[]): void {
-  const pass = encoder.beginComputePass({ label });
+function encodePass(encoder: GPUCommandEncoder, label: string, steps: Step[], timestampWrites?: GPUComputePassTimestampWrites): void {
+  const pass = encoder.beginComputePass({ label, timestampWrites });
   for (const step of steps) step.dispatch.encode(pass);
   pass.end();
+}
+
+async function createProfiler(gpu: Gpu, buffers: GPUBuffer[]): Promise<Profiler> {
+  const querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
+  const resolve = await createBuffer(gpu, 'timestamps', 16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC);
+  const readback = await createBuffer(gpu, 'timestamps readback', 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+  buffers.push(resolve, readback);
+  return { querySet, resolve, readback };
+}
+
+async function readGpuMs(gpu: Gpu, profiler: Profiler): Promise<number> {
+  await Promise.race([profiler.readback.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
+  const [start, end] = new BigUint64Array(profiler.readback.getMappedRange(), 0, 2);
+  profiler.readback.unmap();
+  return end > start ? Number(end - start) / 1e6 : 0;
 }
 
 /**

@@ -1,0 +1,216 @@
+/**
+ * Whole-model benchmark, platform-neutral (Node's Dawn or a browser): prefill and decode speed, time to
+ * first token, CPU encode and GPU time per token, dispatches/passes/submits and bytes read back per token,
+ * weight bytes per token against a device copy bandwidth measured in the same run, and GPU memory.
+ * Random weights where no real checkpoint is at hand: speed does not depend on weight values.
+ */
+import type { Gpu } from '../gpu/device';
+import { parseModelConfig, type ModelSpec } from '../model/config';
+import { GpuModel } from '../model/forward';
+import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
+import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';
+import { createRng } from '../selftest/random';
+
+export interface ModelBenchCase {
+  model: string;
+  dtype: WeightDtype;
+  /** Loads the weights (random, or a real checkpoint read by the caller). */
+  load(): Promise<{ spec: ModelSpec; weights: CanonicalWeights }>;
+}
+
+export interface ModelBenchPlan {
+  prefillLengths: number[];
+  decodePositions: number[];
+  /** Tokens timed per decode measurement. */
+  decodeTokens: number;
+}
+
+export interface ModelBenchResult {
+  model: string;
+  dtype: WeightDtype;
+  adapter: string;
+  contextLength: number;
+  /** Prompt length → prefill tokens/s (all chunks, through the first token's readback). */
+  prefillTokensPerSecond: Record<string, number>;
+  /** Time to first token for the shortest prompt, ms. */
+  timeToFirstTokenMs: number;
+  /** Position → decode tokens/s. */
+  decodeTokensPerSecond: Record<string, number>;
+  /** Per decode token, at the first decode position. */
+  perToken: {
+    cpuEncodeMs: number;
+    /** From timestamp queries; null where the device has none. */
+    gpuMs: number | null;
+    dispatches: number;
+    passes: number;
+    submits: number;
+    readbackBytes: number;
+    weightBytes: number;
+  };
+  /** Weight bytes per token × decode tokens/s at the first position. */
+  achievedGBps: number;
+  /** A large buffer-to-buffer copy on the same device (bytes read + written per second). */
+  copyGBps: number;
+  gpuMemoryBytes: number;
+  /** Why a planned measurement was left out (context too short, …). */
+  notes: string[];
+}
+
+/** Bytes of weights one decode token reads: every layer matrix, the LM head, the norms (and one embedding row). */
+export function decodeWeightBytes(spec: ModelSpec, dtype: WeightDtype): number {
+  const b = dtype === 'f16' ? 2 : 4;
+  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
+  const perLayer = ((nH + 2 * nKV) * hd * D + D * nH * hd + (spec.gatedMlp ? 2 : 1) * I * D + D * I) * b + 2 * D * 4;
+  return spec.numLayers * perLayer + V * D * b + D * b + D * 4;
+}
+
+export function randomBenchCase(name: BenchmarkModelName, dtype: WeightDtype, seed = 1): ModelBenchCase {
+  return {
+    model: name,
+    dtype,
+    async load() {
+      const { arch, options } = BENCHMARK_MODELS[name];
+      const { config, tensors } = randomModel(arch, { ...options, dtype }, seed);
+      const spec = parseModelConfig(config);
+      return { spec, weights: await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype }) };
+    },
+  };
+}
+
+/** Copy bandwidth: the best of a few copies of a buffer of `bytes` (capped by the device limits). */
+export async function measureCopyGBps(gpu: Gpu, bytes = 256 * 2 ** 20): Promise<number> {
+  const size = Math.min(bytes, gpu.device.limits.maxBufferSize, 2 ** 30) & ~3;
+  const usage = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const a = gpu.device.createBuffer({ size, usage });
+  const b = gpu.device.createBuffer({ size, usage });
+  try {
+    let best = Infinity;
+    for (let i = 0; i < 4; i++) {
+      const t0 = performance.now();
+      const encoder = gpu.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(a, 0, b, 0, size);
+      gpu.device.queue.submit([encoder.finish()]);
+      await gpu.device.queue.onSubmittedWorkDone();
+      if (i > 0) best = Math.min(best, performance.now() - t0);
+    }
+    return (2 * size) / (best * 1e6);
+  } finally {
+    a.destroy();
+    b.destroy();
+  }
+}
+
+export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPlan, copyGBps: number, log: (line: string) => void): Promise<ModelBenchResult> {
+  const { spec, weights } = await c.load();
+  const need = Math.max(...plan.prefillLengths, ...plan.decodePositions.map((p) => p + plan.decodeTokens)) + 1;
+  const contextLength = Math.min(spec.maxContext, need);
+  const model = await GpuModel.create(gpu, spec, weights, { contextLength, prefillChunk: 128, profile: true });
+  const rng = createRng(7);
+  const tokens = (n: number) => Array.from({ length: n }, () => rng.int(spec.vocabSize));
+  const notes: string[] = [];
+  try {
+    // Warm up: the first submits pay for lazy driver work.
+    await model.forward(tokens(Math.min(8, contextLength - 1)));
+    model.rewind(0);
+
+    const prefillTokensPerSecond: Record<string, number> = {};
+    let timeToFirstTokenMs = NaN;
+    for (const n of plan.prefillLengths) {
+      if (n >= contextLength) {
+        notes.push(`prefill ${n}: context is ${contextLength}`);
+        continue;
+      }
+      model.rewind(0);
+      const t0 = performance.now();
+      await model.forward(tokens(n));
+      const ms = performance.now() - t0;
+      prefillTokensPerSecond[n] = (n * 1000) / ms;
+      if (Number.isNaN(timeToFirstTokenMs)) timeToFirstTokenMs = ms;
+      log(`  ${c.model} ${c.dtype}: prefill ${n} tokens in ${ms.toFixed(1)} ms`);
+    }
+
+    const decodeTokensPerSecond: Record<string, number> = {};
+    let perToken: ModelBenchResult['perToken'] | undefined;
+    for (const pos of plan.decodePositions) {
+      if (pos + plan.decodeTokens >= contextLength) {
+        notes.push(`decode at ${pos}: context is ${contextLength}`);
+        continue;
+      }
+      model.rewind(0);
+      if (pos > 0) await model.forward(tokens(pos));
+      const before = { ...model.stats };
+      let next = await model.forward([1]);
+      const t0 = performance.now();
+      for (let i = 1; i < plan.decodeTokens; i++) next = await model.forward([next.kind === 'token' ? next.token : 1]);
+      const ms = performance.now() - t0;
+      decodeTokensPerSecond[pos] = ((plan.decodeTokens - 1) * 1000) / ms;
+      log(`  ${c.model} ${c.dtype}: decode at ${pos}: ${decodeTokensPerSecond[pos].toFixed(2)} tok/s`);
+      if (!perToken) {
+        const n = plan.decodeTokens;
+        const s = model.stats;
+        perToken = {
+          cpuEncodeMs: (s.encodeMs - before.encodeMs) / n,
+          gpuMs: gpu.features.timestampQuery ? (s.gpuMs - before.gpuMs) / n : null,
+          dispatches: (s.dispatches - before.dispatches) / n,
+          passes: (s.passes - before.passes) / n,
+          submits: (s.submits - before.submits) / n,
+          readbackBytes: (s.readbackBytes - before.readbackBytes) / n,
+          weightBytes: decodeWeightBytes(spec, c.dtype),
+        };
+      }
+    }
+    if (!perToken) throw new Error(`${c.model}: no decode position fits a context of ${contextLength}`);
+    const firstDecode = decodeTokensPerSecond[plan.decodePositions.find((p) => p in decodeTokensPerSecond) ?? 0];
+    return {
+      model: c.model,
+      dtype: c.dtype,
+      adapter: gpu.adapterName,
+      contextLength,
+      prefillTokensPerSecond,
+      timeToFirstTokenMs,
+      decodeTokensPerSecond,
+      perToken,
+      achievedGBps: (perToken.weightBytes * firstDecode) / 1e9,
+      copyGBps,
+      gpuMemoryBytes: model.allocatedBytes,
+      notes,
+    };
+  } finally {
+    model.destroy();
+  }
+}
+
+const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
+
+/** A Markdown table (it reads fine in a terminal too). */
+export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): string {
+  const head = [
+    'model',
+    'weights',
+    ...plan.prefillLengths.map((n) => `prefill ${n} tok/s`),
+    'TTFT ms',
+    ...plan.decodePositions.map((p) => `decode @${p} tok/s`),
+    'CPU ms/tok',
+    'GPU ms/tok',
+    'dispatches/passes/submits per tok',
+    'readback B/tok',
+    'weight MB/tok',
+    'GB/s (copy GB/s)',
+    'GPU MB',
+  ];
+  const rows = results.map((r) => [
+    r.model,
+    r.dtype,
+    ...plan.prefillLengths.map((n) => fmt(r.prefillTokensPerSecond[n])),
+    fmt(r.timeToFirstTokenMs),
+    ...plan.decodePositions.map((p) => fmt(r.decodeTokensPerSecond[p], 2)),
+    fmt(r.perToken.cpuEncodeMs, 2),
+    fmt(r.perToken.gpuMs, 2),
+    `${r.perToken.dispatches}/${r.perToken.passes}/${r.perToken.submits}`,
+    String(r.perToken.readbackBytes),
+    fmt(r.perToken.weightBytes / 1e6),
+    `${fmt(r.achievedGBps, 2)} (${fmt(r.copyGBps, 1)})`,
+    fmt(r.gpuMemoryBytes / 1e6),
+  ]);
+  return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+}
