@@ -1,5 +1,5 @@
 /**
- * `webgpu-llm generate --model <folder|URL> --prompt "…" [--max-tokens N] [--context N] [--dtype f32|f16]`:
+ * `webgpu-llm generate --model <folder|URL> --prompt "…" [--max-tokens N] [--context N] [--dtype f32|f16|q8|q4]`:
  * loads a Hugging Face-layout model, streams greedy text to stdout, and prints prefill and decode speed
  * to stderr so the text stays pipeable.
  */
@@ -10,7 +10,11 @@ import { urlFiles } from '../model/files';
 import { loadModel } from '../model/load';
 import { createStreamDecoder } from '../tokenizer/stream';
 
-const USAGE = `usage: webgpu-llm generate --model <folder|URL> [--prompt TEXT] [--max-tokens N] [--context N] [--dtype f32|f16]`;
+const USAGE = `usage: webgpu-llm generate --model <folder|URL> [--prompt TEXT] [--max-tokens N] [--context N] [--dtype f32|f16|q8|q4]`;
+
+function isDtype(d: string | undefined): d is 'f32' | 'f16' | 'q8' | 'q4' | undefined {
+  return d === undefined || d === 'f32' || d === 'f16' || d === 'q8' || d === 'q4';
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -32,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   const maxTokens = Number(values['max-tokens']);
   const contextLength = values.context === undefined ? undefined : Number(values.context);
   const dtype = values.dtype;
-  if (!values.model || !Number.isInteger(maxTokens) || maxTokens < 1 || (dtype !== undefined && dtype !== 'f32' && dtype !== 'f16')) {
+  if (!values.model || !Number.isInteger(maxTokens) || maxTokens < 1 || !isDtype(dtype)) {
     console.error(USAGE);
     return 2;
   }

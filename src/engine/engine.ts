@@ -7,7 +7,7 @@ import { createChatFormatter, encodeChat, type ChatFormatter } from '../chat/tem
 import { acquireGpu, type Gpu } from '../gpu/device';
 import type { ModelSpec } from '../model/config';
 import { urlFiles, type ModelFiles } from '../model/files';
-import type { ForwardResult } from '../model/forward';
+import type { ForwardRead, ForwardResult } from '../model/forward';
 import { loadModel, type LoadModelOptions, type LoadedModel } from '../model/load';
 import { beamSearch } from '../sampling/beam';
 import { finishReason } from '../sampling/finish';
@@ -85,7 +85,8 @@ function usage(promptTokens: number, completionTokens: number, cachedTokens: num
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
   const gpu = options.gpu ?? (await acquireGpu());
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
-  return new Engine(gpu, files.name, await loadModel(gpu, files, options));
+  // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller.
+  return new Engine(gpu, files.name, await loadModel(gpu, files, { topKCapacity: 256, ...options }));
 }
 
 export class Engine {
@@ -98,6 +99,8 @@ export class Engine {
   private readonly queue = new RequestQueue();
   /** Tokens whose keys and values are in the KV cache, in order: what the next request can reuse. */
   private cachedTokens: number[] = [];
+  /** A logits row rebuilt from top-k candidates, reused every token. */
+  private readonly sparseLogits: Float32Array;
   private disposed = false;
 
   constructor(
@@ -110,6 +113,7 @@ export class Engine {
     this.modelId = modelId;
     this.formatter = createChatFormatter(loaded.tokenizerConfig, loaded.tokenizer);
     this.chat = { completions: createChatCompletions(this) };
+    this.sparseLogits = new Float32Array(loaded.spec.vocabSize);
   }
 
   get contextLength(): number {
@@ -178,8 +182,42 @@ export class Engine {
     return { result, [Symbol.asyncIterator]: iterate };
   }
 
+  /**
+   * What to read back per token. Greedy with nothing reshaping the logits: the argmax (4 bytes). top_k with
+   * only temperature before it: top_k + 1 candidates from the GPU (the extra one shows a tie at the cut),
+   * which is exact because the penalties and biases that could reorder tokens are off. Otherwise the logits.
+   */
+  private selection(opts: ResolvedSamplingOptions): { read: ForwardRead; k: number } {
+    const reorders = opts.repetitionPenalty !== 1 || opts.frequencyPenalty !== 0 || opts.presencePenalty !== 0 || opts.logitBias.size > 0;
+    if (reorders) return { read: 'logits', k: 0 };
+    if (opts.temperature === 0) return { read: 'token', k: 0 };
+    if (opts.topK > 0 && opts.topK < this.loaded.model.topKCapacity) return { read: 'topk', k: opts.topK + 1 };
+    return { read: 'logits', k: 0 };
+  }
+
+  /** The next token from what forward() read back. */
+  private async pick(result: ForwardResult, sampler: Sampler): Promise<number> {
+    switch (result.kind) {
+      case 'token':
+        sampler.history.push(result.token);
+        return result.token;
+      case 'logits':
+        return sampler.sample(result.logits);
+      case 'topk': {
+        const { values, indices } = result;
+        const k = values.length - 1;
+        // A tie between the k-th and the extra candidate: the CPU top-k keeps all tied tokens, so look at all.
+        if (values[k] === values[k - 1]) return sampler.sample(await this.loaded.model.readLastLogits());
+        // The candidates placed in a row of -Infinity: the sampler then sees exactly what the full row gives.
+        const row = this.sparseLogits.fill(-Infinity);
+        for (let i = 0; i < k; i++) if (indices[i] < row.length) row[indices[i]] = values[i];
+        return sampler.sample(row);
+      }
+    }
+  }
+
   /** Feeds `tokens` after reusing the longest cached prefix of `sequence` (= cached part + tokens). */
-  private async prefill(sequence: readonly number[], read: 'token' | 'logits'): Promise<{ result: ForwardResult; reused: number }> {
+  private async prefill(sequence: readonly number[], read: ForwardRead, k = 0): Promise<{ result: ForwardResult; reused: number }> {
     const { model } = this.loaded;
     let common = 0;
     while (common < this.cachedTokens.length && common < sequence.length && this.cachedTokens[common] === sequence[common]) common++;
@@ -187,14 +225,14 @@ export class Engine {
     const reused = Math.min(common, sequence.length - 1);
     model.rewind(reused);
     this.cachedTokens.length = reused;
-    const result = await this.forward(sequence.slice(reused), read);
+    const result = await this.forward(sequence.slice(reused), read, k);
     return { result, reused };
   }
 
-  private async forward(tokens: readonly number[], read: 'token' | 'logits'): Promise<ForwardResult> {
+  private async forward(tokens: readonly number[], read: ForwardRead, k = 0): Promise<ForwardResult> {
     const { model } = this.loaded;
     try {
-      const result = await model.forward(tokens, read);
+      const result = await model.forward(tokens, read, k);
       this.cachedTokens.push(...tokens);
       return result;
     } catch (e) {
@@ -215,16 +253,13 @@ export class Engine {
     try {
       if (this.disposed) throw new EngineDisposedError();
       const sampler = new Sampler(opts, promptIds);
-      // Greedy with nothing that reshapes the logits: argmax on the GPU, 4 bytes back per token.
-      const onGpu =
-        opts.temperature === 0 && opts.repetitionPenalty === 1 && opts.frequencyPenalty === 0 && opts.presencePenalty === 0 && opts.logitBias.size === 0;
-      const read = onGpu ? 'token' : 'logits';
+      const { read, k } = this.selection(opts);
       const maxTokens = Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length);
       const decoder = createStreamDecoder(this.tokenizer, { skipSpecialTokens: true });
       const stops = new StopMatcher(opts.stop);
 
       const t0 = performance.now();
-      const { result: first, reused } = await this.prefill(promptIds, read);
+      const { result: first, reused } = await this.prefill(promptIds, read, k);
       const tFirst = performance.now();
       let next = first;
       let generated = 0;
@@ -234,11 +269,7 @@ export class Engine {
           finish = 'abort';
           break;
         }
-        let token: number;
-        if (next.kind === 'token') {
-          token = next.token;
-          sampler.history.push(token);
-        } else token = sampler.sample(next.logits);
+        const token = await this.pick(next, sampler);
         generated++;
         const ended = finishReason(token, generated, { eosTokenIds, maxTokens });
         if (ended === 'stop') {
@@ -252,7 +283,7 @@ export class Engine {
           break;
         }
         if (ended === 'length') break;
-        next = await this.forward([token], read);
+        next = await this.forward([token], read, k);
       }
       if (finish !== 'stop') {
         const tail = stops.push(decoder.flush());
@@ -270,7 +301,7 @@ export class Engine {
           time_to_first_token_ms: tFirst - t0,
           prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
           decode_tokens_per_second: decodeSteps ? (decodeSteps * 1000) / Math.max(tEnd - tFirst, 1e-3) : 0,
-          readback_bytes_per_token: onGpu ? 4 : this.spec.vocabSize * 4,
+          readback_bytes_per_token: read === 'token' ? 4 : read === 'topk' ? 8 * k : this.spec.vocabSize * 4,
         },
       };
     } finally {

@@ -16,6 +16,8 @@ import { prepareMatmul } from '../ops/matmul';
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
 import { prepareSiluMul } from '../ops/silu_mul';
+import { prepareTopK } from '../ops/topk';
+import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { createKvCache, kvCacheShape, type KvCache } from './kv-cache';
 import type { CanonicalWeights, F32Tensor, NormWeights, WeightDtype, WeightTensor } from './weights';
@@ -44,6 +46,13 @@ export interface GpuModelOptions {
    * For benchmarks: it waits for each submit's timing, so chunks no longer overlap with encoding.
    */
   profile?: boolean;
+  /** Quantize the weight matrices at load (group 32, f16 scales); the embedding stays f16 for the gather. */
+  quantize?: QuantDType;
+  /**
+   * Most candidates `forward(…, 'topk')` can return (1…256; 0 = none): top-k selection on the GPU, so
+   * sampling reads back 8 bytes per candidate instead of the whole vocabulary.
+   */
+  topKCapacity?: number;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -131,9 +140,13 @@ interface RunState {
   logits: Tensor;
   /** [1] u32 greedy next token. */
   next: Tensor;
-  /** MAP_READ staging for `next` and `logits`, reused by every readback. */
+  /** [capacity] f32 and u32: the top-k candidates, when the model was loaded with topKCapacity. */
+  topValues?: Tensor;
+  topIndices?: Tensor;
+  /** MAP_READ staging for `next`, `logits` and the top-k candidates, reused by every readback. */
   tokenReadback: GPUBuffer;
   logitsReadback: GPUBuffer;
+  topKReadback?: GPUBuffer;
   kv: KvCache;
 }
 
@@ -154,11 +167,20 @@ interface Plan {
   maxT: number;
   embed: Step;
   layers: Step[][];
+  /** Final norm and LM head over the last row. */
   head: Step[];
+  /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
+  select: { token: Step[]; topk: Step[]; logits: Step[] };
   applied: { T: number; pos: number };
 }
 
-export type ForwardResult = { kind: 'token'; token: number } | { kind: 'logits'; logits: Float32Array };
+export type ForwardRead = 'token' | 'logits' | 'topk';
+
+export type ForwardResult =
+  | { kind: 'token'; token: number }
+  | { kind: 'logits'; logits: Float32Array }
+  /** The k largest logits, best first (ties: lower id first), and their token ids. */
+  | { kind: 'topk'; values: Float32Array; indices: Uint32Array };
 
 export class GpuModel {
   readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
@@ -166,6 +188,7 @@ export class GpuModel {
   readonly allocatedBytes: number;
   private busy = false;
   private readonly idsScratch: Uint32Array<ArrayBuffer>;
+  private topK = 0;
 
   private constructor(
     readonly gpu: Gpu,
@@ -192,8 +215,9 @@ export class GpuModel {
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
-    const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track);
-    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers);
+    const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track, options.quantize);
+    const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
+    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
     const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk);
     const decode = await preparePlan(gpu, spec, gpuWeights, state, 1);
     const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
@@ -217,8 +241,9 @@ export class GpuModel {
    * Runs `tokens` at positions cachedLength.. and returns the greedy next token (4 bytes read back) or the
    * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each.
    */
-  async forward(tokens: ArrayLike<number>, read: 'token' | 'logits' = 'token'): Promise<ForwardResult> {
+  async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0): Promise<ForwardResult> {
     const { gpu, spec, state } = this;
+    if (read === 'topk') this.setTopK(k);
     if (gpu.lostError) throw gpu.lostError;
     if (this.busy) throw new Error('GpuModel.forward is already running; calls must be serialised');
     if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
@@ -258,8 +283,35 @@ export class GpuModel {
     }
   }
 
+  /**
+   * The logits [V] the last forward call computed (of its last token), read back without running again:
+   * for when a top-k read turns out not to be enough (a tie at the cut).
+   */
+  async readLastLogits(): Promise<Float32Array> {
+    const { device } = this.gpu;
+    const encoder = device.createCommandEncoder({ label: 'read logits' });
+    encoder.copyBufferToBuffer(this.state.logits.buffer, 0, this.state.logitsReadback, 0, this.state.logitsReadback.size);
+    device.queue.submit([encoder.finish()]);
+    this.stats.readbackBytes += this.state.logitsReadback.size;
+    return this.mapStaging(this.state.logitsReadback, (m) => new Float32Array(m.slice(0)));
+  }
+
+  /** Most candidates a 'topk' read can return (0 when the model was loaded without topKCapacity). */
+  get topKCapacity(): number {
+    return this.state.topIndices?.shape[0] ?? 0;
+  }
+
+  private setTopK(k: number): void {
+    if (!Number.isInteger(k) || k < 1 || k > this.topKCapacity) {
+      throw new ShapeError('model', `top-k reads need 1 ≤ k ≤ ${this.topKCapacity} (the topKCapacity loaded), got ${k}`);
+    }
+    if (k === this.topK) return;
+    for (const plan of [this.prefill, this.decode]) for (const step of plan.select.topk) step.update(k, 0);
+    this.topK = k;
+  }
+
   /** Embedding, then one compute pass per layer, then (on the last chunk) the LM head and a copy to staging. */
-  private encodeAndSubmit(plan: Plan, T: number, pos: number, read: 'token' | 'logits' | undefined): void {
+  private encodeAndSubmit(plan: Plan, T: number, pos: number, read: ForwardRead | undefined): void {
     const t0 = performance.now();
     const { device } = this.gpu;
     const { state, stats, profiler } = this;
@@ -286,11 +338,18 @@ export class GpuModel {
     if (read) {
       const rowBytes = this.spec.hiddenSize * 4;
       encoder.copyBufferToBuffer(state.x.buffer, (T - 1) * rowBytes, state.last.buffer, 0, rowBytes);
-      encodeAll([['head', plan.head]], false, true);
-      const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
-      const source = read === 'token' ? state.next.buffer : state.logits.buffer;
-      encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
-      stats.readbackBytes += staging.size;
+      encodeAll([['head', [...plan.head, ...plan.select[read]]]], false, true);
+      if (read === 'topk' && state.topValues && state.topIndices && state.topKReadback) {
+        const bytes = 4 * this.topK;
+        encoder.copyBufferToBuffer(state.topValues.buffer, 0, state.topKReadback, 0, bytes);
+        encoder.copyBufferToBuffer(state.topIndices.buffer, 0, state.topKReadback, state.topKReadback.size / 2, bytes);
+        stats.readbackBytes += 2 * bytes;
+      } else {
+        const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
+        const source = read === 'token' ? state.next.buffer : state.logits.buffer;
+        encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
+        stats.readbackBytes += staging.size;
+      }
     }
     if (profiler) encoder.resolveQuerySet(profiler.querySet, 0, 2, profiler.resolve, 0);
     if (profiler) encoder.copyBufferToBuffer(profiler.resolve, 0, profiler.readback, 0, 16);
@@ -299,15 +358,31 @@ export class GpuModel {
     stats.encodeMs += performance.now() - t0;
   }
 
-  private async readResult(read: 'token' | 'logits'): Promise<ForwardResult> {
-    const { gpu, state } = this;
-    const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
+  private async readResult(read: ForwardRead): Promise<ForwardResult> {
+    const { state } = this;
+    switch (read) {
+      case 'token':
+        return { kind: 'token', token: await this.mapStaging(state.tokenReadback, (m) => new Uint32Array(m, 0, 1)[0]) };
+      case 'logits':
+        return { kind: 'logits', logits: await this.mapStaging(state.logitsReadback, (m) => new Float32Array(m.slice(0))) };
+      case 'topk': {
+        const staging = state.topKReadback;
+        if (!staging) throw new ShapeError('model', 'this model was loaded without topKCapacity');
+        const bytes = 4 * this.topK;
+        return this.mapStaging(staging, (m) => ({
+          kind: 'topk',
+          values: new Float32Array(m.slice(0, bytes)),
+          indices: new Uint32Array(m.slice(staging.size / 2, staging.size / 2 + bytes)),
+        }));
+      }
+    }
+  }
+
+  private async mapStaging<T>(staging: GPUBuffer, read: (mapped: ArrayBuffer) => T): Promise<T> {
+    const { gpu } = this;
     await Promise.race([staging.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
     try {
-      const mapped = staging.getMappedRange();
-      return read === 'token'
-        ? { kind: 'token', token: new Uint32Array(mapped, 0, 1)[0] }
-        : { kind: 'logits', logits: new Float32Array(mapped.slice(0)) };
+      return read(staging.getMappedRange());
     } finally {
       staging.unmap();
     }
@@ -371,8 +446,12 @@ async function uploadWeights(
   w: CanonicalWeights,
   contextLength: number,
   track: (t: Tensor) => Tensor,
+  quant: QuantDType | undefined,
 ): Promise<GpuWeights> {
   const up = async (label: string, t: WeightTensor) => track(await uploadTensor(gpu, label, t.dtype, t.shape, t.data));
+  /** A weight matrix read by matmul: quantized here when asked, block by block, as it is uploaded. */
+  const matrix = async (label: string, t: WeightTensor) =>
+    quant ? track(await uploadTensor(gpu, label, quant, t.shape, quantize(quant, t.data, t.shape))) : up(label, t);
   const opt = async (label: string, t: WeightTensor | undefined) => (t ? up(label, t) : undefined);
   const norm = async (label: string, n: NormWeights): Promise<GpuNorm> => ({
     weight: await up(`${label} weight`, n.weight),
@@ -386,16 +465,16 @@ async function uploadWeights(
     if (!upWeight) throw new ShapeError('model', `layer ${i} has no MLP up projection`);
     layers.push({
       attnNorm: await norm(`layer ${i} attention norm`, l.attnNorm),
-      wqkv: await up(`layer ${i} qkv`, l.wqkv),
+      wqkv: await matrix(`layer ${i} qkv`, l.wqkv),
       bqkv: await opt(`layer ${i} qkv bias`, l.bqkv),
       qNorm: await opt(`layer ${i} q norm`, l.qNorm),
       kNorm: await opt(`layer ${i} k norm`, l.kNorm),
-      wo: await up(`layer ${i} o_proj`, l.wo),
+      wo: await matrix(`layer ${i} o_proj`, l.wo),
       bo: await opt(`layer ${i} o_proj bias`, l.bo),
       mlpNorm: await norm(`layer ${i} MLP norm`, l.mlpNorm),
-      wUp: await up(`layer ${i} up`, upWeight),
+      wUp: await matrix(`layer ${i} up`, upWeight),
       bUp: await opt(`layer ${i} up bias`, l.bGateUp ?? l.bUp),
-      wDown: await up(`layer ${i} down`, l.wDown),
+      wDown: await matrix(`layer ${i} down`, l.wDown),
       bDown: await opt(`layer ${i} down bias`, l.bDown),
     });
   }
@@ -410,7 +489,8 @@ async function uploadWeights(
     positionEmbedding: w.positionEmbedding && (await up('position embedding', toF32(w.positionEmbedding))),
     layers,
     finalNorm: await norm('final norm', w.finalNorm),
-    lmHead: w.lmHead === w.embedding ? embedding : await up('LM head', w.lmHead),
+    // A tied head shares the embedding, unless quantizing: the gather reads f16/f32, the head quantized.
+    lmHead: w.lmHead === w.embedding && !quant ? embedding : await matrix('LM head', w.lmHead),
     ropeTable: ropeTableTensor,
   };
 }
@@ -430,6 +510,7 @@ async function createRunState(
   chunk: number,
   track: (t: Tensor) => Tensor,
   buffers: GPUBuffer[],
+  topKCapacity: number,
 ): Promise<RunState> {
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
@@ -453,8 +534,11 @@ async function createRunState(
     lastNorm: await t('last row normed', [1, D]),
     logits: await t('logits', [1, V]),
     next: await t('next token', [1], 'u32'),
+    topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
+    topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
     tokenReadback: await staging('token readback', 4),
     logitsReadback: await staging('logits readback', V * 4),
+    topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,
     kv,
   };
 }
@@ -520,13 +604,20 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
   const head = [
     fixed(await norm(s.last, s.lastNorm, w.finalNorm)),
     fixed(await prepareMatmul(gpu, { x: s.lastNorm, w: w.lmHead, y: s.logits })),
-    fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next })),
   ];
+  const topk =
+    s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
+  const select = {
+    token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],
+    topk: topk ? [{ dispatch: topk, update: (k: number) => topk.set({ k }) }] : [],
+    logits: [],
+  };
   return {
     maxT,
     embed: { dispatch: embed, update: (T, pos) => embed.set({ rows: T, pos }) },
     layers,
     head,
+    select,
     applied: { T: maxT, pos: 0 },
   };
 }

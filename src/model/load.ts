@@ -8,11 +8,15 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer';
 import { parseModelConfig, type ModelSpec } from './config';
 import { ModelFileMissingError, type ModelFiles } from './files';
 import { checkModelFits, GpuModel, type GpuModelOptions } from './forward';
+import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
 
-export interface LoadModelOptions extends GpuModelOptions {
-  /** Dtype of the weight matrices on the GPU; default f16 for F16/BF16 checkpoints, f32 for F32 ones. */
-  dtype?: WeightDtype;
+export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize'> {
+  /**
+   * Weight matrices on the GPU: f32, f16, or quantized at load to q8/q4 (int8/int4, group 32, f16 scales;
+   * the embedding stays f16). Default f16 for F16/BF16 checkpoints, f32 for F32 ones.
+   */
+  dtype?: WeightDtype | QuantDType;
   /** Called after each tensor is read, with the bytes read so far and the total of the weight files. */
   onProgress?: (progress: { loadedBytes: number; totalBytes: number; tensor: string }) => void;
 }
@@ -82,7 +86,9 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
 
   const weights = await openWeights(files);
   const checkpointDtypes = new Set([...weights.tensors.values()].map((t) => t.dtype));
-  const dtype = options.dtype ?? (checkpointDtypes.has('F32') ? 'f32' : 'f16');
+  const requested = options.dtype;
+  const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;
+  const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
   const contextLength = options.contextLength ?? spec.maxContext;
   checkModelFits(gpu, spec, dtype, contextLength, Math.min(options.prefillChunk ?? 128, contextLength));
 
@@ -93,6 +99,6 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
     options.onProgress?.({ loadedBytes, totalBytes, tensor: info.name });
   });
   const canonical = await loadCanonicalWeights(spec, read, { dtype });
-  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength });
+  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength, quantize });
   return { spec, tokenizer, model, generationConfig, tokenizerConfig };
 }

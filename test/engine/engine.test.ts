@@ -43,6 +43,17 @@ describe('engine.generate', () => {
     expect(a.ids).not.toEqual(c.ids);
   });
 
+  it('top-k sampling selects on the GPU and gives exactly what sampling the full logits gives', async () => {
+    const options = { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 11, max_tokens: 16 };
+    const onGpu = engine.generate([1], options);
+    const gpuIds = (await collect(onGpu)).ids;
+    // A zero logit_bias changes nothing but sends the whole row back to the CPU.
+    const onCpu = engine.generate([1], { ...options, logit_bias: { '0': 0 } });
+    expect((await collect(onCpu)).ids).toEqual(gpuIds);
+    expect((await onGpu.result).timings.readback_bytes_per_token).toBe(8 * 41);
+    expect((await onCpu.result).timings.readback_bytes_per_token).toBe(4 * engine.spec.vocabSize);
+  });
+
   it('stops at a stop string that straddles tokens and leaves it out of the text', async () => {
     const full = await collect(engine.generate([1], { temperature: 0, max_tokens: 30 }));
     expect(full.text).toContain('little girl');
