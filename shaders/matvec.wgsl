@@ -1,7 +1,8 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (+ Y when ACCUMULATE) for decode, where M is 1 (or tiny) and the
-// cost is reading W once. One workgroup per output element: its WG threads stride over K (neighbouring
-// threads read neighbouring weights) and reduce in workgroup memory. Workgroups are numbered linearly over
-// a grid that may be folded into 2-D for N > 65535. Needs a weights_*.wgsl prelude.
+// cost is reading W once. Each workgroup computes ROWS outputs of one row of X: its WG threads stride over
+// K (neighbouring threads read neighbouring weights of each row), then `row_sums` from a reduce_*.wgsl
+// prelude adds the threads' partial sums (subgroup operations where the device has them). Workgroups are
+// numbered linearly over a grid that may be folded into 2-D for large N. Needs a weights_*.wgsl prelude.
 
 struct Params {
   M: u32,
@@ -10,6 +11,8 @@ struct Params {
 }
 
 override WG: u32 = 64u;
+override ROWS: u32 = 4u;
+const MAX_ROWS: u32 = 8u;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 
@@ -19,35 +22,30 @@ override ACCUMULATE: bool = false;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
   let N = params.N;
   let K = params.K;
-  let idx = wid.x + wid.y * nwg.x;
-  if (idx >= params.M * N) { return; }
-  let m = idx / N;
-  let n = idx % N;
+  let groupsPerRow = (N + ROWS - 1u) / ROWS;
+  let group = wid.x + wid.y * nwg.x;
+  if (group >= params.M * groupsPerRow) { return; }
+  let m = group / groupsPerRow;
+  let n0 = (group % groupsPerRow) * ROWS;
+  let rows = min(ROWS, N - n0);
 
-  var sum = 0.0;
-  for (var k = lid; k < K; k += WG) {
-    sum = fma(x[m * K + k], load_w(n * K + k), sum);
+  var acc: array<f32, MAX_ROWS>;
+  for (var k = lane.index; k < K; k += WG) {
+    let xk = x[m * K + k];
+    for (var r = 0u; r < rows; r++) {
+      acc[r] = fma(xk, load_w((n0 + r) * K + k), acc[r]);
+    }
   }
-  partial[lid] = sum;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    var v = partial[0];
+  let total = row_sums(lane, acc);
+  if (lane.index < rows) {
+    let n = n0 + lane.index;
+    var v = total;
     if (HAS_BIAS) { v += bias[n]; }
-    if (ACCUMULATE) { v += y[idx]; }
-    y[idx] = v;
+    if (ACCUMULATE) { v += y[m * N + n]; }
+    y[m * N + n] = v;
   }
 }

@@ -63,7 +63,7 @@ export function getPipeline<Key, F extends string>(
 
 async function compile<Key, F extends string>(gpu: Gpu, spec: KernelSpec<Key, F>, key: Key): Promise<CompiledKernel> {
   const { device } = gpu;
-  const parts = [...(spec.preludes?.(key) ?? []), spec.shader];
+  const parts = hoistDirectives([...(spec.preludes?.(key) ?? []), spec.shader]);
   const code = parts.map((p) => p.code).join('\n');
   const label = cacheKey(spec.name, key);
   return withErrorScopes(gpu, `compiling kernel ${spec.name}`, async () => {
@@ -91,6 +91,24 @@ async function compile<Key, F extends string>(gpu: Gpu, spec: KernelSpec<Key, F>
       throw new GpuValidationError(`creating the pipeline for kernel ${spec.name}`, (e as Error).message);
     }
   });
+}
+
+const DIRECTIVE = /^\s*enable\s/;
+
+/**
+ * WGSL wants `enable` directives before any declaration, but preludes each bring their own (f16 weights,
+ * subgroup reductions): move them into a first part, leaving empty lines so line numbers still map.
+ */
+function hoistDirectives(parts: ShaderPart[]): ShaderPart[] {
+  const directives = new Set<string>();
+  const body = parts.map((p) => ({
+    file: p.file,
+    code: p.code
+      .split('\n')
+      .map((line) => (DIRECTIVE.test(line) ? (directives.add(line.trim()), '') : line))
+      .join('\n'),
+  }));
+  return directives.size ? [{ file: '(enable directives)', code: [...directives].join('\n') }, ...body] : body;
 }
 
 /** Maps a line of the joined module back to the part (file) it came from. */

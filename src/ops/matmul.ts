@@ -4,6 +4,8 @@
  */
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import matvecWgsl from '../../shaders/matvec.wgsl?raw';
+import reduceSubgroupWgsl from '../../shaders/reduce_subgroup.wgsl?raw';
+import reduceWorkgroupWgsl from '../../shaders/reduce_workgroup.wgsl?raw';
 import type { Gpu } from '../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
@@ -16,7 +18,12 @@ interface MatmulKey {
   weights: WeightFormat;
   hasBias: boolean;
   accumulate: boolean;
+  /** How matvec adds its threads' partial sums (the tiled kernel needs no reduction). */
+  reduce: ReduceMode;
 }
+
+/** Subgroup operations where the device has them, workgroup memory otherwise. */
+export type ReduceMode = 'subgroup' | 'workgroup';
 
 const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32' });
 const bindings = [
@@ -29,7 +36,7 @@ const bindings = [
 
 /** Threads per tiled workgroup are WG_M × WG_N, each computing 4×4 outputs. */
 const TILE = { WG_M: 16, WG_N: 16, TILE_K: 16 };
-const MATVEC_WG = 64;
+const MATVEC = { WG: 64, ROWS: 4 };
 
 export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   name: 'matmul',
@@ -45,8 +52,11 @@ export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   bindings,
   uniforms,
   shader: { file: 'matvec.wgsl', code: matvecWgsl },
-  preludes: (key) => [weightPrelude(key.weights)],
-  constants: (key) => ({ WG: MATVEC_WG, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+  preludes: (key) => [
+    weightPrelude(key.weights),
+    key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl },
+  ],
+  constants: (key) => ({ ...MATVEC, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
 };
 
 export interface MatmulArgs {
@@ -64,6 +74,8 @@ export interface MatmulArgs {
   variant?: 'tiled' | 'matvec';
   /** Force how f16 weights are read (tests cover both paths on a shader-f16 device). */
   weightFormat?: WeightFormat;
+  /** Force how matvec reduces (tests cover both on a device with subgroups). */
+  reduce?: ReduceMode;
 }
 
 export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number } {
@@ -85,11 +97,13 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     weights: weightFormat(gpu, 'matmul', a.w, a.weightFormat),
     hasBias: a.bias !== undefined,
     accumulate: a.accumulate ?? false,
+    reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
   };
+  if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
   const resources = { x: a.x.buffer, w: a.w.buffer, bias: a.bias?.buffer ?? placeholderBuffer(gpu), y: a.y.buffer };
   const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
   if (variant === 'matvec') {
-    return KernelDispatch.create(gpu, matvecKernel, key, dims, resources, (p) => p.M * p.N);
+    return KernelDispatch.create(gpu, matvecKernel, key, dims, resources, (p) => p.M * Math.ceil(p.N / MATVEC.ROWS));
   }
   const tileM = TILE.WG_M * 4;
   const tileN = TILE.WG_N * 4;

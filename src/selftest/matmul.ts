@@ -1,6 +1,6 @@
 import type { Gpu } from '../gpu/device';
 import { uploadTensor, writeTensor, type Tensor } from '../gpu/tensor';
-import { prepareMatmul } from '../ops/matmul';
+import { prepareMatmul, type ReduceMode } from '../ops/matmul';
 import type { WeightFormat } from '../ops/weights';
 import { dequantize, isQuantDType, quantize } from '../quant/quantize';
 import { matmulRef } from '../reference/matmul';
@@ -16,6 +16,7 @@ export interface MatmulCase {
   bias?: boolean;
   accumulate?: boolean;
   variant?: 'tiled' | 'matvec';
+  reduce?: ReduceMode;
 }
 
 /**
@@ -55,11 +56,12 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
     bias,
     accumulate: c.accumulate,
     variant: c.variant,
+    reduce: c.reduce,
     weightFormat: c.weights,
   });
   const actual = await runAndRead(gpu, [op], y);
   destroyAll(x, w.tensor, bias, y);
 
-  const name = `matmul ${c.variant ?? 'auto'} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
+  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
   return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(xData, w.values, M, N, K, biasData, residual));
 }

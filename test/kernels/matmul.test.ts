@@ -21,6 +21,15 @@ describe('matmul on the GPU against the CPU reference', () => {
         });
       }
     }
+    it(`matvec with workgroup-memory and (where the device has them) subgroup reductions, ${weights}`, async () => {
+      const gpu = await testGpu();
+      const modes = gpu.features.subgroups ? (['workgroup', 'subgroup'] as const) : (['workgroup'] as const);
+      for (const reduce of modes) {
+        for (const s of [{ M: 1, N: 4097, K: 83 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, bias: true }, freshSeed()));
+        }
+      }
+    });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
       const gpu = await testGpu();
       expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
