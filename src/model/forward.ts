@@ -154,11 +154,12 @@ interface RunState {
 interface Launch<P> {
   encode(pass: GPUComputePassEncoder): void;
   set(changes: P): void;
+  dispose(): void;
 }
 
 /** One prepared launch and how it follows the chunk length T and start position pos. */
 interface Step {
-  dispatch: Pick<Launch<never>, 'encode'>;
+  dispatch: Pick<Launch<never>, 'encode' | 'dispose'>;
   update(T: number, pos: number): void;
 }
 
@@ -389,6 +390,10 @@ export class GpuModel {
   }
 
   destroy(): void {
+    for (const plan of [this.prefill, this.decode]) {
+      const steps = [plan.embed, ...plan.layers.flat(), ...plan.head, ...plan.select.token, ...plan.select.topk];
+      for (const step of steps) step.dispatch.dispose();
+    }
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }

@@ -126,6 +126,10 @@ export class TopKDispatch {
   encode(pass: GPUComputePassEncoder): void {
     for (const stage of this.stages) stage.encode(pass);
   }
+
+  dispose(): void {
+    for (const stage of this.stages) stage.dispose();
+  }
 }
 
 export async function prepareTopK(gpu: Gpu, a: TopKArgs): Promise<TopKDispatch> {

@@ -82,6 +82,30 @@ describe('model limits', () => {
     model.destroy();
   });
 
+  it('a decode token uploads its parameters in one write (plus the token id), not one per launch', async () => {
+    const gpu = await testGpu();
+    const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64 });
+    let next = await model.forward([1, 403, 407]);
+    const queue = gpu.device.queue;
+    const writeBuffer = queue.writeBuffer;
+    let writes = 0;
+    Object.defineProperty(queue, 'writeBuffer', {
+      configurable: true,
+      value: (...args: unknown[]) => {
+        writes++;
+        return Reflect.apply(writeBuffer, queue, args);
+      },
+    });
+    try {
+      for (let i = 0; i < 10; i++) next = await model.forward([next.kind === 'token' ? next.token : 0]);
+    } finally {
+      delete (queue as unknown as Record<string, unknown>).writeBuffer;
+    }
+    // Each token changes the position of 2 launches per layer and the embedding: 11 uniform blocks here.
+    expect(writes / 10).toBeLessThanOrEqual(3);
+    model.destroy();
+  });
+
   it('decode and prefill create no GPU buffer, bind group or pipeline after load', async () => {
     const gpu = await testGpu();
     const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
