@@ -1,5 +1,9 @@
+import { resolve } from 'node:path';
+import type { BuildOptions } from 'vite';
 import { defineConfig } from 'vitest/config';
 import { serveModels } from './src/dev/serve-models.ts';
+import { bundleEmbedLibrary } from './src/embed/build-plugin.ts';
+import { precacheServiceWorker } from './src/worker/precache-plugin.ts';
 
 /**
  * Node runs WebGPU through Dawn over a Vulkan driver. With no GPU we use software ones:
@@ -9,10 +13,32 @@ import { serveModels } from './src/dev/serve-models.ts';
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
 
-export default defineConfig({
-  plugins: [serveModels()],
+/** The app: the chat page and the self-test page. */
+const APP_INPUT = { main: resolve(import.meta.dirname, 'index.html'), selftest: resolve(import.meta.dirname, 'selftest.html') };
+
+/** `vite build --mode lib`: the script-tag build, one self-contained file per format (see src/embed/). */
+const LIB_BUILD: BuildOptions = {
+  target: 'es2022',
+  outDir: 'dist-lib',
+  copyPublicDir: false,
+  lib: {
+    entry: resolve(import.meta.dirname, 'src/embed/index.ts'),
+    name: 'WebGPULLM',
+    formats: ['es', 'iife'],
+    fileName: (format) => (format === 'iife' ? 'webgpu-llm.iife.js' : 'webgpu-llm.js'),
+  },
+  // The IIFE build finds its own URL through document.currentScript; import.meta.url serves the ESM build only.
+  rolldownOptions: { checks: { emptyImportMeta: false } },
+};
+
+export default defineConfig(({ mode }) => ({
+  plugins: [
+    serveModels(),
+    // The app build takes the library from dist-lib/ and lists its own output for the service worker.
+    ...(mode === 'lib' ? [] : [bundleEmbedLibrary('dist-lib'), precacheServiceWorker({ exclude: /^(webgpu-llm(\.iife)?\.js|embed-example\.[a-z]+)$/ })]),
+  ],
   server: { host: '127.0.0.1' },
-  build: { target: 'es2022' },
+  build: mode === 'lib' ? LIB_BUILD : { target: 'es2022', rolldownOptions: { input: APP_INPUT } },
   test: {
     pool: 'forks',
     testTimeout: 120_000,
@@ -42,4 +68,4 @@ export default defineConfig({
       },
     ],
   },
-});
+}));

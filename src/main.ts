@@ -1,3 +1,8 @@
-import { mountSelftest } from './ui/selftest';
+/** The chat page. The service worker (production builds only) keeps the app shell available offline. */
+import './ui/messages.css';
+import './ui/chat/chat.css';
+import { mountChat } from './ui/chat/app';
+import { registerServiceWorker } from './ui/pwa';
 
-void mountSelftest(document.getElementById('app') ?? document.body);
+registerServiceWorker();
+void mountChat(document.getElementById('app') ?? document.body);

@@ -4,7 +4,7 @@
  * a config.json. The folder comes from one setting: WEBGPU_LLM_MODELS (default ../shared/models).
  */
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import type { Connect, Plugin } from 'vite';
 
@@ -23,8 +23,9 @@ function listModels(dir: string): string[] {
 }
 
 function handler(dir: string): Connect.NextHandleFunction {
-  return (req: IncomingMessage, res: ServerResponse, next: Connect.NextFunction) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+  return (req: Connect.IncomingMessage, res: ServerResponse, next: Connect.NextFunction) => {
+    // Connect also routes /models.json here (as "/.json"): only /models and /models/… are ours.
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || /^\/models[^/?]/.test(req.originalUrl ?? '')) return next();
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]);
     if (path === '/' || path === '') {
       res.setHeader('Content-Type', 'application/json');

@@ -1,12 +1,15 @@
 /**
- * Headless Chromium (Debian's, WebGPU on SwiftShader) against the Vite dev server that `npm start` uses,
- * one of each per test file.
+ * Headless Chromium (Debian's, WebGPU on SwiftShader) against a Vite server, one of each per test file:
+ * the dev server (startBrowser), or the production build behind `vite preview` as `npm start` serves it
+ * (startPreviewBrowser).
  */
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import { createServer, preview, type Plugin, type ViteDevServer } from 'vite';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -38,9 +41,56 @@ export async function startBrowser(): Promise<BrowserHarness> {
     server: { host: '127.0.0.1', port: 0, strictPort: true, hmr: false, watch: null },
   });
   await server.listen();
+  const { port } = server.httpServer!.address() as AddressInfo;
+  return launch(port, () => server.close());
+}
+
+/** A policy as strict as a careful host's: nothing inline, no eval, scripts and workers from this origin only. */
+export const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'";
+
+function viteCli(args: string[]): void {
+  // A child process, as `npm run build` runs it: inside vitest NODE_ENV is 'test', which would make a dev build.
+  const env = { ...process.env };
+  delete env.NODE_ENV;
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), ...args], { cwd: ROOT, env, stdio: 'pipe' });
+}
+
+/**
+ * Builds the app (and the script-tag library into the same folder) into a temporary directory and serves
+ * it with `vite preview`, every response carrying STRICT_CSP, so the tests see what `npm start` serves
+ * under a policy that forbids inline scripts, eval and foreign workers.
+ */
+export async function startPreviewBrowser(): Promise<BrowserHarness> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
+  const outDir = mkdtempSync(join(tmpdir(), 'webgpu-llm-preview-'));
+  viteCli(['build', '--logLevel', 'error', '--emptyOutDir', '--outDir', outDir]);
+  viteCli(['build', '--mode', 'lib', '--logLevel', 'error', '--outDir', outDir]);
+  const csp: Plugin = {
+    name: 'test:strict-csp',
+    configurePreviewServer(server) {
+      server.middlewares.use((_req, res, next) => {
+        res.setHeader('Content-Security-Policy', STRICT_CSP);
+        next();
+      });
+    },
+  };
+  const server = await preview({
+    root: ROOT,
+    logLevel: 'warn',
+    plugins: [csp],
+    build: { outDir },
+    preview: { host: '127.0.0.1', port: 0, strictPort: true },
+  });
+  const { port } = server.httpServer.address() as AddressInfo;
+  return launch(port, async () => {
+    await server.close();
+    rmSync(outDir, { recursive: true, force: true });
+  });
+}
+
+async function launch(port: number, closeServer: () => Promise<void>): Promise<BrowserHarness> {
   // Playwright makes a fresh temporary profile (--user-data-dir) for each launch.
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const { port } = server.httpServer!.address() as AddressInfo;
   return {
     browser,
     url: (path) => `http://127.0.0.1:${port}${path}`,
@@ -55,7 +105,7 @@ export async function startBrowser(): Promise<BrowserHarness> {
     },
     async close() {
       await browser.close();
-      await server.close();
+      await closeServer();
     },
   };
 }

@@ -1,0 +1,255 @@
+/**
+ * `<llm-chat model="…">`: a self-contained chat box in a shadow root. The model attribute is a model folder
+ * URL (relative to the page) or a Hugging Face repo URL; weights download once into IndexedDB.
+ *
+ * Attributes: model, dtype ("f16" | "f32"), context-length, system-prompt, temperature, top-p, top-k,
+ * max-tokens, placeholder, in-thread (run the engine without a worker).
+ * Theming: CSS custom properties --llm-chat-font, -bg, -fg, -muted, -accent, -accent-fg, -border, -radius,
+ * -user-bg, -user-fg, -assistant-bg, -assistant-fg, -height; and ::part(container | header | title | status |
+ * progress | error | reload | messages | message | user | assistant | composer | input | send | stop).
+ * Events: llm-ready (detail: EngineInfo), llm-error (detail: the error), llm-reply (detail: { content,
+ * finishReason }). The host's `data-status` is loading | ready | generating | error.
+ *
+ * Styles are adopted stylesheets, not <style> elements, so `style-src 'self'` does not block them.
+ */
+import messagesCss from '../ui/messages.css?inline';
+import type { ChatCompletionMessageParam } from '../engine/chat-completions';
+import type { FinishReason } from '../engine/engine';
+import { checkWebGpu, describeError } from '../ui/errors';
+import { formatBytes } from '../ui/format';
+import { createMessageList } from '../ui/messages';
+import type { ChatEngine } from '../worker/chat-engine';
+import { createChatEngine, type EngineMode } from './engine';
+import chatCss from './llm-chat.css?inline';
+
+export interface LlmChatElement extends HTMLElement {
+  /** The engine once the model is loaded, for the page's own calls (`chat.completions.create`). */
+  readonly engine: ChatEngine | null;
+  /** Where the engine runs, once loaded. */
+  readonly engineMode: EngineMode | null;
+  /** The conversation so far (without the system prompt). */
+  readonly messages: readonly ChatCompletionMessageParam[];
+}
+
+const RELOAD_ATTRIBUTES = ['model', 'dtype', 'context-length', 'in-thread'];
+
+function numberAttribute(element: HTMLElement, name: string, fallback: number | undefined): number | undefined {
+  const raw = element.getAttribute(name);
+  if (raw === null || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : fallback;
+}
+
+/** Registers the element (once) under `tagName`. Done by the script-tag build on load. */
+export function defineLlmChat(tagName = 'llm-chat'): void {
+  if (customElements.get(tagName)) return;
+
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(`${messagesCss}\n${chatCss}`);
+
+  class LlmChat extends HTMLElement implements LlmChatElement {
+    static readonly observedAttributes = RELOAD_ATTRIBUTES;
+    engine: ChatEngine | null = null;
+    engineMode: EngineMode | null = null;
+    messages: ChatCompletionMessageParam[] = [];
+    private readonly list = createMessageList();
+    private readonly titleText = this.makePart('span', 'title');
+    private readonly status = this.makePart('span', 'status');
+    private readonly progress = this.makePart('progress', 'progress');
+    private readonly error = this.makePart('div', 'error');
+    private readonly input = this.makePart('textarea', 'input');
+    private readonly send = this.makePart('button', 'send');
+    private readonly stop = this.makePart('button', 'stop');
+    private loading: AbortController | undefined;
+    private generation: AbortController | undefined;
+
+    constructor() {
+      super();
+      const root = this.attachShadow({ mode: 'open' });
+      root.adoptedStyleSheets = [sheet];
+      const header = this.makePart('div', 'header');
+      header.append(this.titleText, this.status);
+      const composer = this.makePart('form', 'composer');
+      this.input.rows = 2;
+      this.send.type = 'submit';
+      this.send.textContent = 'Send';
+      this.stop.type = 'button';
+      this.stop.textContent = 'Stop';
+      this.stop.hidden = true;
+      composer.append(this.input, this.stop, this.send);
+      this.error.hidden = true;
+      this.error.setAttribute('role', 'alert');
+      const container = this.makePart('div', 'container');
+      container.append(header, this.progress, this.error, this.list.element, composer);
+      root.append(container);
+
+      composer.addEventListener('submit', (event) => {
+        event.preventDefault();
+        void this.ask();
+      });
+      this.input.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          composer.requestSubmit();
+        }
+      });
+      this.stop.addEventListener('click', () => this.generation?.abort());
+    }
+
+    private makePart<K extends keyof HTMLElementTagNameMap>(tag: K, name: string): HTMLElementTagNameMap[K] {
+      const node = document.createElement(tag);
+      node.setAttribute('part', name);
+      node.className = name;
+      return node;
+    }
+
+    connectedCallback(): void {
+      if (!this.engine && !this.loading) void this.load();
+    }
+
+    disconnectedCallback(): void {
+      this.loading?.abort();
+      this.loading = undefined;
+      this.generation?.abort();
+      void this.engine?.dispose();
+      this.engine = null;
+    }
+
+    attributeChangedCallback(name: string, previous: string | null, next: string | null): void {
+      if (previous !== next && RELOAD_ATTRIBUTES.includes(name) && this.isConnected && (this.engine || this.loading)) void this.load();
+    }
+
+    private setStatus(status: 'loading' | 'ready' | 'generating' | 'error', text: string): void {
+      this.dataset.status = status;
+      this.status.textContent = text;
+      const busy = status === 'generating';
+      this.send.disabled = status !== 'ready';
+      this.send.hidden = busy;
+      this.stop.hidden = !busy;
+    }
+
+    /** Shows the error; where loading again can help (a lost device, a failed download) offers that. */
+    private fail(error: unknown, canReload: boolean): void {
+      const description = describeError(error);
+      const text = (tag: 'strong' | 'p', value: string) => Object.assign(document.createElement(tag), { textContent: value });
+      this.error.hidden = false;
+      this.error.replaceChildren(text('strong', description.title), text('p', description.detail), text('p', description.hint));
+      if (canReload) {
+        const reload = this.makePart('button', 'reload');
+        reload.type = 'button';
+        reload.textContent = description.kind === 'device-lost' ? 'Reload model' : 'Try again';
+        reload.addEventListener('click', () => void this.load());
+        this.error.append(reload);
+      }
+      this.dispatchEvent(new CustomEvent('llm-error', { detail: error }));
+    }
+
+    private async load(): Promise<void> {
+      this.loading?.abort();
+      const controller = new AbortController();
+      this.loading = controller;
+      const previous = this.engine;
+      this.engine = null;
+      await previous?.dispose().catch(() => {});
+      const model = this.getAttribute('model');
+      this.titleText.textContent = model ?? '';
+      this.error.hidden = true;
+      this.input.placeholder = this.getAttribute('placeholder') ?? 'Message (Enter to send)';
+      this.progress.hidden = false;
+      this.progress.removeAttribute('value');
+      this.setStatus('loading', 'Loading…');
+      try {
+        if (!model) throw new Error('<llm-chat> needs a model attribute: a model folder URL or a Hugging Face repo URL.');
+        checkWebGpu();
+        const dtype = this.getAttribute('dtype');
+        const { engine, mode } = await createChatEngine(new URL(model, document.baseURI).href, {
+          dtype: dtype === 'f16' || dtype === 'f32' ? dtype : undefined,
+          contextLength: numberAttribute(this, 'context-length', undefined),
+          inThread: this.hasAttribute('in-thread'),
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (this.loading !== controller) return;
+            this.progress.value = p.total > 0 ? p.loaded / p.total : 0;
+            this.status.textContent = `${p.phase === 'download' ? 'Downloading' : 'Loading'} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`;
+          },
+        });
+        if (this.loading !== controller) return void engine.dispose();
+        this.engine = engine;
+        this.engineMode = mode;
+        this.titleText.textContent = engine.info.modelId.replace(/\/$/, '').split('/').pop() ?? engine.info.modelId;
+        this.setStatus('ready', 'Ready');
+        this.dispatchEvent(new CustomEvent('llm-ready', { detail: engine.info }));
+        void engine.lost.then((error) => {
+          if (this.engine !== engine) return;
+          this.engine = null;
+          void engine.dispose().catch(() => {});
+          this.setStatus('error', 'GPU lost');
+          this.fail(error, true);
+        });
+      } catch (e) {
+        if (this.loading !== controller) return;
+        this.setStatus('error', 'Error');
+        this.fail(e, describeError(e).kind !== 'no-webgpu');
+      } finally {
+        if (this.loading === controller) {
+          this.loading = undefined;
+          this.progress.hidden = true;
+        }
+      }
+    }
+
+    private async ask(): Promise<void> {
+      const engine = this.engine;
+      const text = this.input.value;
+      if (!engine || this.dataset.status !== 'ready' || !text.trim()) return;
+      this.input.value = '';
+      this.messages.push({ role: 'user', content: text });
+      this.list.append('user', text);
+      const bubble = this.list.append('assistant', '', 'streaming');
+      const system = this.getAttribute('system-prompt');
+      const controller = new AbortController();
+      this.generation = controller;
+      this.setStatus('generating', 'Writing…');
+      let content = '';
+      let finishReason: FinishReason | null = null;
+      let speed = '';
+      try {
+        const stream = await engine.chat.completions.create(
+          {
+            messages: [...(system ? [{ role: 'system' as const, content: system }] : []), ...this.messages],
+            stream: true,
+            temperature: numberAttribute(this, 'temperature', 0.7),
+            top_p: numberAttribute(this, 'top-p', undefined),
+            top_k: numberAttribute(this, 'top-k', undefined),
+            max_tokens: numberAttribute(this, 'max-tokens', 256),
+          },
+          { signal: controller.signal },
+        );
+        for await (const chunk of stream) {
+          const choice = chunk.choices[0];
+          if (choice.delta.content) {
+            content += choice.delta.content;
+            bubble.setText(content);
+          }
+          if (choice.finish_reason) {
+            finishReason = choice.finish_reason;
+            const perSecond = chunk.timings?.decode_tokens_per_second;
+            if (perSecond) speed = `${perSecond.toFixed(1)} tokens/s`;
+          }
+        }
+        this.messages.push({ role: 'assistant', content });
+        bubble.finish(finishReason === 'abort' ? 'stopped' : 'done', finishReason === 'abort' ? 'Stopped.' : '');
+        this.dispatchEvent(new CustomEvent('llm-reply', { detail: { content, finishReason } }));
+      } catch (e) {
+        this.messages.push({ role: 'assistant', content });
+        bubble.finish('error', describeError(e).title);
+        if (this.engine === engine) this.fail(e, false);
+      } finally {
+        if (this.generation === controller) this.generation = undefined;
+        if (this.engine === engine) this.setStatus('ready', speed || 'Ready');
+      }
+    }
+  }
+
+  customElements.define(tagName, LlmChat);
+}

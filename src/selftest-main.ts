@@ -1,0 +1,3 @@
+import { mountSelftest } from './ui/selftest';
+
+void mountSelftest(document.getElementById('app') ?? document.body);

@@ -1,0 +1,34 @@
+/**
+ * What the UI needs from an engine, met both by an engine in a worker (createWorkerEngine) and by one in the
+ * page's own thread (createInThreadEngine): the same `chat.completions.create` and `generate` as Engine.
+ */
+import type { ChatCompletions } from '../engine/chat-completions';
+import type { GenerateOptions, GenerationStream } from '../engine/engine';
+import type { DeviceLostError } from '../gpu/errors';
+import { engineInfo, loadCachedEngine, type LoadCachedEngineOptions } from './load';
+import type { EngineInfo } from './protocol';
+
+export interface ChatEngine {
+  readonly info: EngineInfo;
+  readonly chat: { completions: ChatCompletions };
+  generate(prompt: string | readonly number[], options?: GenerateOptions): GenerationStream;
+  /** Resolves (never rejects) when the GPU device is lost; the engine is unusable from then on. */
+  readonly lost: Promise<DeviceLostError>;
+  /** Destroys the GPU device as a driver reset would, to exercise the device-lost path. */
+  simulateDeviceLoss(): void;
+  /** Frees the GPU memory once running requests end (a worker aborts them first, then ends). */
+  dispose(): Promise<void>;
+}
+
+/** The engine in this thread: for hosts whose policy forbids the worker. Weights still come from the cache. */
+export async function createInThreadEngine(url: string, options: LoadCachedEngineOptions = {}): Promise<ChatEngine> {
+  const engine = await loadCachedEngine(url, options);
+  return {
+    info: engineInfo(engine, options.modelId ?? url),
+    chat: engine.chat,
+    generate: (prompt, generateOptions) => engine.generate(prompt, generateOptions),
+    lost: engine.gpu.lost,
+    simulateDeviceLoss: () => engine.gpu.device.destroy(),
+    dispose: () => engine.dispose(),
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * Loading an engine the way the app does it, in the worker or (as the embed's fallback) in the page: the
+ * model's files through the IndexedDB cache, so the weights are downloaded once and later loads make no
+ * requests, then onto the GPU.
+ */
+import { createEngine, type Engine } from '../engine/engine';
+import { openCachedModel } from '../storage';
+import type { EngineInfo, LoadEngineOptions, LoadProgress } from './protocol';
+
+export interface LoadCachedEngineOptions extends LoadEngineOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export async function loadCachedEngine(url: string, options: LoadCachedEngineOptions = {}): Promise<Engine> {
+  const { onProgress, signal, modelId, dtype, contextLength } = options;
+  const files = await openCachedModel(url, {
+    modelId,
+    signal,
+    onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
+  });
+  signal?.throwIfAborted();
+  return createEngine(files, {
+    dtype,
+    contextLength,
+    signal,
+    onProgress: (p) => onProgress?.({ phase: 'load', loaded: p.loadedBytes, total: p.totalBytes, tensor: p.tensor }),
+  });
+}
+
+export function engineInfo(engine: Engine, modelId: string): EngineInfo {
+  return {
+    modelId,
+    contextLength: engine.contextLength,
+    adapterName: engine.gpu.adapterName,
+    chatTemplate: engine.formatter.templateName,
+    usesFallbackTemplate: !engine.formatter.hasTemplate,
+  };
+}

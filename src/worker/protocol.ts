@@ -1,0 +1,89 @@
+/**
+ * The messages between the UI thread and the engine worker. Each direction is a discriminated union on
+ * `type`, so both ends handle them with an exhaustive `switch` and no casts. Everything here must survive
+ * structured cloning: no functions, no AbortSignal, errors as SerializedError.
+ */
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../engine/chat-completions';
+import type { EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/engine';
+
+/** Download progress (from the model cache), then upload progress (weights to the GPU). */
+export type LoadProgress =
+  | {
+      phase: 'download';
+      /** The file being downloaded, and its bytes so far and in all. */
+      file: string;
+      fileLoaded: number;
+      fileTotal: number;
+      /** Bytes of all the model's files, so far and in all. */
+      loaded: number;
+      total: number;
+      bytesPerSecond: number;
+      /** NaN or Infinity while the speed is still unknown. */
+      etaSeconds: number;
+    }
+  | { phase: 'load'; loaded: number; total: number; tensor: string };
+
+/** What the UI needs to know about a loaded engine. */
+export interface EngineInfo {
+  modelId: string;
+  contextLength: number;
+  adapterName: string;
+  /** 'default' (the model's own chat template), or the fallback a base model is chatted through. */
+  chatTemplate: string;
+  /** True when the model has no chat template: it continues text rather than answering. */
+  usesFallbackTemplate: boolean;
+}
+
+export interface LoadEngineOptions {
+  /** Key of the model in the cache; default: derived from the URL by the cache. */
+  modelId?: string;
+  dtype?: EngineOptions['dtype'];
+  contextLength?: number;
+}
+
+/** An error as it crosses the thread boundary: rebuilt on the other side by `name` (see errors.ts). */
+export interface SerializedError {
+  name: string;
+  message: string;
+  /** The error's own fields that clone (strings, numbers, booleans, null, arrays of those). */
+  fields: Record<string, unknown>;
+}
+
+/** A chat request without what cannot be cloned; `stream` says whether chunks or one completion come back. */
+export type WireChatRequest = Omit<ChatCompletionRequest, 'signal'>;
+export type WireGenerateOptions = Omit<GenerateOptions, 'signal'>;
+
+/** UI thread → worker. `id` ties every answer to its request. */
+export type ClientMessage =
+  | { type: 'load'; id: number; url: string; options: LoadEngineOptions }
+  | { type: 'chat'; id: number; request: WireChatRequest }
+  | { type: 'generate'; id: number; prompt: string | number[]; options: WireGenerateOptions }
+  /** Stops request `id`: a running generation ends with finish_reason 'abort', a load fails with AbortError. */
+  | { type: 'abort'; id: number }
+  | { type: 'dispose'; id: number }
+  /** Destroys the GPU device, as a driver reset would: how tests reach the device-lost path. */
+  | { type: 'simulate-device-loss' };
+
+/** Worker → UI thread. */
+export type WorkerMessage =
+  /** Sent once when the worker's script has run: the client knows the worker can be used. */
+  | { type: 'ready' }
+  | { type: 'progress'; id: number; progress: LoadProgress }
+  | { type: 'loaded'; id: number; info: EngineInfo }
+  /** A streaming request passed validation; its chunks or deltas follow. */
+  | { type: 'accepted'; id: number }
+  | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
+  | { type: 'completion'; id: number; completion: ChatCompletion }
+  | { type: 'delta'; id: number; delta: GenerationDelta }
+  | { type: 'generation-result'; id: number; result: GenerationResult }
+  /** The request ended: the last chunk or delta was sent, or the engine was disposed. */
+  | { type: 'done'; id: number }
+  | { type: 'error'; id: number; error: SerializedError }
+  /** The engine's GPU device was lost; every later request fails until a new engine is loaded. */
+  | { type: 'device-lost'; error: SerializedError };
+
+/** The worker side of a message channel (a DedicatedWorkerGlobalScope, or a MessagePort in tests). */
+export interface WorkerEndpoint {
+  postMessage(message: WorkerMessage): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent<ClientMessage>) => void): void;
+}
