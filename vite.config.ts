@@ -13,8 +13,6 @@ import { precacheServiceWorker } from './src/worker/precache-plugin.ts';
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
 
-/** The app: the chat page and the self-test page. */
-const APP_INPUT = { main: resolve(import.meta.dirname, 'index.html'), selftest: resolve(import.meta.dirname, 'selftest.html') };
 
 /** `vite build --mode lib`: the script-tag build, one self-contained file per format (see src/embed/). */
 const LIB_BUILD: BuildOptions = {
@@ -38,7 +36,7 @@ export default defineConfig(({ mode }) => ({
     ...(mode === 'lib' ? [] : [bundleEmbedLibrary('dist-lib'), precacheServiceWorker({ exclude: /^(webgpu-llm(\.iife)?\.js|embed-example\.[a-z]+)$/ })]),
   ],
   server: { host: '127.0.0.1' },
-  build: mode === 'lib' ? LIB_BUILD : { target: 'es2022', rolldownOptions: { input: APP_INPUT } },
+  build: mode === 'lib' ? LIB_BUILD : { target: 'es2022' },
   test: {
     pool: 'forks',
     testTimeout: 120_000,

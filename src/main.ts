@@ -1,8 +1,20 @@
-/** The chat page. The service worker (production builds only) keeps the app shell available offline. */
-import './ui/messages.css';
-import './ui/chat/chat.css';
-import { mountChat } from './ui/chat/app';
+/**
+ * The app's one page: the chat, or with `?selftest` the kernel self-test (each WGSL kernel against its CPU
+ * reference on this device). The service worker (production builds only) keeps the shell available offline.
+ */
 import { registerServiceWorker } from './ui/pwa';
 
+const root = document.getElementById('app') ?? document.body;
 registerServiceWorker();
-void mountChat(document.getElementById('app') ?? document.body);
+if (new URLSearchParams(location.search).has('selftest')) {
+  document.title = 'webgpu-llm kernel self-test';
+  await import('./ui/selftest.css');
+  const { mountSelftest, selftestIntro } = await import('./ui/selftest');
+  document.body.prepend(...selftestIntro());
+  await mountSelftest(root);
+} else {
+  await import('./ui/messages.css');
+  await import('./ui/chat/chat.css');
+  const { mountChat } = await import('./ui/chat/app');
+  await mountChat(root);
+}

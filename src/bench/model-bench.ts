@@ -8,12 +8,16 @@ import type { Gpu } from '../gpu/device';
 import { parseModelConfig, type ModelSpec } from '../model/config';
 import { GpuModel } from '../model/forward';
 import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
+import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';
 import { createRng } from '../selftest/random';
 
+/** The weight matrices' format: as loaded (f32/f16) or quantized at load (q8/q4, from f16). */
+export type BenchDtype = WeightDtype | QuantDType;
+
 export interface ModelBenchCase {
   model: string;
-  dtype: WeightDtype;
+  dtype: BenchDtype;
   /** Loads the weights (random, or a real checkpoint read by the caller). */
   load(): Promise<{ spec: ModelSpec; weights: CanonicalWeights }>;
 }
@@ -27,7 +31,7 @@ export interface ModelBenchPlan {
 
 export interface ModelBenchResult {
   model: string;
-  dtype: WeightDtype;
+  dtype: BenchDtype;
   adapter: string;
   contextLength: number;
   /** Prompt length → prefill tokens/s (all chunks, through the first token's readback). */
@@ -57,22 +61,25 @@ export interface ModelBenchResult {
 }
 
 /** Bytes of weights one decode token reads: every layer matrix, the LM head, the norms (and one embedding row). */
-export function decodeWeightBytes(spec: ModelSpec, dtype: WeightDtype): number {
-  const b = dtype === 'f16' ? 2 : 4;
+export function decodeWeightBytes(spec: ModelSpec, dtype: BenchDtype): number {
+  // Bytes per weight: q8 blocks are 36 bytes per 32 weights, q4 blocks 20.
+  const b = { f32: 4, f16: 2, q8: 36 / 32, q4: 20 / 32 }[dtype];
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const perLayer = ((nH + 2 * nKV) * hd * D + D * nH * hd + (spec.gatedMlp ? 2 : 1) * I * D + D * I) * b + 2 * D * 4;
-  return spec.numLayers * perLayer + V * D * b + D * b + D * 4;
+  // The embedding row is f16 when quantized (the gather reads f16), the LM head in the matrices' format.
+  return spec.numLayers * perLayer + V * D * b + D * (dtype === 'f32' ? 4 : 2) + D * 4;
 }
 
-export function randomBenchCase(name: BenchmarkModelName, dtype: WeightDtype, seed = 1): ModelBenchCase {
+export function randomBenchCase(name: BenchmarkModelName, dtype: BenchDtype, seed = 1): ModelBenchCase {
+  const stored = dtype === 'f32' ? 'f32' : 'f16';
   return {
     model: name,
     dtype,
     async load() {
       const { arch, options } = BENCHMARK_MODELS[name];
-      const { config, tensors } = randomModel(arch, { ...options, dtype }, seed);
+      const { config, tensors } = randomModel(arch, { ...options, dtype: stored }, seed);
       const spec = parseModelConfig(config);
-      return { spec, weights: await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype }) };
+      return { spec, weights: await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype: stored }) };
     },
   };
 }
@@ -104,7 +111,8 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
   const { spec, weights } = await c.load();
   const need = Math.max(...plan.prefillLengths, ...plan.decodePositions.map((p) => p + plan.decodeTokens)) + 1;
   const contextLength = Math.min(spec.maxContext, need);
-  const model = await GpuModel.create(gpu, spec, weights, { contextLength, prefillChunk: 128, profile: true });
+  const quantize = c.dtype === 'q8' || c.dtype === 'q4' ? c.dtype : undefined;
+  const model = await GpuModel.create(gpu, spec, weights, { contextLength, prefillChunk: 128, profile: true, quantize });
   const rng = createRng(7);
   const tokens = (n: number) => Array.from({ length: n }, () => rng.int(spec.vocabSize));
   const notes: string[] = [];

@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: whole-model benchmark on Node's Dawn adapter (VK_ICD_FILENAMES picks the Vulkan driver;
  * SwiftShader by default). Options: --models=stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B
- * --dtypes=f32,f16 --full (all positions; the default on a software adapter is a short plan).
- * Prints a Markdown table and writes bench-output/model.json.
+ * --dtypes=f32,f16,q8,q4 --full (all positions; the default on a software adapter is a short plan)
+ * --readme (rewrite the README's performance section from this run). Prints a Markdown table and writes
+ * bench-output/model.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSafetensors } from '../formats/safetensors';
@@ -12,13 +13,16 @@ import { acquireNodeGpu } from '../gpu/node';
 import { parseModelConfig } from '../model/config';
 import { folderFiles } from '../model/files-node';
 import { BENCHMARK_MODELS, type BenchmarkModelName } from '../model/random-model';
-import { loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from '../model/weights';
-import { benchModel, formatTable, measureCopyGBps, randomBenchCase, type ModelBenchCase, type ModelBenchPlan } from './model-bench';
+import { loadCanonicalWeights, safetensorsWeightReader } from '../model/weights';
+import { benchModel, formatTable, measureCopyGBps, randomBenchCase, type BenchDtype, type ModelBenchCase, type ModelBenchPlan } from './model-bench';
+
+const README_START = '<!-- bench:model:start -->';
+const README_END = '<!-- bench:model:end -->';
 
 const FULL: ModelBenchPlan = { prefillLengths: [128, 512], decodePositions: [0, 512, 2048], decodeTokens: 32 };
 const SHORT: ModelBenchPlan = { prefillLengths: [128], decodePositions: [0, 256], decodeTokens: 8 };
 
-function storiesCase(dtype: WeightDtype): ModelBenchCase {
+function storiesCase(dtype: BenchDtype): ModelBenchCase {
   return {
     model: 'stories260K',
     dtype,
@@ -28,7 +32,8 @@ function storiesCase(dtype: WeightDtype): ModelBenchCase {
       const source = await files.bytes('model.safetensors');
       if (!config || !source) throw new Error('stories260K not found: set WEBGPU_LLM_MODELS to the folder holding stories260K/');
       const spec = parseModelConfig(JSON.parse(config));
-      return { spec, weights: await loadCanonicalWeights(spec, safetensorsWeightReader(await openSafetensors(source)), { dtype }) };
+      const canonical = dtype === 'q8' || dtype === 'q4' ? 'f16' : dtype;
+      return { spec, weights: await loadCanonicalWeights(spec, safetensorsWeightReader(await openSafetensors(source)), { dtype: canonical }) };
     },
   };
 }
@@ -36,14 +41,19 @@ function storiesCase(dtype: WeightDtype): ModelBenchCase {
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { models: { type: 'string' }, dtypes: { type: 'string', default: 'f32,f16' }, full: { type: 'boolean', default: false } },
+    options: {
+      models: { type: 'string' },
+      dtypes: { type: 'string', default: 'f32,f16,q8,q4' },
+      full: { type: 'boolean', default: false },
+      readme: { type: 'boolean', default: false },
+    },
   });
   const gpu = await acquireNodeGpu();
   const software = gpu.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(gpu.adapterName);
   const plan = values.full || !software ? FULL : SHORT;
   // A software adapter prefills SmolLM2-135M at ~0.5 tok/s: bigger models only when asked for.
   const models = (values.models ?? (software ? 'stories260K' : 'stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B')).split(',');
-  const dtypes = values.dtypes.split(',').filter((d): d is WeightDtype => d === 'f32' || d === 'f16');
+  const dtypes = values.dtypes.split(',').filter((d): d is BenchDtype => d === 'f32' || d === 'f16' || d === 'q8' || d === 'q4');
   for (const m of models) {
     if (m !== 'stories260K' && !(m in BENCHMARK_MODELS)) throw new Error(`unknown model ${m}; choose stories260K or ${Object.keys(BENCHMARK_MODELS).join(', ')}`);
   }
@@ -58,10 +68,27 @@ export async function main(argv: string[]): Promise<number> {
       results.push(await benchModel(gpu, c, plan, copyGBps, (line) => console.log(line)));
     }
   }
-  console.log(`\n${formatTable(results, plan)}`);
-  for (const r of results) for (const note of r.notes) console.log(`note: ${r.model} ${r.dtype}: ${note}`);
+  const table = formatTable(results, plan);
+  console.log(`\n${table}`);
+  const notes = results.flatMap((r) => r.notes.map((note) => `${r.model} ${r.dtype}: ${note}`));
+  for (const note of notes) console.log(`note: ${note}`);
+  const date = new Date().toISOString();
   mkdirSync('bench-output', { recursive: true });
-  writeFileSync('bench-output/model.json', JSON.stringify({ adapter: gpu.adapterName, date: new Date().toISOString(), plan, results }, null, 2));
+  writeFileSync('bench-output/model.json', JSON.stringify({ adapter: gpu.adapterName, date, plan, results }, null, 2));
   console.log('wrote bench-output/model.json');
+  if (values.readme) {
+    const section = [
+      `Measured by \`npm run bench\` on **${gpu.adapterName}** (Node, Dawn), ${date.slice(0, 10)}; ${software ? 'a software adapter: these figures measure CPU emulation, not a GPU' : 'a hardware adapter'}.`,
+      '',
+      table,
+      ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
+    ].join('\n');
+    const readme = readFileSync('README.md', 'utf8');
+    const start = readme.indexOf(README_START);
+    const end = readme.indexOf(README_END);
+    if (start < 0 || end < start) throw new Error(`README.md lacks the ${README_START} … ${README_END} markers`);
+    writeFileSync('README.md', `${readme.slice(0, start + README_START.length)}\n${section}\n${readme.slice(end)}`);
+    console.log('updated the performance section of README.md');
+  }
   return 0;
 }

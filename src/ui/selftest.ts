@@ -73,6 +73,22 @@ function adapterInfo(gpu: Gpu): HTMLDListElement {
   return list;
 }
 
+/** The page heading and how to use its query parameters. */
+export function selftestIntro(): HTMLElement[] {
+  const hint = el('p', undefined, 'hint');
+  hint.append(
+    'Each WGSL kernel against its CPU reference on random inputs. Query parameters: ',
+    el('code', '&only=<text>'),
+    ' runs the cases whose name contains the text; ',
+    el('code', '&seed=<n>'),
+    ' replays a seed from the table. The chat is on ',
+  );
+  const link = el('a', 'the start page');
+  link.href = './';
+  hint.append(link, '.');
+  return [el('h1', 'webgpu-llm kernel self-test'), hint];
+}
+
 export async function mountSelftest(root: HTMLElement, query = new URLSearchParams(location.search)): Promise<SelftestState> {
   const state: SelftestState = { done: false, adapter: null, results: [], skipped: [] };
   window.__selftest = state;

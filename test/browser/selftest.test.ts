@@ -1,6 +1,6 @@
 /**
  * The self-test page in headless Chromium (WebGPU on SwiftShader, so no shader-f16): every kernel case
- * must pass in a real browser, through the Vite dev server (the page is /selftest.html).
+ * must pass in a real browser, through the Vite dev server (the page is /?selftest).
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,7 +23,7 @@ afterAll(() => harness?.close());
 async function openSelftest(prepare?: (page: Page) => Promise<unknown>): Promise<{ page: Page; state: SelftestState; consoleErrors: string[] }> {
   const { page, consoleErrors } = await harness.newPage();
   await prepare?.(page);
-  await page.goto(harness.url('/selftest.html'));
+  await page.goto(harness.url('/?selftest'));
   const finished = await page
     .waitForFunction(() => window.__selftest?.done === true, undefined, { timeout: SUITE_TIMEOUT_MS })
     .then(() => true, () => false);

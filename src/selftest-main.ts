@@ -1,3 +1,0 @@
-import { mountSelftest } from './ui/selftest';
-
-void mountSelftest(document.getElementById('app') ?? document.body);
