@@ -54,6 +54,18 @@ describe('engine.generate', () => {
     expect((await onCpu.result).timings.readback_bytes_per_token).toBe(4 * engine.spec.vocabSize);
   });
 
+  it('beam search with one beam is greedy; with three it returns one finished sequence at once', async () => {
+    const greedy = await collect(engine.generate([1], { temperature: 0, max_tokens: 6 }));
+    const oneBeam = await collect(engine.generate([1], { num_beams: 1, temperature: 0, max_tokens: 6 }));
+    expect(oneBeam.ids).toEqual(greedy.ids);
+    const beams = engine.generate([1], { num_beams: 3, max_tokens: 6 });
+    const { ids, deltas } = await collect(beams);
+    expect(deltas).toHaveLength(1);
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids.length).toBeLessThanOrEqual(6);
+    expect(['stop', 'length']).toContain((await beams.result).finishReason);
+  });
+
   it('stops at a stop string that straddles tokens and leaves it out of the text', async () => {
     const full = await collect(engine.generate([1], { temperature: 0, max_tokens: 30 }));
     expect(full.text).toContain('little girl');
