@@ -85,8 +85,9 @@ function usage(promptTokens: number, completionTokens: number, cachedTokens: num
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
   const gpu = options.gpu ?? (await acquireGpu());
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
-  // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller.
-  return new Engine(gpu, files.name, await loadModel(gpu, files, { topKCapacity: 256, ...options }));
+  // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller;
+  // a short tuning run picks the decode kernel's shape for this device.
+  return new Engine(gpu, files.name, await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options }));
 }
 
 export class Engine {

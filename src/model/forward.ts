@@ -12,11 +12,12 @@ import { prepareArgmax } from '../ops/argmax';
 import { prepareAttention } from '../ops/attention';
 import { prepareEmbedding } from '../ops/embedding';
 import { prepareGelu } from '../ops/gelu';
-import { prepareMatmul } from '../ops/matmul';
+import { DEFAULT_MATVEC, prepareMatmul, type MatvecShape } from '../ops/matmul';
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
 import { prepareSiluMul } from '../ops/silu_mul';
 import { prepareTopK } from '../ops/topk';
+import { tuneMatvec } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { createKvCache, kvCacheShape, type KvCache } from './kv-cache';
@@ -53,6 +54,8 @@ export interface GpuModelOptions {
    * sampling reads back 8 bytes per candidate instead of the whole vocabulary.
    */
   topKCapacity?: number;
+  /** Time the decode kernel's workgroup shapes on this device at load and use the fastest (cached). */
+  tune?: boolean;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -219,8 +222,10 @@ export class GpuModel {
     const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track, options.quantize);
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
-    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk);
-    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1);
+    const up = gpuWeights.layers[0]?.wUp;
+    const matvec = options.tune && up ? await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype) : DEFAULT_MATVEC;
+    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, matvec);
+    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, matvec);
     const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
     return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler);
   }
@@ -558,7 +563,7 @@ function flatten(t: Tensor): Tensor {
   return { ...t, shape: [t.shape[0], t.shape[1] * t.shape[2]] };
 }
 
-async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number): Promise<Plan> {
+async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, matvecShape: MatvecShape): Promise<Plan> {
   const x = rows(s.x, maxT);
   const xn = rows(s.xn, maxT);
   const qkv = rows(s.qkv, maxT);
@@ -584,7 +589,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
     const v = s.kv.values[l];
     const steps: Step[] = [
       byRows(await norm(x, xn, L.attnNorm)),
-      byM(await prepareMatmul(gpu, { x: xn, w: L.wqkv, bias: L.bqkv, y: qkv })),
+      byM(await prepareMatmul(gpu, { x: xn, w: L.wqkv, bias: L.bqkv, y: qkv, matvecShape })),
       byTPos(
         await prepareRope(gpu, {
           qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
@@ -598,17 +603,17 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
           T: maxT, pos: 0, scale: spec.attentionScale,
         }),
       ),
-      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true })),
+      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, matvecShape })),
       byRows(await norm(x, xn, L.mlpNorm)),
-      byM(await prepareMatmul(gpu, { x: xn, w: L.wUp, bias: L.bUp, y: up })),
+      byM(await prepareMatmul(gpu, { x: xn, w: L.wUp, bias: L.bUp, y: up, matvecShape })),
       byRows(spec.gatedMlp ? await prepareSiluMul(gpu, { gateUp: up, out: act }) : await prepareGelu(gpu, { x: up, out: act })),
-      byM(await prepareMatmul(gpu, { x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true })),
+      byM(await prepareMatmul(gpu, { x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape })),
     ];
     layers.push(steps);
   }
   const head = [
     fixed(await norm(s.last, s.lastNorm, w.finalNorm)),
-    fixed(await prepareMatmul(gpu, { x: s.lastNorm, w: w.lmHead, y: s.logits })),
+    fixed(await prepareMatmul(gpu, { x: s.lastNorm, w: w.lmHead, y: s.logits, matvecShape })),
   ];
   const topk =
     s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;

@@ -20,7 +20,19 @@ interface MatmulKey {
   accumulate: boolean;
   /** How matvec adds its threads' partial sums (the tiled kernel needs no reduction). */
   reduce: ReduceMode;
+  /** matvec's workgroup shape (the tiled kernel ignores it). */
+  matvec: MatvecShape;
 }
+
+/** Threads per matvec workgroup (a power of two) and output rows each workgroup computes (1…8). */
+export interface MatvecShape {
+  wg: number;
+  rows: number;
+}
+
+/** Good on most GPUs; `tuneMatvec` (src/ops/tune.ts) measures the best for a device and shape. */
+export const DEFAULT_MATVEC: MatvecShape = { wg: 64, rows: 4 };
+const MAX_MATVEC_ROWS = 8;
 
 /** Subgroup operations where the device has them, workgroup memory otherwise. */
 export type ReduceMode = 'subgroup' | 'workgroup';
@@ -36,7 +48,6 @@ const bindings = [
 
 /** Threads per tiled workgroup are WG_M × WG_N, each computing 4×4 outputs. */
 const TILE = { WG_M: 16, WG_N: 16, TILE_K: 16 };
-const MATVEC = { WG: 64, ROWS: 4 };
 
 export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   name: 'matmul',
@@ -56,7 +67,7 @@ export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
     weightPrelude(key.weights),
     key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl },
   ],
-  constants: (key) => ({ ...MATVEC, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+  constants: (key) => ({ WG: key.matvec.wg, ROWS: key.matvec.rows, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
 };
 
 export interface MatmulArgs {
@@ -76,6 +87,8 @@ export interface MatmulArgs {
   weightFormat?: WeightFormat;
   /** Force how matvec reduces (tests cover both on a device with subgroups). */
   reduce?: ReduceMode;
+  /** matvec's workgroup shape; default DEFAULT_MATVEC. */
+  matvecShape?: MatvecShape;
 }
 
 export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number } {
@@ -91,6 +104,16 @@ export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number
   return { M, N, K };
 }
 
+function checkMatvecShape(gpu: Gpu, { wg, rows }: MatvecShape): void {
+  const limit = Math.min(gpu.device.limits.maxComputeInvocationsPerWorkgroup, gpu.device.limits.maxComputeWorkgroupSizeX);
+  if (!Number.isInteger(Math.log2(wg)) || wg < 1 || wg > limit) {
+    throw new ShapeError('matmul', `matvec workgroup size must be a power of two ≤ ${limit}, got ${wg}`);
+  }
+  if (!Number.isInteger(rows) || rows < 1 || rows > MAX_MATVEC_ROWS) {
+    throw new ShapeError('matmul', `matvec rows per workgroup must be 1…${MAX_MATVEC_ROWS}, got ${rows}`);
+  }
+}
+
 export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<'M' | 'N' | 'K'>> {
   const dims = validateMatmul(a);
   const key: MatmulKey = {
@@ -98,12 +121,15 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     hasBias: a.bias !== undefined,
     accumulate: a.accumulate ?? false,
     reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
+    matvec: DEFAULT_MATVEC,
   };
   if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
-  const resources = { x: a.x.buffer, w: a.w.buffer, bias: a.bias?.buffer ?? placeholderBuffer(gpu), y: a.y.buffer };
   const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
+  const resources = { x: a.x.buffer, w: a.w.buffer, bias: a.bias?.buffer ?? placeholderBuffer(gpu), y: a.y.buffer };
   if (variant === 'matvec') {
-    return KernelDispatch.create(gpu, matvecKernel, key, dims, resources, (p) => p.M * Math.ceil(p.N / MATVEC.ROWS));
+    const shape = a.matvecShape ?? DEFAULT_MATVEC;
+    checkMatvecShape(gpu, shape);
+    return KernelDispatch.create(gpu, matvecKernel, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
   }
   const tileM = TILE.WG_M * 4;
   const tileN = TILE.WG_N * 4;

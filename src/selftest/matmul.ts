@@ -1,6 +1,6 @@
 import type { Gpu } from '../gpu/device';
 import { uploadTensor, writeTensor, type Tensor } from '../gpu/tensor';
-import { prepareMatmul, type ReduceMode } from '../ops/matmul';
+import { prepareMatmul, type MatvecShape, type ReduceMode } from '../ops/matmul';
 import type { WeightFormat } from '../ops/weights';
 import { dequantize, isQuantDType, quantize } from '../quant/quantize';
 import { matmulRef } from '../reference/matmul';
@@ -17,6 +17,7 @@ export interface MatmulCase {
   accumulate?: boolean;
   variant?: 'tiled' | 'matvec';
   reduce?: ReduceMode;
+  matvecShape?: MatvecShape;
 }
 
 /**
@@ -57,11 +58,13 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
     accumulate: c.accumulate,
     variant: c.variant,
     reduce: c.reduce,
+    matvecShape: c.matvecShape,
     weightFormat: c.weights,
   });
   const actual = await runAndRead(gpu, [op], y);
   destroyAll(x, w.tensor, bias, y);
 
-  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
+  const shape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
+  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
   return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(xData, w.values, M, N, K, biasData, residual));
 }

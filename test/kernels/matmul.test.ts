@@ -1,8 +1,27 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ShapeError } from '../../src/gpu/errors';
+import { createTensor } from '../../src/gpu/tensor';
+import { prepareMatmul } from '../../src/ops/matmul';
+import { tuneMatvec } from '../../src/ops/tune';
 import { checkMatmul } from '../../src/selftest/matmul';
 import { expectPass, freshSeed, testGpu, weightFormats } from '../gpu';
 
 const formats = await weightFormats();
+
+describe('matvec tuning', () => {
+  it('picks one of its candidate shapes, caches it, and refuses shapes the kernel cannot run', async () => {
+    const gpu = await testGpu();
+    const shape = await tuneMatvec(gpu, 300, 64, 'f32');
+    expect([32, 64, 128, 256]).toContain(shape.wg);
+    expect([1, 2, 4, 8]).toContain(shape.rows);
+    expect(await tuneMatvec(gpu, 300, 64, 'f32')).toBe(shape);
+    const x = await createTensor(gpu, 'x', 'f32', [1, 8]);
+    const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
+    const y = await createTensor(gpu, 'y', 'f32', [1, 4]);
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 48, rows: 4 } })).rejects.toBeInstanceOf(ShapeError);
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 64, rows: 9 } })).rejects.toBeInstanceOf(ShapeError);
+  });
+});
 
 describe('matmul on the GPU against the CPU reference', () => {
   const shapes = [
@@ -28,6 +47,12 @@ describe('matmul on the GPU against the CPU reference', () => {
         for (const s of [{ M: 1, N: 4097, K: 83 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
           expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, bias: true }, freshSeed()));
         }
+      }
+    });
+    it(`matvec in every workgroup shape the tuner may pick, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const matvecShape of [{ wg: 32, rows: 1 }, { wg: 128, rows: 3 }, { wg: 256, rows: 8 }]) {
+        expectPass(await checkMatmul(gpu, { M: 2, N: 1001, K: 77, weights, variant: 'matvec', matvecShape, accumulate: true }, freshSeed()));
       }
     });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
