@@ -5,23 +5,10 @@
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../engine/chat-completions';
 import type { EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/engine';
+import type { DownloadProgress } from '../storage';
 
 /** Download progress (from the model cache), then upload progress (weights to the GPU). */
-export type LoadProgress =
-  | {
-      phase: 'download';
-      /** The file being downloaded, and its bytes so far and in all. */
-      file: string;
-      fileLoaded: number;
-      fileTotal: number;
-      /** Bytes of all the model's files, so far and in all. */
-      loaded: number;
-      total: number;
-      bytesPerSecond: number;
-      /** NaN or Infinity while the speed is still unknown. */
-      etaSeconds: number;
-    }
-  | { phase: 'load'; loaded: number; total: number; tensor: string };
+export type LoadProgress = ({ phase: 'download' } & DownloadProgress) | { phase: 'load'; loaded: number; total: number; tensor: string };
 
 /** What the UI needs to know about a loaded engine. */
 export interface EngineInfo {
