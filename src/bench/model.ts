@@ -2,7 +2,8 @@
  * `npm run bench`: whole-model benchmark on Node's Dawn adapter (VK_ICD_FILENAMES picks the Vulkan driver;
  * SwiftShader by default). Options: --models=stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B
  * --dtypes=f32,f16,q8,q4 --full (all positions; the default on a software adapter is a short plan)
- * --readme (rewrite the README's performance section from this run). Prints a Markdown table and writes
+ * --readme (rewrite the README's performance section from this run) --no-browser (skip the headless
+ * Chromium run of the same plan). Prints a Markdown table and writes
  * bench-output/model.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { parseModelConfig } from '../model/config';
 import { folderFiles } from '../model/files-node';
 import { BENCHMARK_MODELS, type BenchmarkModelName } from '../model/random-model';
 import { loadCanonicalWeights, safetensorsWeightReader } from '../model/weights';
+import { startBrowser } from '../dev/browser';
+import type { BrowserBenchState } from './bench-page';
 import { benchModel, formatTable, measureCopyGBps, randomBenchCase, type BenchDtype, type ModelBenchCase, type ModelBenchPlan } from './model-bench';
 
 const README_START = '<!-- bench:model:start -->';
@@ -38,6 +41,22 @@ function storiesCase(dtype: BenchDtype): ModelBenchCase {
   };
 }
 
+/** The same plan in headless Chromium's WebGPU, on stories260K from the dev server. */
+async function benchInChromium(plan: ModelBenchPlan, dtypes: BenchDtype[]): Promise<BrowserBenchState> {
+  const harness = await startBrowser();
+  try {
+    const { page, consoleErrors } = await harness.newPage();
+    const query = new URLSearchParams({ plan: JSON.stringify(plan), dtypes: dtypes.join(',') });
+    await page.goto(harness.url(`/src/bench/bench.html?${query}`));
+    await page.waitForFunction(() => window.__bench?.done === true, undefined, { timeout: 600_000 });
+    const state: BrowserBenchState = await page.evaluate(() => window.__bench ?? { done: true, results: [], error: 'no state' });
+    if (state.error && consoleErrors.length) state.error += ` (console: ${consoleErrors.join(' | ')})`;
+    return state;
+  } finally {
+    await harness.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -46,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       dtypes: { type: 'string', default: 'f32,f16,q8,q4' },
       full: { type: 'boolean', default: false },
       readme: { type: 'boolean', default: false },
+      'no-browser': { type: 'boolean', default: false },
     },
   });
   const gpu = await acquireNodeGpu();
@@ -72,9 +92,17 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`\n${table}`);
   const notes = results.flatMap((r) => r.notes.map((note) => `${r.model} ${r.dtype}: ${note}`));
   for (const note of notes) console.log(`note: ${note}`);
+
+  const browser = values['no-browser'] ? undefined : await benchInChromium(plan, dtypes);
+  const browserTable = browser?.results.length ? formatTable(browser.results, plan) : undefined;
+  if (browser) {
+    console.log(`\nheadless Chromium, adapter ${browser.adapter ?? '?'}:`);
+    console.log(browserTable ?? `failed: ${browser.error}`);
+  }
+
   const date = new Date().toISOString();
   mkdirSync('bench-output', { recursive: true });
-  writeFileSync('bench-output/model.json', JSON.stringify({ adapter: gpu.adapterName, date, plan, results }, null, 2));
+  writeFileSync('bench-output/model.json', JSON.stringify({ adapter: gpu.adapterName, date, plan, results, browser }, null, 2));
   console.log('wrote bench-output/model.json');
   if (values.readme) {
     const section = [
@@ -82,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
       '',
       table,
       ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
+      ...(browserTable ? ['', `The same in headless Chromium (stories260K only), adapter **${browser?.adapter}**:`, '', browserTable] : []),
     ].join('\n');
     const readme = readFileSync('README.md', 'utf8');
     const start = readme.indexOf(README_START);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ChatPageState } from '../../src/ui/chat/app';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer';
 import { greedyGolden, modelPath } from '../models';
-import { ROOT, startPreviewBrowser, type BrowserHarness } from './harness';
+import { ROOT, startPreviewBrowser, type BrowserHarness } from '../../src/dev/browser';
 
 declare global {
   interface Window {

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LlmChatElement } from '../../src/embed/llm-chat';
-import { ROOT, startPreviewBrowser, STRICT_CSP, type BrowserHarness } from './harness';
+import { ROOT, startPreviewBrowser, STRICT_CSP, type BrowserHarness } from '../../src/dev/browser';
 
 declare global {
   interface Window {

@@ -1,7 +1,7 @@
 /** stories260K in headless Chromium: weights fetched from the dev server with Range requests, greedy ids = golden. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { greedyGolden } from '../models';
-import { startBrowser, type BrowserHarness } from './harness';
+import { startBrowser, type BrowserHarness } from '../../src/dev/browser';
 import type { GoldenState } from './golden';
 
 let harness: BrowserHarness;

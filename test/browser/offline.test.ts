@@ -4,7 +4,7 @@
  * request reaching the network.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startPreviewBrowser, type BrowserHarness } from './harness';
+import { startPreviewBrowser, type BrowserHarness } from '../../src/dev/browser';
 
 let harness: BrowserHarness;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SelftestState } from '../../src/ui/selftest';
-import { ROOT, startBrowser, type BrowserHarness } from './harness';
+import { ROOT, startBrowser, type BrowserHarness } from '../../src/dev/browser';
 
 /** Matmul alone has 12 cases that run without shader-f16; the suite only grows. */
 const MIN_RESULTS = 27;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelPath } from '../models';
-import { startBrowser, type BrowserHarness } from './harness';
+import { startBrowser, type BrowserHarness } from '../../src/dev/browser';
 import type { OpenArgs, OpenResult } from './storage-page';
 
 const CHUNK = 64 * 1024;

@@ -32,11 +32,13 @@ export interface BrowserHarness {
   close(): Promise<void>;
 }
 
-export async function startBrowser(): Promise<BrowserHarness> {
+/** The Vite dev server (plus `plugins`, e.g. extra headers) and a Chromium pointed at it. */
+export async function startBrowser(plugins: Plugin[] = []): Promise<BrowserHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
   const server: ViteDevServer = await createServer({
     root: ROOT,
     logLevel: 'warn',
+    plugins,
     // Port 0: any free port, so this can run beside `npm start`.
     server: { host: '127.0.0.1', port: 0, strictPort: true, hmr: false, watch: null },
   });
