@@ -1,7 +1,7 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when ACCUMULATE: the residual add), tiled for M > 1.
 // Each workgroup computes a (WG_M·4)×(WG_N·4) tile of Y; each thread a 4×4 block strided by the
 // workgroup size, so neighbouring threads write neighbouring columns. K is walked in TILE_K slices staged
-// in workgroup memory. Needs a prelude defining WStore and load_w (weights_*.wgsl).
+// in workgroup memory. Needs the weights_*.wgsl (load_w) and x_input.wgsl (load_x) preludes.
 
 struct Params {
   M: u32,
@@ -43,7 +43,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var i = tid; i < TILE_M * TILE_K; i += threads) {
       let m = m0 + i / TILE_K;
       let k = k0 + i % TILE_K;
-      xs[(i % TILE_K) * TILE_M + i / TILE_K] = select(0.0, x[m * K + k], m < M && k < K);
+      var v = 0.0;
+      if (m < M && k < K) { v = load_x(m, k, K); }
+      xs[(i % TILE_K) * TILE_M + i / TILE_K] = v;
     }
     for (var i = tid; i < TILE_N * TILE_K; i += threads) {
       let n = n0 + i / TILE_K;

@@ -2,7 +2,8 @@
 // cost is reading W once. Each workgroup computes ROWS outputs of one row of X: its WG threads stride over
 // K (neighbouring threads read neighbouring weights of each row), then `row_sums` from a reduce_*.wgsl
 // prelude adds the threads' partial sums (subgroup operations where the device has them). Workgroups are
-// numbered linearly over a grid that may be folded into 2-D for large N. Needs a weights_*.wgsl prelude.
+// numbered linearly over a grid that may be folded into 2-D for large N. Needs the weights_*.wgsl and
+// x_input.wgsl preludes.
 
 struct Params {
   M: u32,
@@ -35,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
   var acc: array<f32, MAX_ROWS>;
   for (var k = lane.index; k < K; k += WG) {
-    let xk = x[m * K + k];
+    let xk = load_x(m, k, K);
     for (var r = 0u; r < rows; r++) {
       acc[r] = fma(xk, load_w((n0 + r) * K + k), acc[r]);
     }

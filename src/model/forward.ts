@@ -15,7 +15,6 @@ import { prepareGelu } from '../ops/gelu';
 import { DEFAULT_MATVEC, prepareMatmul, type MatvecShape } from '../ops/matmul';
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
-import { prepareSiluMul } from '../ops/silu_mul';
 import { prepareTopK } from '../ops/topk';
 import { tuneMatvec } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
@@ -133,8 +132,8 @@ interface RunState {
   attn: Tensor;
   /** [chunk, 2I] gate and up (gated MLP) or [chunk, I]. */
   up: Tensor;
-  /** [chunk, I] activated MLP hidden state. */
-  act: Tensor;
+  /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
+  act?: Tensor;
   /** [1, D] the last row of x, the only one the LM head needs. */
   last: Tensor;
   /** [1, D] */
@@ -539,7 +538,7 @@ async function createRunState(
     q: await t('q', [chunk, nH, hd]),
     attn: await t('attn', [chunk, nH, hd]),
     up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
-    act: await t('act', [chunk, I]),
+    act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
     last: await t('last row', [1, D]),
     lastNorm: await t('last row normed', [1, D]),
     logits: await t('logits', [1, V]),
@@ -570,7 +569,6 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
   const q = rows(s.q, maxT);
   const attn = rows(s.attn, maxT);
   const up = rows(s.up, maxT);
-  const act = rows(s.act, maxT);
   const contextLength = s.kv.contextLength;
   const { numHeads: nHeads, numKvHeads: nKvHeads, headDim } = spec;
 
@@ -606,8 +604,13 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
       byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, matvecShape })),
       byRows(await norm(x, xn, L.mlpNorm)),
       byM(await prepareMatmul(gpu, { x: xn, w: L.wUp, bias: L.bUp, y: up, matvecShape })),
-      byRows(spec.gatedMlp ? await prepareSiluMul(gpu, { gateUp: up, out: act }) : await prepareGelu(gpu, { x: up, out: act })),
-      byM(await prepareMatmul(gpu, { x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape })),
+      // SwiGLU is applied as the down projection reads its input; GELU (GPT-2) is a launch of its own.
+      ...(s.act
+        ? [
+            byRows(await prepareGelu(gpu, { x: up, out: rows(s.act, maxT) })),
+            byM(await prepareMatmul(gpu, { x: rows(s.act, maxT), w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape })),
+          ]
+        : [byM(await prepareMatmul(gpu, { x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape, swiglu: true }))]),
     ];
     layers.push(steps);
   }

@@ -4,6 +4,7 @@
  */
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import matvecWgsl from '../../shaders/matvec.wgsl?raw';
+import xInputWgsl from '../../shaders/x_input.wgsl?raw';
 import reduceSubgroupWgsl from '../../shaders/reduce_subgroup.wgsl?raw';
 import reduceWorkgroupWgsl from '../../shaders/reduce_workgroup.wgsl?raw';
 import type { Gpu } from '../gpu/device';
@@ -22,6 +23,8 @@ interface MatmulKey {
   reduce: ReduceMode;
   /** matvec's workgroup shape (the tiled kernel ignores it). */
   matvec: MatvecShape;
+  /** X is a [M, 2K] gate|up buffer and the kernel multiplies silu(gate)·up (SwiGLU fused into the input). */
+  swiglu: boolean;
 }
 
 /** Threads per matvec workgroup (a power of two) and output rows each workgroup computes (1…8). */
@@ -33,6 +36,7 @@ export interface MatvecShape {
 /** Good on most GPUs; `tuneMatvec` (src/ops/tune.ts) measures the best for a device and shape. */
 export const DEFAULT_MATVEC: MatvecShape = { wg: 64, rows: 4 };
 const MAX_MATVEC_ROWS = 8;
+const X_INPUT = { file: 'x_input.wgsl', code: xInputWgsl };
 
 /** Subgroup operations where the device has them, workgroup memory otherwise. */
 export type ReduceMode = 'subgroup' | 'workgroup';
@@ -54,8 +58,8 @@ export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   bindings,
   uniforms,
   shader: { file: 'matmul.wgsl', code: matmulWgsl },
-  preludes: (key) => [weightPrelude(key.weights)],
-  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+  preludes: (key) => [weightPrelude(key.weights), X_INPUT],
+  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate), SWIGLU_X: Number(key.swiglu) }),
 };
 
 export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
@@ -65,15 +69,22 @@ export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
   shader: { file: 'matvec.wgsl', code: matvecWgsl },
   preludes: (key) => [
     weightPrelude(key.weights),
+    X_INPUT,
     key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl },
   ],
-  constants: (key) => ({ WG: key.matvec.wg, ROWS: key.matvec.rows, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
+  constants: (key) => ({
+    WG: key.matvec.wg,
+    ROWS: key.matvec.rows,
+    HAS_BIAS: Number(key.hasBias),
+    ACCUMULATE: Number(key.accumulate),
+    SWIGLU_X: Number(key.swiglu),
+  }),
 };
 
 export interface MatmulArgs {
   /** [M, N] f32 output; with `accumulate` it also holds the residual that is added. */
   y: Tensor;
-  /** [M, K] f32 activations. */
+  /** [M, K] f32 activations; with `swiglu`, [M, 2K]: gate then up, multiplied as silu(gate)·up on load. */
   x: Tensor;
   /** [N, K] f32 or f16 weights (PyTorch `nn.Linear` layout). */
   w: Tensor;
@@ -89,14 +100,16 @@ export interface MatmulArgs {
   reduce?: ReduceMode;
   /** matvec's workgroup shape; default DEFAULT_MATVEC. */
   matvecShape?: MatvecShape;
+  /** Fuse SwiGLU into the input: X holds [gate | up] and the product uses silu(gate)·up. */
+  swiglu?: boolean;
 }
 
 export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number } {
   if (a.x.shape.length !== 2 || a.w.shape.length !== 2) throw new ShapeError('matmul', 'x and w must be 2-D');
-  const [M, K] = a.x.shape;
-  const [N] = a.w.shape;
+  const [M] = a.x.shape;
+  const [N, K] = a.w.shape;
   if (M < 1 || N < 1 || K < 1) throw new ShapeError('matmul', `empty shape M=${M} N=${N} K=${K}`);
-  expectTensor('matmul', 'x', a.x, 'f32', [M, K]);
+  expectTensor('matmul', 'x', a.x, 'f32', [M, a.swiglu ? 2 * K : K]);
   expectTensor('matmul', 'w', a.w, WEIGHT_DTYPES, [N, K]);
   expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
   if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
@@ -122,6 +135,7 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     accumulate: a.accumulate ?? false,
     reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
     matvec: DEFAULT_MATVEC,
+    swiglu: a.swiglu ?? false,
   };
   if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
   const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');

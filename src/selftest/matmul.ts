@@ -3,6 +3,7 @@ import { uploadTensor, writeTensor, type Tensor } from '../gpu/tensor';
 import { prepareMatmul, type MatvecShape, type ReduceMode } from '../ops/matmul';
 import type { WeightFormat } from '../ops/weights';
 import { dequantize, isQuantDType, quantize } from '../quant/quantize';
+import { siluMulRef } from '../reference/elementwise';
 import { matmulRef } from '../reference/matmul';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload, uploadWeights } from './harness';
@@ -18,6 +19,8 @@ export interface MatmulCase {
   variant?: 'tiled' | 'matvec';
   reduce?: ReduceMode;
   matvecShape?: MatvecShape;
+  /** X is [M, 2K] gate|up and the kernel applies SwiGLU on load. */
+  swiglu?: boolean;
 }
 
 /**
@@ -41,9 +44,10 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const rng = createRng(seed);
   const { M, N, K } = c;
   const wdtype = c.weights === 'f16-packed' ? 'f16' : c.weights;
-  const xData = randomNormal(rng, M * K);
+  const xWidth = c.swiglu ? 2 * K : K;
+  const xData = randomNormal(rng, M * xWidth);
   const w = await uploadCaseWeights(gpu, c, randomNormal(rng, N * K, 1 / Math.sqrt(K)));
-  const x = await upload(gpu, 'x', [M, K], xData);
+  const x = await upload(gpu, 'x', [M, xWidth], xData);
   const biasData = c.bias ? randomNormal(rng, N) : undefined;
   const bias = biasData && (await upload(gpu, 'bias', [N], biasData));
   const y = await poisoned(gpu, 'y', [M, N]);
@@ -59,12 +63,14 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
     variant: c.variant,
     reduce: c.reduce,
     matvecShape: c.matvecShape,
+    swiglu: c.swiglu,
     weightFormat: c.weights,
   });
   const actual = await runAndRead(gpu, [op], y);
   destroyAll(x, w.tensor, bias, y);
 
   const shape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
-  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
-  return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(xData, w.values, M, N, K, biasData, residual));
+  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}`;
+  const input = c.swiglu ? siluMulRef(xData, M, K) : xData;
+  return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, w.values, M, N, K, biasData, residual));
 }

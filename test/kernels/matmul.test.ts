@@ -55,6 +55,14 @@ describe('matmul on the GPU against the CPU reference', () => {
         expectPass(await checkMatmul(gpu, { M: 2, N: 1001, K: 77, weights, variant: 'matvec', matvecShape, accumulate: true }, freshSeed()));
       }
     });
+    it(`SwiGLU fused into the input (gate|up → silu(gate)·up), tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const variant of ['tiled', 'matvec'] as const) {
+        for (const s of [{ M: 7, N: 65, K: 172 }, { M: 1, N: 1000, K: 37 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant, swiglu: true, accumulate: true }, freshSeed()));
+        }
+      }
+    });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
       const gpu = await testGpu();
       expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
