@@ -110,6 +110,8 @@ export class KernelDispatch<F extends string> {
     resources: Readonly<Record<string, BindingResource>>,
     grid: GridFn<F>,
   ): Promise<KernelDispatch<F>> {
+    // The grid function validates the parameters: refuse bad ones before compiling or allocating anything.
+    toGroups(gpu, spec.name, grid(params));
     const kernel = await getPipeline(gpu, spec, key);
     const slot = uniformPool(gpu.device).allocate(spec.uniforms.size);
     const uniform = { buffer: slot.page.buffer, offset: slot.offset, size: spec.uniforms.size };

@@ -108,6 +108,13 @@ export async function readTensor(gpu: Gpu, t: Tensor): Promise<Float32Array | Ui
   throw new ShapeError('readTensor', `${t.dtype} tensors are weights; read them back as raw bytes with readBuffer`);
 }
 
+/** Throws unless `rows` (the rows a call uses) is an integer in [0, maxRows] (the rows the buffers hold). */
+export function checkRows(kernel: string, rows: number, maxRows: number): void {
+  if (!Number.isInteger(rows) || rows < 0 || rows > maxRows) {
+    throw new ShapeError(kernel, `rows must be an integer in [0, ${maxRows}], got ${rows}`);
+  }
+}
+
 /** Throws unless `t` has exactly `shape` and `dtype` (one of them when a list), and its buffer holds it. */
 export function expectTensor(kernel: string, name: string, t: Tensor, dtype: DType | readonly DType[], shape: readonly number[]): void {
   const dtypes = typeof dtype === 'string' ? [dtype] : dtype;

@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, type GridFn } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 
 type Field = 'rows' | 'V';
@@ -48,12 +48,9 @@ export function validateArgmax(a: ArgmaxArgs): { maxRows: number; V: number } {
 export async function prepareArgmax(gpu: Gpu, a: ArgmaxArgs): Promise<KernelDispatch<Field>> {
   const { maxRows, V } = validateArgmax(a);
   const grid: GridFn<Field> = (p) => {
-    if (!Number.isInteger(p.rows) || p.rows < 0 || p.rows > maxRows) {
-      throw new ShapeError('argmax', `rows must be an integer in [0, ${maxRows}], got ${p.rows}`);
-    }
+    checkRows('argmax', p.rows, maxRows);
     return p.rows;
   };
   const params = { rows: a.rows ?? maxRows, V };
-  grid(params); // validates rows before any GPU work
   return KernelDispatch.create(gpu, argmaxKernel, null, params, { logits: a.logits.buffer, out: a.out.buffer }, grid);
 }

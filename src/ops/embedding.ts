@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, placeholderBuffer, type GridFn } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 import { weightFormat, weightPrelude, type WeightFormat } from './weights';
 
@@ -78,16 +78,13 @@ export async function prepareEmbedding(gpu: Gpu, a: EmbeddingArgs): Promise<Kern
   const hasPositions = a.posTable !== undefined;
   const key: EmbeddingKey = { weights: weightFormat(gpu, 'embedding', a.table, a.weightFormat), hasPositions };
   const grid: GridFn<Field> = (p) => {
-    if (!Number.isInteger(p.rows) || p.rows < 0 || p.rows > maxRows) {
-      throw new ShapeError('embedding', `rows must be an integer in [0, ${maxRows}], got ${p.rows}`);
-    }
+    checkRows('embedding', p.rows, maxRows);
     if (hasPositions && (!Number.isInteger(p.pos) || p.pos < 0 || p.pos + p.rows > maxContext)) {
       throw new ShapeError('embedding', `pos + rows must be ≤ ${maxContext} (posTable rows), got pos ${p.pos} + rows ${p.rows}`);
     }
     return Math.ceil((p.rows * p.D) / WG);
   };
   const params = { rows: a.rows ?? maxRows, pos: a.pos ?? 0, D, V };
-  grid(params); // validates rows and pos before any GPU work
   const resources = {
     ids: a.ids.buffer,
     w: a.table.buffer,

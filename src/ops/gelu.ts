@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, type GridFn } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 
 type Field = 'rows' | 'D';
@@ -48,12 +48,9 @@ export function validateGelu(a: GeluArgs): { maxRows: number; D: number } {
 export async function prepareGelu(gpu: Gpu, a: GeluArgs): Promise<KernelDispatch<Field>> {
   const { maxRows, D } = validateGelu(a);
   const grid: GridFn<Field> = (p) => {
-    if (!Number.isInteger(p.rows) || p.rows < 0 || p.rows > maxRows) {
-      throw new ShapeError('gelu', `rows must be an integer in [0, ${maxRows}], got ${p.rows}`);
-    }
+    checkRows('gelu', p.rows, maxRows);
     return Math.ceil((p.rows * p.D) / WG);
   };
   const params = { rows: a.rows ?? maxRows, D };
-  grid(params); // validates rows before any GPU work
   return KernelDispatch.create(gpu, geluKernel, null, params, { x: a.x.buffer, out: a.out.buffer }, grid);
 }

@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 
 export type NormKind = 'rms' | 'layer';
@@ -69,14 +69,8 @@ export function validateNorm(a: NormArgs): { maxRows: number; D: number; rows: n
   if (a.out.buffer === a.x.buffer) throw new ShapeError('norm', 'out must not alias x');
   if (!(a.eps >= 0)) throw new ShapeError('norm', `eps must be a non-negative number, got ${a.eps}`);
   const rows = a.rows ?? maxRows;
-  checkRows(rows, maxRows);
+  checkRows('norm', rows, maxRows);
   return { maxRows, D, rows };
-}
-
-function checkRows(rows: number, maxRows: number): void {
-  if (!Number.isInteger(rows) || rows < 0 || rows > maxRows) {
-    throw new ShapeError('norm', `rows must be an integer in [0, ${maxRows}], got ${rows}`);
-  }
 }
 
 export async function prepareNorm(gpu: Gpu, a: NormArgs): Promise<KernelDispatch<NormField>> {
@@ -90,7 +84,7 @@ export async function prepareNorm(gpu: Gpu, a: NormArgs): Promise<KernelDispatch
   };
   return KernelDispatch.create(gpu, normKernel, key, { rows, D, eps: a.eps }, resources, (p) => {
     // set() runs this on every change, so a chunk larger than the buffers is refused before any dispatch.
-    checkRows(p.rows, maxRows);
+    checkRows('norm', p.rows, maxRows);
     return p.rows;
   });
 }

@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, type GridFn } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 
 type Field = 'rows' | 'I';
@@ -51,12 +51,9 @@ export function validateSiluMul(a: SiluMulArgs): { maxRows: number; I: number } 
 export async function prepareSiluMul(gpu: Gpu, a: SiluMulArgs): Promise<KernelDispatch<Field>> {
   const { maxRows, I } = validateSiluMul(a);
   const grid: GridFn<Field> = (p) => {
-    if (!Number.isInteger(p.rows) || p.rows < 0 || p.rows > maxRows) {
-      throw new ShapeError('silu_mul', `rows must be an integer in [0, ${maxRows}], got ${p.rows}`);
-    }
+    checkRows('silu_mul', p.rows, maxRows);
     return Math.ceil((p.rows * p.I) / WG);
   };
   const params = { rows: a.rows ?? maxRows, I };
-  grid(params); // validates rows before any GPU work
   return KernelDispatch.create(gpu, siluMulKernel, null, params, { gateUp: a.gateUp.buffer, out: a.out.buffer }, grid);
 }

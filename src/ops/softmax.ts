@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/device';
 import { KernelDispatch, type GridFn } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
 import type { KernelSpec } from '../gpu/pipelines';
-import { expectTensor, type Tensor } from '../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../gpu/tensor';
 import { defineUniforms } from '../gpu/uniforms';
 
 type Field = 'rows' | 'N';
@@ -49,12 +49,9 @@ export function validateSoftmax(a: SoftmaxArgs): { maxRows: number; N: number } 
 export async function prepareSoftmax(gpu: Gpu, a: SoftmaxArgs): Promise<KernelDispatch<Field>> {
   const { maxRows, N } = validateSoftmax(a);
   const grid: GridFn<Field> = (p) => {
-    if (!Number.isInteger(p.rows) || p.rows < 0 || p.rows > maxRows) {
-      throw new ShapeError('softmax', `rows must be an integer in [0, ${maxRows}], got ${p.rows}`);
-    }
+    checkRows('softmax', p.rows, maxRows);
     return p.rows;
   };
   const params = { rows: a.rows ?? maxRows, N };
-  grid(params); // validates rows before any GPU work
   return KernelDispatch.create(gpu, softmaxKernel, null, params, { x: a.x.buffer, out: a.out.buffer }, grid);
 }
