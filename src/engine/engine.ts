@@ -166,7 +166,9 @@ export class Engine {
     const result = new Promise<GenerationResult>((resolve, reject) => ((settle = resolve), (fail = reject)));
     // Consumers that only iterate must not see an unhandled rejection: they get the error from the iterator.
     result.catch(() => {});
-    const run = opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal);
+    const run = this.locked(signal, () =>
+      opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal),
+    );
     const iterate = async function* (): AsyncGenerator<GenerationDelta> {
       let finished = false;
       try {
@@ -217,6 +219,20 @@ export class Engine {
     }
   }
 
+  /** Runs a generation holding the engine: first-come-first-served, released however the generation ends. */
+  private async *locked(
+    signal: AbortSignal | undefined,
+    generation: () => AsyncGenerator<GenerationDelta, GenerationResult>,
+  ): AsyncGenerator<GenerationDelta, GenerationResult> {
+    const release = await this.queue.acquire(signal);
+    try {
+      if (this.disposed) throw new EngineDisposedError();
+      return yield* generation();
+    } finally {
+      release();
+    }
+  }
+
   /** Feeds `tokens` after reusing the longest cached prefix of `sequence` (= cached part + tokens). */
   private async prefill(sequence: readonly number[], read: ForwardRead, k = 0): Promise<{ result: ForwardResult; reused: number }> {
     const { model } = this.loaded;
@@ -250,64 +266,58 @@ export class Engine {
     eosTokenIds: readonly number[],
     signal: AbortSignal | undefined,
   ): AsyncGenerator<GenerationDelta, GenerationResult> {
-    const release = await this.queue.acquire(signal);
-    try {
-      if (this.disposed) throw new EngineDisposedError();
-      const sampler = new Sampler(opts, promptIds);
-      const { read, k } = this.selection(opts);
-      const maxTokens = Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length);
-      const decoder = createStreamDecoder(this.tokenizer, { skipSpecialTokens: true });
-      const stops = new StopMatcher(opts.stop);
+    const sampler = new Sampler(opts, promptIds);
+    const { read, k } = this.selection(opts);
+    const maxTokens = Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length);
+    const decoder = createStreamDecoder(this.tokenizer, { skipSpecialTokens: true });
+    const stops = new StopMatcher(opts.stop);
 
-      const t0 = performance.now();
-      const { result: first, reused } = await this.prefill(promptIds, read, k);
-      const tFirst = performance.now();
-      let next = first;
-      let generated = 0;
-      let finish: FinishReason = 'length';
-      for (;;) {
-        if (signal?.aborted) {
-          finish = 'abort';
-          break;
-        }
-        const token = await this.pick(next, sampler);
-        generated++;
-        const ended = finishReason(token, generated, { eosTokenIds, maxTokens });
-        if (ended === 'stop') {
-          finish = 'stop';
-          break;
-        }
-        const stop = stops.push(decoder.push(token));
-        yield { tokenIds: [token], text: stop.text };
-        if (stop.stopped) {
-          finish = 'stop';
-          break;
-        }
-        if (ended === 'length') break;
-        next = await this.forward([token], read, k);
+    const t0 = performance.now();
+    const { result: first, reused } = await this.prefill(promptIds, read, k);
+    const tFirst = performance.now();
+    let next = first;
+    let generated = 0;
+    let finish: FinishReason = 'length';
+    for (;;) {
+      if (signal?.aborted) {
+        finish = 'abort';
+        break;
       }
-      if (finish !== 'stop') {
-        const tail = stops.push(decoder.flush());
-        const text = tail.text + (tail.stopped ? '' : stops.flush());
-        if (tail.stopped) finish = 'stop';
-        if (text) yield { tokenIds: [], text };
+      const token = await this.pick(next, sampler);
+      generated++;
+      const ended = finishReason(token, generated, { eosTokenIds, maxTokens });
+      if (ended === 'stop') {
+        finish = 'stop';
+        break;
       }
-      const tEnd = performance.now();
-      const prefilled = promptIds.length - reused;
-      const decodeSteps = Math.max(generated - 1, 0);
-      return {
-        finishReason: finish,
-        usage: usage(promptIds.length, generated, reused),
-        timings: {
-          time_to_first_token_ms: tFirst - t0,
-          prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
-          decode_tokens_per_second: decodeSteps ? (decodeSteps * 1000) / Math.max(tEnd - tFirst, 1e-3) : 0,
-          readback_bytes_per_token: read === 'token' ? 4 : read === 'topk' ? 8 * k : this.spec.vocabSize * 4,
-        },
-      };
-    } finally {
-      release();
+      const stop = stops.push(decoder.push(token));
+      yield { tokenIds: [token], text: stop.text };
+      if (stop.stopped) {
+        finish = 'stop';
+        break;
+      }
+      if (ended === 'length') break;
+      next = await this.forward([token], read, k);
     }
+    if (finish !== 'stop') {
+      const tail = stops.push(decoder.flush());
+      const text = tail.text + (tail.stopped ? '' : stops.flush());
+      if (tail.stopped) finish = 'stop';
+      if (text) yield { tokenIds: [], text };
+    }
+    const tEnd = performance.now();
+    const prefilled = promptIds.length - reused;
+    const decodeSteps = Math.max(generated - 1, 0);
+    return {
+      finishReason: finish,
+      usage: usage(promptIds.length, generated, reused),
+      timings: {
+        time_to_first_token_ms: tFirst - t0,
+        prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
+        decode_tokens_per_second: decodeSteps ? (decodeSteps * 1000) / Math.max(tEnd - tFirst, 1e-3) : 0,
+        readback_bytes_per_token: read === 'token' ? 4 : read === 'topk' ? 8 * k : this.spec.vocabSize * 4,
+      },
+    };
   }
 
   /** Beam search: each step reruns the model for every beam, reusing the cache for their common prefix. */
@@ -317,44 +327,38 @@ export class Engine {
     eosTokenIds: readonly number[],
     signal: AbortSignal | undefined,
   ): AsyncGenerator<GenerationDelta, GenerationResult> {
-    const release = await this.queue.acquire(signal);
-    try {
-      if (this.disposed) throw new EngineDisposedError();
-      const t0 = performance.now();
-      let steps = 0;
-      const best = await beamSearch({
-        numBeams: opts.numBeams,
-        maxNewTokens: Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length),
-        eosTokenIds,
-        lengthPenalty: opts.lengthPenalty,
-        step: async (beams) => {
-          if (signal?.aborted) throw signal.reason ?? new DOMException('The request was aborted', 'AbortError');
-          steps++;
-          const logits: Float32Array[] = [];
-          for (const beam of beams) {
-            const { result } = await this.prefill([...promptIds, ...beam], 'logits');
-            if (result.kind !== 'logits') throw new Error('beam search needs logits');
-            logits.push(result.logits);
-          }
-          return logits;
-        },
-      });
-      const text = this.tokenizer.decode(best.tokens, { skipSpecialTokens: true });
-      yield { tokenIds: best.tokens, text };
-      const ms = performance.now() - t0;
-      return {
-        finishReason: best.finishReason,
-        usage: usage(promptIds.length, best.tokens.length, 0),
-        timings: {
-          time_to_first_token_ms: ms,
-          prefill_tokens_per_second: 0,
-          decode_tokens_per_second: (steps * 1000) / Math.max(ms, 1e-3),
-          readback_bytes_per_token: opts.numBeams * this.spec.vocabSize * 4,
-        },
-      };
-    } finally {
-      release();
-    }
+    const t0 = performance.now();
+    let steps = 0;
+    const best = await beamSearch({
+      numBeams: opts.numBeams,
+      maxNewTokens: Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length),
+      eosTokenIds,
+      lengthPenalty: opts.lengthPenalty,
+      step: async (beams) => {
+        if (signal?.aborted) throw signal.reason ?? new DOMException('The request was aborted', 'AbortError');
+        steps++;
+        const logits: Float32Array[] = [];
+        for (const beam of beams) {
+          const { result } = await this.prefill([...promptIds, ...beam], 'logits');
+          if (result.kind !== 'logits') throw new Error('beam search needs logits');
+          logits.push(result.logits);
+        }
+        return logits;
+      },
+    });
+    const text = this.tokenizer.decode(best.tokens, { skipSpecialTokens: true });
+    yield { tokenIds: best.tokens, text };
+    const ms = performance.now() - t0;
+    return {
+      finishReason: best.finishReason,
+      usage: usage(promptIds.length, best.tokens.length, 0),
+      timings: {
+        time_to_first_token_ms: ms,
+        prefill_tokens_per_second: 0,
+        decode_tokens_per_second: (steps * 1000) / Math.max(ms, 1e-3),
+        readback_bytes_per_token: opts.numBeams * this.spec.vocabSize * 4,
+      },
+    };
   }
 
   /** Frees the GPU memory; later calls throw EngineDisposedError. Waits for the running request to end. */
