@@ -4,6 +4,7 @@
  * "__proto__" or extra field never reaches the template), and names the offending field the way OpenAI's
  * API does (`param: 'messages[2].role'`) so a client can point at it.
  */
+import { isJsonObject, ownField } from '../util/json';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -58,7 +59,7 @@ export function validateMessages(messages: unknown): ChatMessage[] {
     const param = `messages[${i}]`;
     // Index access (not iteration) so holes in a sparse array are reported, not skipped.
     const message: unknown = messages[i];
-    if (!isRecord(message)) throw new InvalidRequestError(`${param} must be an object`, param);
+    if (!isJsonObject(message)) throw new InvalidRequestError(`${param} must be an object`, param);
     const role = ownField(message, 'role');
     if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) {
       throw new InvalidRequestError(
@@ -84,7 +85,7 @@ function contentText(content: unknown, param: string): string {
   for (let j = 0; j < content.length; j++) {
     const part: unknown = content[j];
     const partParam = `${param}[${j}]`;
-    if (!isRecord(part)) throw new InvalidRequestError(`${partParam} must be an object`, partParam);
+    if (!isJsonObject(part)) throw new InvalidRequestError(`${partParam} must be an object`, partParam);
     const type = ownField(part, 'type');
     if (type !== 'text') {
       throw new InvalidRequestError(
@@ -99,15 +100,6 @@ function contentText(content: unknown, param: string): string {
     texts.push(text);
   }
   return texts.join('\n');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Own properties only: a polluted Object.prototype must not supply a role or content. */
-function ownField(object: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
 function describe(value: unknown): string {

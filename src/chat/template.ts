@@ -10,6 +10,7 @@
 import { Template } from '@huggingface/jinja';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { validateMessages, type ChatMessage, type ChatMessageInput } from './messages';
+import { isJsonObject, type JsonObject } from '../util/json';
 
 export { InvalidRequestError, validateMessages } from './messages';
 export type { ChatMessage, ChatMessageInput, ChatRole, ChatTextPart } from './messages';
@@ -161,12 +162,6 @@ function defaultPrefix(tokenizer: Pick<Tokenizer, 'encode'>): number[] {
   return [];
 }
 
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function parseConfig(config: unknown): JsonObject {
   if (config === undefined || config === null) return {};
   let value = config;
@@ -177,7 +172,7 @@ function parseConfig(config: unknown): JsonObject {
       throw new ChatTemplateError(`tokenizer_config.json is not valid JSON: ${errorMessage(e)}`, 'default', null, { cause: e });
     }
   }
-  if (!isObject(value)) {
+  if (!isJsonObject(value)) {
     throw new ChatTemplateError('tokenizer_config.json must hold a JSON object', 'default', null);
   }
   return value;
@@ -193,7 +188,7 @@ function chooseTemplate(value: unknown): { name: string; source: string } | null
   if (Array.isArray(value)) {
     const names: string[] = [];
     for (const entry of value) {
-      if (!isObject(entry) || typeof entry.name !== 'string' || typeof entry.template !== 'string') {
+      if (!isJsonObject(entry) || typeof entry.name !== 'string' || typeof entry.template !== 'string') {
         throw new ChatTemplateError(
           'tokenizer_config.json: chat_template list entries must be { "name": string, "template": string }',
           'default',
@@ -238,7 +233,7 @@ function specialTokens(config: JsonObject, tokenizer: ChatTokenizer): Record<str
 
 function tokenContent(value: unknown): string | null {
   if (typeof value === 'string') return value;
-  if (isObject(value) && typeof value.content === 'string') return value.content;
+  if (isJsonObject(value) && typeof value.content === 'string') return value.content;
   return null;
 }
 

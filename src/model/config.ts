@@ -7,6 +7,7 @@
  * so `__proto__` / `constructor` keys in a hostile config.json cannot change anything.
  */
 import type { RopeScaling } from '../ops/rope';
+import { isJsonObject, ownField, type JsonObject } from '../util/json';
 
 /** The architectures the runtime implements; `mistral` configs map to `llama`. */
 export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
@@ -94,17 +95,6 @@ export class ModelConfigError extends Error {
   }
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Own properties only: an inherited or prototype-polluted key reads as absent. */
-function own(obj: Json, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
-}
-
 function describe(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
@@ -112,7 +102,7 @@ function describe(value: unknown): string {
 /** Reads typed fields of one JSON object, naming the field (with its path) in every error. */
 class Fields {
   constructor(
-    private readonly obj: Json,
+    private readonly obj: JsonObject,
     private readonly path = '',
   ) {}
 
@@ -121,13 +111,13 @@ class Fields {
   }
 
   has(key: string): boolean {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     return v !== undefined && v !== null;
   }
 
   /** A positive integer; `fallback` (HF's default) when absent or null, an error when absent without one. */
   int(key: string, fallback?: number): number {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -140,7 +130,7 @@ class Fields {
 
   /** A finite positive number. */
   positive(key: string, fallback?: number): number {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -152,14 +142,14 @@ class Fields {
   }
 
   bool(key: string, fallback: boolean): boolean {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) return fallback;
     if (typeof v !== 'boolean') throw new ModelConfigError(this.name(key), `must be true or false, got ${describe(v)}`);
     return v;
   }
 
   string(key: string, fallback?: string): string {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -170,7 +160,7 @@ class Fields {
 
   /** A token id (0 is valid) or null. */
   tokenId(key: string): number | null {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) return null;
     if (!isTokenId(v)) throw new ModelConfigError(this.name(key), `must be a token id, got ${describe(v)}`);
     return v;
@@ -178,7 +168,7 @@ class Fields {
 
   /** eos_token_id: a number, an array of numbers, or absent. */
   tokenIds(key: string): number[] {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) return [];
     if (isTokenId(v)) return [v];
     if (Array.isArray(v) && v.every(isTokenId)) return v;
@@ -187,9 +177,9 @@ class Fields {
 
   /** A nested object (rope_scaling), or null when absent. */
   object(key: string): Fields | null {
-    const v = own(this.obj, key);
+    const v = ownField(this.obj, key);
     if (v === undefined || v === null) return null;
-    if (!isObject(v)) throw new ModelConfigError(this.name(key), `must be an object, got ${describe(v)}`);
+    if (!isJsonObject(v)) throw new ModelConfigError(this.name(key), `must be an object, got ${describe(v)}`);
     return new Fields(v, `${this.name(key)}.`);
   }
 }
@@ -203,12 +193,12 @@ function isTokenId(v: unknown): v is number {
  * Throws UnsupportedModelError for an unknown model_type and ModelConfigError naming the bad field.
  */
 export function parseModelConfig(configJson: unknown, generationConfig?: unknown): ModelSpec {
-  if (!isObject(configJson)) throw new ModelConfigError('(root)', 'config.json must be a JSON object');
-  if (generationConfig !== undefined && generationConfig !== null && !isObject(generationConfig)) {
+  if (!isJsonObject(configJson)) throw new ModelConfigError('(root)', 'config.json must be a JSON object');
+  if (generationConfig !== undefined && generationConfig !== null && !isJsonObject(generationConfig)) {
     throw new ModelConfigError('(generation_config root)', 'generation_config.json must be a JSON object');
   }
   const c = new Fields(configJson);
-  const gen = isObject(generationConfig) ? new Fields(generationConfig, 'generation_config.') : null;
+  const gen = isJsonObject(generationConfig) ? new Fields(generationConfig, 'generation_config.') : null;
   const modelType = c.string('model_type');
   // A switch, not a lookup table: a model_type of "constructor" or "__proto__" must not find anything.
   let spec: ModelSpec;

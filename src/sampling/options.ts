@@ -4,6 +4,7 @@
  * reads. Options arrive as untrusted JSON-ish values, so everything is checked at run time and read as own
  * properties only (a `__proto__` key cannot change anything).
  */
+import { isJsonObject, ownField } from '../util/json';
 
 /**
  * Upper bound on temperature, as in the OpenAI API: beyond 2 the output is noise anyway, and the bound
@@ -97,16 +98,6 @@ export class InvalidOptionError extends Error {
   }
 }
 
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function own(obj: Json, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
-}
-
 function describe(value: unknown): string {
   const text = typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? String(value));
   return text.length > 100 ? `${text.slice(0, 100)}…` : text;
@@ -141,12 +132,12 @@ function parseLogitBias(value: unknown, vocabSize: number): Map<number, number> 
   const bias = new Map<number, number>();
   if (!isPresent(value)) return bias;
   const allowedIds = `an object mapping token ids in [0, ${vocabSize - 1}] to biases in [-100, 100]`;
-  if (!isObject(value)) throw new InvalidOptionError('logit_bias', allowedIds, value);
+  if (!isJsonObject(value)) throw new InvalidOptionError('logit_bias', allowedIds, value);
   for (const key of Object.keys(value)) {
     // Number keys arrive as strings too; only canonical decimals ("7", not "07" or "7.0") name a token.
     const id = Number(key);
     if (!/^(0|[1-9]\d*)$/.test(key) || id >= vocabSize) throw new InvalidOptionError('logit_bias', allowedIds, key);
-    bias.set(id, checkNumber('logit_bias', own(value, key), (b) => b >= -100 && b <= 100, allowedIds));
+    bias.set(id, checkNumber('logit_bias', ownField(value, key), (b) => b >= -100 && b <= 100, allowedIds));
   }
   return bias;
 }
@@ -175,34 +166,34 @@ export function resolveSamplingOptions(
   limits: { vocabSize: number },
 ): ResolvedSamplingOptions {
   const u = isPresent(user) ? user : {};
-  if (!isObject(u)) throw new InvalidOptionError('(options)', 'an object of sampling options', u);
+  if (!isJsonObject(u)) throw new InvalidOptionError('(options)', 'an object of sampling options', u);
   const gen = isPresent(generationConfig) ? generationConfig : {};
-  if (!isObject(gen)) throw new InvalidOptionError('generation_config', 'a generation_config.json object', gen);
+  if (!isJsonObject(gen)) throw new InvalidOptionError('generation_config', 'a generation_config.json object', gen);
   const names: readonly string[] = SAMPLING_OPTION_NAMES;
   for (const key of Object.keys(u)) {
     if (!names.includes(key)) {
-      throw new InvalidOptionError(key, `a known sampling option: ${names.join(', ')}`, own(u, key));
+      throw new InvalidOptionError(key, `a known sampling option: ${names.join(', ')}`, ownField(u, key));
     }
   }
 
   /** The user's value, else generation_config's, else `fallback`; with the name to report it under. */
   const merged = (key: SamplingOptionName, fallback: number): { option: string; value: unknown } => {
-    if (isPresent(own(u, key))) return { option: key, value: own(u, key) };
-    if (isPresent(own(gen, key))) return { option: `generation_config.${key}`, value: own(gen, key) };
+    if (isPresent(ownField(u, key))) return { option: key, value: ownField(u, key) };
+    if (isPresent(ownField(gen, key))) return { option: `generation_config.${key}`, value: ownField(gen, key) };
     return { option: key, value: fallback };
   };
   /** The user's value or `fallback`: options generation_config.json does not supply. */
   const userOnly = (key: SamplingOptionName, fallback: number): { option: string; value: unknown } => ({
     option: key,
-    value: isPresent(own(u, key)) ? own(u, key) : fallback,
+    value: isPresent(ownField(u, key)) ? ownField(u, key) : fallback,
   });
 
-  const doSample = own(gen, 'do_sample');
+  const doSample = ownField(gen, 'do_sample');
   if (isPresent(doSample) && typeof doSample !== 'boolean') {
     throw new InvalidOptionError('generation_config.do_sample', 'true or false', doSample);
   }
   const temperature =
-    !isPresent(own(u, 'temperature')) && doSample === false
+    !isPresent(ownField(u, 'temperature')) && doSample === false
       ? { option: 'generation_config.do_sample', value: 0 }
       : merged('temperature', 1);
 
@@ -211,8 +202,8 @@ export function resolveSamplingOptions(
   const check = (m: { option: string; value: unknown }, ok: (v: number) => boolean, allowed: string): number =>
     checkNumber(m.option, m.value, ok, allowed);
 
-  const maxTokens = own(u, 'max_tokens');
-  const seed = own(u, 'seed');
+  const maxTokens = ownField(u, 'max_tokens');
+  const seed = ownField(u, 'seed');
   return {
     temperature: check(temperature, inRange(0, MAX_TEMPERATURE), `a number in [0, ${MAX_TEMPERATURE}]`),
     topP: check(merged('top_p', 1), (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
@@ -226,8 +217,8 @@ export function resolveSamplingOptions(
     frequencyPenalty: check(userOnly('frequency_penalty', 0), inRange(-2, 2), 'a number in [-2, 2]'),
     presencePenalty: check(userOnly('presence_penalty', 0), inRange(-2, 2), 'a number in [-2, 2]'),
     seed: isPresent(seed) ? checkNumber('seed', seed, Number.isSafeInteger, 'a safe integer') : randomSeed(),
-    logitBias: parseLogitBias(own(u, 'logit_bias'), limits.vocabSize),
-    stop: parseStop(own(u, 'stop')),
+    logitBias: parseLogitBias(ownField(u, 'logit_bias'), limits.vocabSize),
+    stop: parseStop(ownField(u, 'stop')),
     maxTokens: isPresent(maxTokens) ? checkNumber('max_tokens', maxTokens, intAtLeast(1), 'an integer ≥ 1') : null,
     numBeams: check(
       userOnly('num_beams', 1),

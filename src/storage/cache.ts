@@ -12,6 +12,7 @@
  * outlives the code that wrote it.
  */
 import { createStore, del, get, promisifyRequest, set, setMany, type UseStore } from 'idb-keyval';
+import { isJsonObject } from '../util/json';
 
 const DB_NAME = 'webgpu-llm';
 const STORE_NAME = 'files';
@@ -79,21 +80,17 @@ function prefixRange(prefix: IDBValidKey[]): IDBKeyRange {
   return IDBKeyRange.bound(prefix, [...prefix, []]);
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function isChunkInfo(v: unknown): v is ChunkInfo {
-  return isRecord(v) && isSize(v.size) && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256);
+  return isJsonObject(v) && isSize(v.size) && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256);
 }
 
 const isChunkList = (v: unknown): v is ChunkInfo[] => Array.isArray(v) && v.every(isChunkInfo);
 
 function isCachedFile(v: unknown): v is CachedFile {
   return (
-    isRecord(v) &&
+    isJsonObject(v) &&
     typeof v.name === 'string' &&
     isSize(v.size) &&
     isChunkList(v.chunks) &&
@@ -103,7 +100,7 @@ function isCachedFile(v: unknown): v is CachedFile {
 
 function isManifest(v: unknown): v is Manifest {
   return (
-    isRecord(v) &&
+    isJsonObject(v) &&
     v.version === 1 &&
     typeof v.modelId === 'string' &&
     typeof v.url === 'string' &&
@@ -118,7 +115,7 @@ function isManifest(v: unknown): v is Manifest {
 
 function isFileProgress(v: unknown): v is FileProgress {
   return (
-    isRecord(v) &&
+    isJsonObject(v) &&
     v.version === 1 &&
     typeof v.modelId === 'string' &&
     typeof v.url === 'string' &&

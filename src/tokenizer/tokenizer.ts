@@ -4,6 +4,7 @@
  * the files before they can misbehave quietly.
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { isJsonObject, type JsonObject } from '../util/json';
 
 /** The tokenizer files are unusable, or an id cannot be decoded. */
 export class TokenizerError extends Error {
@@ -29,8 +30,6 @@ export interface TokenizerSource {
   /** tokenizer_config.json, as text or already parsed. */
   tokenizerConfig?: string | object;
 }
-
-type JsonObject = Record<string, unknown>;
 
 export class Tokenizer {
   private readonly eos: number[];
@@ -95,7 +94,7 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
   const json = parseObject(source.tokenizerJson, 'tokenizer.json');
   const config = source.tokenizerConfig === undefined ? {} : parseObject(source.tokenizerConfig, 'tokenizer_config.json');
   const model = json.model;
-  if (!isObject(model) || typeof model.type !== 'string' || !('vocab' in model)) {
+  if (!isJsonObject(model) || typeof model.type !== 'string' || !('vocab' in model)) {
     throw new TokenizerError(
       'tokenizer.json has no "model" section with a type and a vocab; is it really a Hugging Face tokenizer.json ' +
         '(not tokenizer_config.json or a SentencePiece .model file)?',
@@ -165,10 +164,6 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
 /** Used only when tokenizer_config.json names no eos_token (or is absent). */
 const WELL_KNOWN_EOS = ['</s>', '<|endoftext|>', '<|end_of_text|>', '<eos>'];
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function parseObject(source: string | object, name: string): JsonObject {
   let value: unknown = source;
   if (typeof source === 'string') {
@@ -178,14 +173,14 @@ function parseObject(source: string | object, name: string): JsonObject {
       throw new TokenizerError(`${name} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
   }
-  if (!isObject(value)) throw new TokenizerError(`${name} must hold a JSON object`);
+  if (!isJsonObject(value)) throw new TokenizerError(`${name} must hold a JSON object`);
   return value;
 }
 
 /** tokenizer_config.json spells special tokens as a string or as {"content": ..., "__type": "AddedToken"}. */
 function specialTokenContent(value: unknown): string | null {
   if (typeof value === 'string') return value;
-  if (isObject(value) && typeof value.content === 'string') return value.content;
+  if (isJsonObject(value) && typeof value.content === 'string') return value.content;
   return null;
 }
 
@@ -205,7 +200,7 @@ function postProcessorSpecials(hf: HfTokenizer): { prefix: number[]; suffix: num
 }
 
 function usesByteFallbackDecoder(decoder: unknown): boolean {
-  if (!isObject(decoder)) return false;
+  if (!isJsonObject(decoder)) return false;
   if (decoder.type === 'ByteFallback') return true;
   return Array.isArray(decoder.decoders) && decoder.decoders.some(usesByteFallbackDecoder);
 }
@@ -221,10 +216,10 @@ function checkByteTokens(vocab: unknown, addedTokens: unknown[]): void {
   if (Array.isArray(vocab)) {
     // Unigram: [piece, score] pairs.
     for (const entry of vocab) if (Array.isArray(entry) && typeof entry[0] === 'string') tokens.push(entry[0]);
-  } else if (isObject(vocab)) {
+  } else if (isJsonObject(vocab)) {
     tokens.push(...Object.keys(vocab));
   }
-  for (const t of addedTokens) if (isObject(t) && typeof t.content === 'string') tokens.push(t.content);
+  for (const t of addedTokens) if (isJsonObject(t) && typeof t.content === 'string') tokens.push(t.content);
   for (const token of tokens) {
     if (token.startsWith('<0x') && token.endsWith('>') && !BYTE_TOKEN.test(token)) {
       throw new TokenizerError(

@@ -5,6 +5,7 @@
  */
 import type { EngineOptions } from '../../engine/engine';
 import { listCachedModels, type CachedModelInfo } from '../../storage';
+import { isJsonObject } from '../../util/json';
 
 export type Dtype = NonNullable<EngineOptions['dtype']>;
 /** Dtypes the picker offers; 'auto' keeps the checkpoint's own (f32 for F32, f16 for F16/BF16). */
@@ -38,13 +39,9 @@ function isDtypeChoice(value: unknown): value is DtypeChoice {
   return DTYPE_CHOICES.some((d) => d === value);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** One models.json entry, checked field by field: the file is data, and a bad entry is skipped, not fatal. */
 function parseEntry(value: unknown): ModelEntry | undefined {
-  if (!isRecord(value)) return undefined;
+  if (!isJsonObject(value)) return undefined;
   const { id, name, source, dtypes, approxBytes, contextLength } = value;
   if (typeof id !== 'string' || typeof name !== 'string' || typeof source !== 'string') return undefined;
   const choices = Array.isArray(dtypes) ? dtypes.filter(isDtypeChoice) : [];
