@@ -1,12 +1,15 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias[N]) (+ Y when ACCUMULATE: the residual add), tiled for M > 1.
 // Each workgroup computes a (WG_M·4)×(WG_N·4) tile of Y; each thread a 4×4 block strided by the
 // workgroup size, so neighbouring threads write neighbouring columns. K is walked in TILE_K slices staged
-// in workgroup memory. Needs the weights_*.wgsl (load_w) and x_input.wgsl (load_x) preludes.
+// in workgroup memory. With NORM_X (RMSNorm fused into the input) the staged weights carry the norm weight
+// and the first TILE_M threads sum each row's squares from the staged X, scaling the rows at the end.
+// Needs the weights_*.wgsl (load_w) and x_input.wgsl (load_x) preludes.
 
 struct Params {
   M: u32,
   N: u32,
   K: u32,
+  eps: f32,
 }
 
 override WG_M: u32 = 16u;
@@ -24,9 +27,11 @@ override TILE_N: u32 = WG_N * R;
 @group(0) @binding(2) var<storage, read> w: array<WStore>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> norm_w: array<f32>;
 
 var<workgroup> xs: array<f32, TILE_M * TILE_K>; // [k][m]
 var<workgroup> ws: array<f32, TILE_N * TILE_K>; // [k][n]
+var<workgroup> row_scale: array<f32, TILE_M>; // NORM_X: 1/rms of each row of the tile (needs WG_N ≥ R)
 
 @compute @workgroup_size(WG_N, WG_M)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -39,6 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let threads = WG_M * WG_N;
 
   var acc: array<f32, 16>;
+  var sum_squares = 0.0; // NORM_X: of row m0 + tid, in the first TILE_M threads
   for (var k0 = 0u; k0 < K; k0 += TILE_K) {
     for (var i = tid; i < TILE_M * TILE_K; i += threads) {
       let m = m0 + i / TILE_K;
@@ -51,10 +57,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let n = n0 + i / TILE_K;
       let k = k0 + i % TILE_K;
       var v = 0.0;
-      if (n < N && k < K) { v = load_w(n * K + k); }
+      if (n < N && k < K) {
+        v = load_w(n * K + k);
+        if (NORM_X) { v *= norm_w[k]; }
+      }
       ws[(i % TILE_K) * TILE_N + i / TILE_K] = v;
     }
     workgroupBarrier();
+    if (NORM_X && tid < TILE_M) {
+      for (var kk = 0u; kk < TILE_K; kk++) {
+        let v = xs[kk * TILE_M + tid];
+        sum_squares = fma(v, v, sum_squares);
+      }
+    }
     for (var kk = 0u; kk < TILE_K; kk++) {
       var a: array<f32, 4>;
       var b: array<f32, 4>;
@@ -70,13 +85,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
   }
+  if (NORM_X) {
+    if (tid < TILE_M) { row_scale[tid] = inverse_rms(sum_squares, K); }
+    workgroupBarrier();
+  }
 
   for (var i = 0u; i < R; i++) {
     let m = m0 + lid.y + i * WG_M;
+    var scale = 1.0;
+    if (NORM_X) { scale = row_scale[lid.y + i * WG_M]; }
     for (var j = 0u; j < R; j++) {
       let n = n0 + lid.x + j * WG_N;
       if (m < M && n < N) {
-        var v = acc[i * R + j];
+        var v = acc[i * R + j] * scale;
         if (HAS_BIAS) { v += bias[n]; }
         if (ACCUMULATE) { v += y[m * N + n]; }
         y[m * N + n] = v;

@@ -26,3 +26,15 @@ fn row_sums(lane: Lane, acc: array<f32, MAX_ROWS>) -> f32 {
   }
   return total;
 }
+
+/** The workgroup's sum of `v`, in every thread. Reuses `sg_partial`, so it must follow `row_sums`. */
+fn workgroup_sum(lane: Lane, v: f32) -> f32 {
+  let subgroups = (WG + lane.sg_size - 1u) / lane.sg_size;
+  let s = subgroupAdd(v);
+  workgroupBarrier(); // row_sums has read its partial sums
+  if (lane.sg_lane == 0u) { sg_partial[lane.index / lane.sg_size] = s; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < subgroups; i++) { total += sg_partial[i]; }
+  return total;
+}

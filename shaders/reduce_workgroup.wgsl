@@ -21,3 +21,15 @@ fn row_sums(lane: Lane, acc: array<f32, MAX_ROWS>) -> f32 {
   if (lane.index < ROWS) { total = wg_partial[lane.index * WG]; }
   return total;
 }
+
+/** The workgroup's sum of `v`, in every thread. Reuses `wg_partial`, so it must follow `row_sums`. */
+fn workgroup_sum(lane: Lane, v: f32) -> f32 {
+  workgroupBarrier(); // row_sums has read its partial sums
+  wg_partial[lane.index] = v;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (lane.index < stride) { wg_partial[lane.index] += wg_partial[lane.index + stride]; }
+    workgroupBarrier();
+  }
+  return wg_partial[0];
+}

@@ -1,5 +1,6 @@
 /**
- * matmul: Y[M,N] = X[M,K] · W[N,K]ᵀ, optionally + bias[N] and + Y itself (the residual add, in place).
+ * matmul: Y[M,N] = X[M,K] · W[N,K]ᵀ, optionally + bias[N] and + Y itself (the residual add, in place), with X
+ * optionally RMS-normalised (the norm before a projection) or SwiGLU-combined on the way in.
  * M = 1 (decode) uses the matrix-vector kernel; larger M the workgroup-tiled one.
  */
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
@@ -25,6 +26,8 @@ interface MatmulKey {
   matvec: MatvecShape;
   /** X is a [M, 2K] gate|up buffer and the kernel multiplies silu(gate)·up (SwiGLU fused into the input). */
   swiglu: boolean;
+  /** X is RMS-normalised per row with `norm_w` on the way in (RMSNorm fused into the input). */
+  norm: boolean;
 }
 
 /** Threads per matvec workgroup (a power of two) and output rows each workgroup computes (1…8). */
@@ -41,28 +44,33 @@ const X_INPUT = { file: 'x_input.wgsl', code: xInputWgsl };
 /** Subgroup operations where the device has them, workgroup memory otherwise. */
 export type ReduceMode = 'subgroup' | 'workgroup';
 
-const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32' });
+const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32', eps: 'f32' });
 const bindings = [
   { name: 'params', kind: 'uniform' },
   { name: 'x', kind: 'read' },
   { name: 'w', kind: 'read' },
   { name: 'bias', kind: 'read' },
   { name: 'y', kind: 'storage' },
+  { name: 'norm_w', kind: 'read' },
 ] as const;
 
 /** Threads per tiled workgroup are WG_M × WG_N, each computing 4×4 outputs. */
 const TILE = { WG_M: 16, WG_N: 16, TILE_K: 16 };
 
-export const matmulKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
+type MatmulField = 'M' | 'N' | 'K' | 'eps';
+
+const inputConstants = (key: MatmulKey) => ({ SWIGLU_X: Number(key.swiglu), NORM_X: Number(key.norm) });
+
+export const matmulKernel: KernelSpec<MatmulKey, MatmulField> = {
   name: 'matmul',
   bindings,
   uniforms,
   shader: { file: 'matmul.wgsl', code: matmulWgsl },
   preludes: (key) => [weightPrelude(key.weights), X_INPUT],
-  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate), SWIGLU_X: Number(key.swiglu) }),
+  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate), ...inputConstants(key) }),
 };
 
-export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
+export const matvecKernel: KernelSpec<MatmulKey, MatmulField> = {
   name: 'matvec',
   bindings,
   uniforms,
@@ -77,7 +85,7 @@ export const matvecKernel: KernelSpec<MatmulKey, 'M' | 'N' | 'K'> = {
     ROWS: key.matvec.rows,
     HAS_BIAS: Number(key.hasBias),
     ACCUMULATE: Number(key.accumulate),
-    SWIGLU_X: Number(key.swiglu),
+    ...inputConstants(key),
   }),
 };
 
@@ -102,9 +110,11 @@ export interface MatmulArgs {
   matvecShape?: MatvecShape;
   /** Fuse SwiGLU into the input: X holds [gate | up] and the product uses silu(gate)·up. */
   swiglu?: boolean;
+  /** Fuse RMSNorm into the input: the product uses x / sqrt(mean(x²) + eps) · weight for each row of X. */
+  norm?: { weight: Tensor; eps: number };
 }
 
-export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number } {
+export function validateMatmul(a: MatmulArgs): Record<MatmulField, number> {
   if (a.x.shape.length !== 2 || a.w.shape.length !== 2) throw new ShapeError('matmul', 'x and w must be 2-D');
   const [M] = a.x.shape;
   const [N, K] = a.w.shape;
@@ -113,8 +123,13 @@ export function validateMatmul(a: MatmulArgs): { M: number; N: number; K: number
   expectTensor('matmul', 'w', a.w, WEIGHT_DTYPES, [N, K]);
   expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
   if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
+  if (a.norm) {
+    expectTensor('matmul', 'norm weight', a.norm.weight, 'f32', [K]);
+    if (!(a.norm.eps >= 0)) throw new ShapeError('matmul', `norm eps must be a non-negative number, got ${a.norm.eps}`);
+    if (a.swiglu) throw new ShapeError('matmul', 'the input is either normalised or SwiGLU-combined, not both');
+  }
   if (a.y.buffer === a.x.buffer) throw new ShapeError('matmul', 'y must not alias x');
-  return { M, N, K };
+  return { M, N, K, eps: a.norm?.eps ?? 0 };
 }
 
 function checkMatvecShape(gpu: Gpu, { wg, rows }: MatvecShape): void {
@@ -127,7 +142,7 @@ function checkMatvecShape(gpu: Gpu, { wg, rows }: MatvecShape): void {
   }
 }
 
-export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<'M' | 'N' | 'K'>> {
+export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<MatmulField>> {
   const dims = validateMatmul(a);
   const key: MatmulKey = {
     weights: weightFormat(gpu, 'matmul', a.w, a.weightFormat),
@@ -136,10 +151,17 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
     matvec: DEFAULT_MATVEC,
     swiglu: a.swiglu ?? false,
+    norm: a.norm !== undefined,
   };
   if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
   const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
-  const resources = { x: a.x.buffer, w: a.w.buffer, bias: a.bias?.buffer ?? placeholderBuffer(gpu), y: a.y.buffer };
+  const resources = {
+    x: a.x.buffer,
+    w: a.w.buffer,
+    bias: a.bias?.buffer ?? placeholderBuffer(gpu),
+    y: a.y.buffer,
+    norm_w: a.norm?.weight.buffer ?? placeholderBuffer(gpu),
+  };
   if (variant === 'matvec') {
     const shape = a.matvecShape ?? DEFAULT_MATVEC;
     checkMatvecShape(gpu, shape);

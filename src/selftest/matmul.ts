@@ -5,6 +5,7 @@ import type { WeightFormat } from '../ops/weights';
 import { dequantize, isQuantDType, quantize } from '../quant/quantize';
 import { siluMulRef } from '../reference/elementwise';
 import { matmulRef } from '../reference/matmul';
+import { normRef } from '../reference/norm';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload, uploadWeights } from './harness';
 import { createRng, randomNormal } from './random';
@@ -21,6 +22,8 @@ export interface MatmulCase {
   matvecShape?: MatvecShape;
   /** X is [M, 2K] gate|up and the kernel applies SwiGLU on load. */
   swiglu?: boolean;
+  /** The kernel RMS-normalises each row of X (random weight and eps) on load. */
+  norm?: boolean;
 }
 
 /**
@@ -45,7 +48,8 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const { M, N, K } = c;
   const wdtype = c.weights === 'f16-packed' ? 'f16' : c.weights;
   const xWidth = c.swiglu ? 2 * K : K;
-  const xData = randomNormal(rng, M * xWidth);
+  // Rows far from unit RMS, so a norm that is skipped or misapplied shows.
+  const xData = randomNormal(rng, M * xWidth, c.norm ? 4 : 1);
   const w = await uploadCaseWeights(gpu, c, randomNormal(rng, N * K, 1 / Math.sqrt(K)));
   const x = await upload(gpu, 'x', [M, xWidth], xData);
   const biasData = c.bias ? randomNormal(rng, N) : undefined;
@@ -53,6 +57,9 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const y = await poisoned(gpu, 'y', [M, N]);
   const residual = c.accumulate ? randomNormal(rng, M * N) : undefined;
   if (residual) writeTensor(gpu, y, residual);
+  const normWeight = c.norm ? randomNormal(rng, K) : undefined;
+  const eps = 10 ** (-6 + 5 * rng.next());
+  const norm = normWeight && { weight: await upload(gpu, 'norm weight', [K], normWeight), eps };
 
   const op = await prepareMatmul(gpu, {
     x,
@@ -64,13 +71,14 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
     reduce: c.reduce,
     matvecShape: c.matvecShape,
     swiglu: c.swiglu,
+    norm,
     weightFormat: c.weights,
   });
   const actual = await runAndRead(gpu, [op], y);
-  destroyAll(x, w.tensor, bias, y);
+  destroyAll(x, w.tensor, bias, y, norm?.weight);
 
   const shape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
-  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}`;
-  const input = c.swiglu ? siluMulRef(xData, M, K) : xData;
+  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}${norm ? ` rmsnorm(x) eps=${eps.toExponential(1)}` : ''}`;
+  const input = c.swiglu ? siluMulRef(xData, M, K) : normWeight ? normRef(xData, normWeight, M, K, 'rms', eps) : xData;
   return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, w.values, M, N, K, biasData, residual));
 }

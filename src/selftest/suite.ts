@@ -32,7 +32,7 @@ export interface SuiteResult {
 }
 
 function matmulCase(c: MatmulCase): SelftestCase {
-  const extras = `${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}`;
+  const extras = `${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.norm ? ' rmsnorm(x)' : ''}`;
   return {
     name: `matmul ${c.variant} ${c.M}x${c.N}x${c.K} ${c.weights}${extras}`,
     requires: c.weights === 'f16' ? 'shaderF16' : undefined,
@@ -48,6 +48,8 @@ const matmulCases: SelftestCase[] = (['f32', 'f16-packed', 'f16'] as const).flat
   matmulCase({ M: 1, N: 4097, K: 19, weights, variant: 'matvec' }),
   matmulCase({ M: 1, N: 1000, K: 67, weights, variant: 'matvec' }),
   matmulCase({ M: 3, N: 61, K: 45, weights, variant: 'matvec', bias: true, accumulate: true }),
+  matmulCase({ M: 67, N: 65, K: 172, weights, variant: 'tiled', norm: true }),
+  matmulCase({ M: 1, N: 1000, K: 37, weights, variant: 'matvec', norm: true }),
 ]);
 
 function named(name: string, run: SelftestCase['run'], requires?: keyof GpuFeatures): SelftestCase {

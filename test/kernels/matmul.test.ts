@@ -63,6 +63,18 @@ describe('matmul on the GPU against the CPU reference', () => {
         }
       }
     });
+    it(`RMSNorm fused into the input, tiled (rows past one tile) and matvec (both reductions), ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const s of [{ M: 67, N: 65, K: 172 }, { M: 5, N: 33, K: 1 }]) {
+        expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'tiled', norm: true, bias: true }, freshSeed()));
+      }
+      const modes = gpu.features.subgroups ? (['workgroup', 'subgroup'] as const) : (['workgroup'] as const);
+      for (const reduce of modes) {
+        for (const s of [{ M: 1, N: 1000, K: 37 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, norm: true, accumulate: true }, freshSeed()));
+        }
+      }
+    });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
       const gpu = await testGpu();
       expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
