@@ -1,8 +1,9 @@
 /**
  * The transformer on the GPU: weights uploaded once, a RunState allocated once, and every kernel launch
  * prepared at load (pipelines, uniform buffers, bind groups). A forward call only writes token ids and
- * changed parameters, encodes one compute pass per layer and submits once per chunk; decode reads back
- * the 4-byte token id. Nothing here creates a buffer or bind group after `createGpuModel` returns.
+ * changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last row)
+ * and submits once per chunk; decode reads back the 4-byte token id. RMSNorm is fused into the projection
+ * that follows it. Nothing here creates a buffer or bind group after `createGpuModel` returns.
  */
 import type { Gpu } from '../gpu/device';
 import { LimitsExceededError, ShapeError } from '../gpu/errors';
@@ -12,7 +13,7 @@ import { prepareArgmax } from '../ops/argmax';
 import { prepareAttention } from '../ops/attention';
 import { prepareEmbedding } from '../ops/embedding';
 import { prepareGelu } from '../ops/gelu';
-import { DEFAULT_MATVEC, prepareMatmul, type MatvecShape } from '../ops/matmul';
+import { DEFAULT_MATVEC, prepareMatmul, type MatmulArgs, type MatvecShape } from '../ops/matmul';
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
 import { prepareTopK } from '../ops/topk';
@@ -122,8 +123,8 @@ interface RunState {
   ids: Tensor;
   /** [chunk, D] the residual stream. */
   x: Tensor;
-  /** [chunk, D] normalised x, input of the projections. */
-  xn: Tensor;
+  /** [chunk, D] LayerNorm of x, input of the projections (RMSNorm models normalise inside the projections). */
+  xn?: Tensor;
   /** [chunk, (nH + 2·nKV)·hd] fused q, k, v projections. */
   qkv: Tensor;
   /** [chunk, nH, hd] rotated queries. */
@@ -134,10 +135,10 @@ interface RunState {
   up: Tensor;
   /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
   act?: Tensor;
-  /** [1, D] the last row of x, the only one the LM head needs. */
+  /** [1, D] the last row of x, the only one the LM head needs (a prefill chunk copies it here). */
   last: Tensor;
-  /** [1, D] */
-  lastNorm: Tensor;
+  /** [1, D] LayerNorm of `last` (LayerNorm models). */
+  lastNorm?: Tensor;
   /** [1, V] */
   logits: Tensor;
   /** [1] u32 greedy next token. */
@@ -170,7 +171,10 @@ interface Plan {
   maxT: number;
   embed: Step;
   layers: Step[][];
-  /** Final norm and LM head over the last row. */
+  /**
+   * Final norm and LM head over the last row: decode's only row of x, read in place in the same pass; a
+   * prefill chunk's last row, copied to `last` between two passes.
+   */
   head: Step[];
   /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
   select: { token: Step[]; topk: Step[]; logits: Step[] };
@@ -315,7 +319,7 @@ export class GpuModel {
     this.topK = k;
   }
 
-  /** Embedding, then one compute pass per layer, then (on the last chunk) the LM head and a copy to staging. */
+  /** Embedding and every layer in one compute pass, then (on the last chunk) the LM head and a copy to staging. */
   private encodeAndSubmit(plan: Plan, T: number, pos: number, read: ForwardRead | undefined): void {
     const t0 = performance.now();
     const { device } = this.gpu;
@@ -325,25 +329,29 @@ export class GpuModel {
       for (const layer of plan.layers) for (const step of layer) step.update(T, pos);
       plan.applied = { T, pos };
     }
-    const passes: [string, Step[]][] = [['embed', [plan.embed]], ...plan.layers.map((layer, l): [string, Step[]] => [`layer ${l}`, layer])];
     const encoder = device.createCommandEncoder({ label: `forward T=${T} pos=${pos}` });
-    const encodeAll = (list: [string, Step[]][], first: boolean, last: boolean) =>
-      list.forEach(([label, steps], i) => {
-        const begins = first && i === 0;
-        const ends = last && i === list.length - 1;
-        const timestampWrites =
-          profiler && (begins || ends)
-            ? { querySet: profiler.querySet, beginningOfPassWriteIndex: begins ? 0 : undefined, endOfPassWriteIndex: ends ? 1 : undefined }
-            : undefined;
-        encodePass(encoder, label, steps, timestampWrites);
-        stats.passes++;
-        stats.dispatches += steps.length;
-      });
-    encodeAll(passes, true, !read);
-    if (read) {
+    const encodePass = (label: string, steps: Step[], begins: boolean, ends: boolean) => {
+      const timestampWrites =
+        profiler && (begins || ends)
+          ? { querySet: profiler.querySet, beginningOfPassWriteIndex: begins ? 0 : undefined, endOfPassWriteIndex: ends ? 1 : undefined }
+          : undefined;
+      const pass = encoder.beginComputePass({ label, timestampWrites });
+      for (const step of steps) step.dispatch.encode(pass);
+      pass.end();
+      stats.passes++;
+      stats.dispatches += steps.length;
+    };
+    const body = [plan.embed, ...plan.layers.flat()];
+    const tail = read ? [...plan.head, ...plan.select[read]] : [];
+    if (plan.maxT === 1 || !read) {
+      encodePass('forward', [...body, ...tail], true, true);
+    } else {
+      encodePass('layers', body, true, false);
       const rowBytes = this.spec.hiddenSize * 4;
       encoder.copyBufferToBuffer(state.x.buffer, (T - 1) * rowBytes, state.last.buffer, 0, rowBytes);
-      encodeAll([['head', [...plan.head, ...plan.select[read]]]], false, true);
+      encodePass('head', tail, false, true);
+    }
+    if (read) {
       if (read === 'topk' && state.topValues && state.topIndices && state.topKReadback) {
         const bytes = 4 * this.topK;
         encoder.copyBufferToBuffer(state.topValues.buffer, 0, state.topKReadback, 0, bytes);
@@ -401,12 +409,6 @@ export class GpuModel {
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }
-}
-
-function encodePass(encoder: GPUCommandEncoder, label: string, steps: Step[], timestampWrites?: GPUComputePassTimestampWrites): void {
-  const pass = encoder.beginComputePass({ label, timestampWrites });
-  for (const step of steps) step.dispatch.encode(pass);
-  pass.end();
 }
 
 async function createProfiler(gpu: Gpu, buffers: GPUBuffer[]): Promise<Profiler> {
@@ -533,14 +535,14 @@ async function createRunState(
   return {
     ids: await t('ids', [chunk], 'u32'),
     x: await t('x', [chunk, D]),
-    xn: await t('xn', [chunk, D]),
+    xn: spec.norm.kind === 'layer' ? await t('xn', [chunk, D]) : undefined,
     qkv: await t('qkv', [chunk, (nH + 2 * nKV) * hd]),
     q: await t('q', [chunk, nH, hd]),
     attn: await t('attn', [chunk, nH, hd]),
     up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
     act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
     last: await t('last row', [1, D]),
-    lastNorm: await t('last row normed', [1, D]),
+    lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
     logits: await t('logits', [1, V]),
     next: await t('next token', [1], 'u32'),
     topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
@@ -564,7 +566,6 @@ function flatten(t: Tensor): Tensor {
 
 async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, matvecShape: MatvecShape): Promise<Plan> {
   const x = rows(s.x, maxT);
-  const xn = rows(s.xn, maxT);
   const qkv = rows(s.qkv, maxT);
   const q = rows(s.q, maxT);
   const attn = rows(s.attn, maxT);
@@ -577,8 +578,17 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
   const byM = (d: Launch<{ M: number }>): Step => ({ dispatch: d, update: (T) => d.set({ M: T }) });
   const byTPos = (d: Launch<{ T: number; pos: number }>): Step => ({ dispatch: d, update: (T, pos) => d.set({ T, pos }) });
   const fixed = (d: Step['dispatch']): Step => ({ dispatch: d, update: () => {} });
-  const norm = async (input: Tensor, out: Tensor, n: GpuNorm) =>
-    prepareNorm(gpu, { x: input, out, weight: n.weight, bias: n.bias, kind: spec.norm.kind, eps: spec.norm.eps });
+  /**
+   * `w`·norm(input) (+ bias): one launch with RMSNorm fused into the projection's input, or (LayerNorm) a
+   * norm launch into `normed` and the projection of that.
+   */
+  const normThenProject = async (input: Tensor, n: GpuNorm, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
+    if (spec.norm.kind === 'rms') return [byM(await prepareMatmul(gpu, { ...projection, x: input, norm: { weight: n.weight, eps: spec.norm.eps } }))];
+    if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
+    const norm = await prepareNorm(gpu, { x: input, out: normed, weight: n.weight, bias: n.bias, kind: 'layer', eps: spec.norm.eps });
+    return [byRows(norm), byM(await prepareMatmul(gpu, { ...projection, x: normed }))];
+  };
+  const xn = s.xn && rows(s.xn, maxT);
 
   const embed = await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: w.embedding, out: x, posTable: w.positionEmbedding });
   const layers: Step[][] = [];
@@ -586,8 +596,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
     const k = s.kv.keys[l];
     const v = s.kv.values[l];
     const steps: Step[] = [
-      byRows(await norm(x, xn, L.attnNorm)),
-      byM(await prepareMatmul(gpu, { x: xn, w: L.wqkv, bias: L.bqkv, y: qkv, matvecShape })),
+      ...(await normThenProject(x, L.attnNorm, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, matvecShape })),
       byTPos(
         await prepareRope(gpu, {
           qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
@@ -602,8 +611,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
         }),
       ),
       byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, matvecShape })),
-      byRows(await norm(x, xn, L.mlpNorm)),
-      byM(await prepareMatmul(gpu, { x: xn, w: L.wUp, bias: L.bUp, y: up, matvecShape })),
+      ...(await normThenProject(x, L.mlpNorm, xn, { w: L.wUp, bias: L.bUp, y: up, matvecShape })),
       // SwiGLU is applied as the down projection reads its input; GELU (GPT-2) is a launch of its own.
       ...(s.act
         ? [
@@ -614,10 +622,9 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
     ];
     layers.push(steps);
   }
-  const head = [
-    fixed(await norm(s.last, s.lastNorm, w.finalNorm)),
-    fixed(await prepareMatmul(gpu, { x: s.lastNorm, w: w.lmHead, y: s.logits, matvecShape })),
-  ];
+  const lastRow = maxT === 1 ? x : s.last;
+  // The head always runs on one row, whatever the chunk.
+  const head = (await normThenProject(lastRow, w.finalNorm, s.lastNorm, { w: w.lmHead, y: s.logits, matvecShape })).map((step) => fixed(step.dispatch));
   const topk =
     s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
   const select = {

@@ -106,6 +106,22 @@ describe('model limits', () => {
     model.destroy();
   });
 
+  it('a decode token is one compute pass and one submit, with each RMSNorm fused into the next projection', async () => {
+    const gpu = await testGpu();
+    const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
+    const { numLayers } = model.spec;
+    const delta = async (tokens: number[]) => {
+      const before = { ...model.stats };
+      await model.forward(tokens);
+      return { submits: model.stats.submits - before.submits, passes: model.stats.passes - before.passes, dispatches: model.stats.dispatches - before.dispatches };
+    };
+    // Embedding; per layer qkv, rope, attention, o_proj, gate|up, down; LM head and argmax.
+    expect(await delta([7])).toEqual({ submits: 1, passes: 1, dispatches: 1 + 6 * numLayers + 2 });
+    // A prefill chunk adds a pass: its last row is copied out for the head between two passes.
+    expect(await delta([1, 403, 407])).toEqual({ submits: 1, passes: 2, dispatches: 1 + 6 * numLayers + 2 });
+    model.destroy();
+  });
+
   it('decode and prefill create no GPU buffer, bind group or pipeline after load', async () => {
     const gpu = await testGpu();
     const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
