@@ -13,11 +13,11 @@ import { prepareArgmax } from '../ops/argmax';
 import { prepareAttention } from '../ops/attention';
 import { prepareEmbedding } from '../ops/embedding';
 import { prepareGelu } from '../ops/gelu';
-import { DEFAULT_MATVEC, prepareMatmul, type MatmulArgs, type MatvecShape } from '../ops/matmul';
+import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../ops/matmul';
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
 import { prepareTopK } from '../ops/topk';
-import { tuneMatvec } from '../ops/tune';
+import { tuneMatvec, tuneTiled } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { createKvCache, kvCacheShape, type KvCache } from './kv-cache';
@@ -54,7 +54,7 @@ export interface GpuModelOptions {
    * sampling reads back 8 bytes per candidate instead of the whole vocabulary.
    */
   topKCapacity?: number;
-  /** Time the decode kernel's workgroup shapes on this device at load and use the fastest (cached). */
+  /** Time the matmul kernels' shapes (decode's matvec, prefill's tiles) on this device at load and use the fastest (cached). */
   tune?: boolean;
 }
 
@@ -226,9 +226,12 @@ export class GpuModel {
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
     const up = gpuWeights.layers[0]?.wUp;
-    const matvec = options.tune && up ? await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype) : DEFAULT_MATVEC;
-    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, matvec);
-    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, matvec);
+    const shapes: KernelShapes =
+      options.tune && up
+        ? { matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype), tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype) }
+        : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
+    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
+    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
     const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
     return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler);
   }
@@ -564,7 +567,14 @@ function flatten(t: Tensor): Tensor {
   return { ...t, shape: [t.shape[0], t.shape[1] * t.shape[2]] };
 }
 
-async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, matvecShape: MatvecShape): Promise<Plan> {
+/** The matmul kernels' shapes every projection uses (tuned for the device, or the defaults). */
+interface KernelShapes {
+  matvec: MatvecShape;
+  tile: TileShape;
+}
+
+async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes): Promise<Plan> {
+  const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile };
   const x = rows(s.x, maxT);
   const qkv = rows(s.qkv, maxT);
   const q = rows(s.q, maxT);
@@ -596,7 +606,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
     const k = s.kv.keys[l];
     const v = s.kv.values[l];
     const steps: Step[] = [
-      ...(await normThenProject(x, L.attnNorm, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, matvecShape })),
+      ...(await normThenProject(x, L.attnNorm, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, ...shapeArgs })),
       byTPos(
         await prepareRope(gpu, {
           qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
@@ -610,21 +620,21 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
           T: maxT, pos: 0, scale: spec.attentionScale,
         }),
       ),
-      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, matvecShape })),
-      ...(await normThenProject(x, L.mlpNorm, xn, { w: L.wUp, bias: L.bUp, y: up, matvecShape })),
+      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, ...shapeArgs })),
+      ...(await normThenProject(x, L.mlpNorm, xn, { w: L.wUp, bias: L.bUp, y: up, ...shapeArgs })),
       // SwiGLU is applied as the down projection reads its input; GELU (GPT-2) is a launch of its own.
       ...(s.act
         ? [
             byRows(await prepareGelu(gpu, { x: up, out: rows(s.act, maxT) })),
-            byM(await prepareMatmul(gpu, { x: rows(s.act, maxT), w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape })),
+            byM(await prepareMatmul(gpu, { x: rows(s.act, maxT), w: L.wDown, bias: L.bDown, y: x, accumulate: true, ...shapeArgs })),
           ]
-        : [byM(await prepareMatmul(gpu, { x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, matvecShape, swiglu: true }))]),
+        : [byM(await prepareMatmul(gpu, { x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, ...shapeArgs, swiglu: true }))]),
     ];
     layers.push(steps);
   }
   const lastRow = maxT === 1 ? x : s.last;
   // The head always runs on one row, whatever the chunk.
-  const head = (await normThenProject(lastRow, w.finalNorm, s.lastNorm, { w: w.lmHead, y: s.logits, matvecShape })).map((step) => fixed(step.dispatch));
+  const head = (await normThenProject(lastRow, w.finalNorm, s.lastNorm, { w: w.lmHead, y: s.logits, ...shapeArgs })).map((step) => fixed(step.dispatch));
   const topk =
     s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
   const select = {

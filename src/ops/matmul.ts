@@ -24,6 +24,8 @@ interface MatmulKey {
   reduce: ReduceMode;
   /** matvec's workgroup shape (the tiled kernel ignores it). */
   matvec: MatvecShape;
+  /** The tiled kernel's workgroup and K-slice (matvec ignores it). */
+  tile: TileShape;
   /** X is a [M, 2K] gate|up buffer and the kernel multiplies silu(gate)·up (SwiGLU fused into the input). */
   swiglu: boolean;
   /** X is RMS-normalised per row with `norm_w` on the way in (RMSNorm fused into the input). */
@@ -38,6 +40,21 @@ export interface MatvecShape {
 
 /** Good on most GPUs; `tuneMatvec` (src/ops/tune.ts) measures the best for a device and shape. */
 export const DEFAULT_MATVEC: MatvecShape = { wg: 64, rows: 4 };
+
+/**
+ * The tiled kernel's workgroup of wgM × wgN threads, each computing 4×4 outputs, and the K slice staged in
+ * workgroup memory per step. wgN ≥ 4 so that a tile's rows (4·wgM) have a thread each for the fused norm.
+ */
+export interface TileShape {
+  wgM: number;
+  wgN: number;
+  tileK: number;
+}
+
+/** Every device runs it (256 threads, 8.25 KiB of workgroup memory); `tuneTiled` measures the best. */
+export const DEFAULT_TILE: TileShape = { wgM: 16, wgN: 16, tileK: 16 };
+/** Outputs per thread along M and along N (the shader's R). */
+const TILE_R = 4;
 const MAX_MATVEC_ROWS = 8;
 const X_INPUT = { file: 'x_input.wgsl', code: xInputWgsl };
 
@@ -54,9 +71,6 @@ const bindings = [
   { name: 'norm_w', kind: 'read' },
 ] as const;
 
-/** Threads per tiled workgroup are WG_M × WG_N, each computing 4×4 outputs. */
-const TILE = { WG_M: 16, WG_N: 16, TILE_K: 16 };
-
 type MatmulField = 'M' | 'N' | 'K' | 'eps';
 
 const inputConstants = (key: MatmulKey) => ({ SWIGLU_X: Number(key.swiglu), NORM_X: Number(key.norm) });
@@ -67,7 +81,14 @@ export const matmulKernel: KernelSpec<MatmulKey, MatmulField> = {
   uniforms,
   shader: { file: 'matmul.wgsl', code: matmulWgsl },
   preludes: (key) => [weightPrelude(key.weights), X_INPUT],
-  constants: (key) => ({ ...TILE, HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate), ...inputConstants(key) }),
+  constants: (key) => ({
+    WG_M: key.tile.wgM,
+    WG_N: key.tile.wgN,
+    TILE_K: key.tile.tileK,
+    HAS_BIAS: Number(key.hasBias),
+    ACCUMULATE: Number(key.accumulate),
+    ...inputConstants(key),
+  }),
 };
 
 export const matvecKernel: KernelSpec<MatmulKey, MatmulField> = {
@@ -108,6 +129,8 @@ export interface MatmulArgs {
   reduce?: ReduceMode;
   /** matvec's workgroup shape; default DEFAULT_MATVEC. */
   matvecShape?: MatvecShape;
+  /** The tiled kernel's shape; default DEFAULT_TILE. */
+  tileShape?: TileShape;
   /** Fuse SwiGLU into the input: X holds [gate | up] and the product uses silu(gate)·up. */
   swiglu?: boolean;
   /** Fuse RMSNorm into the input: the product uses x / sqrt(mean(x²) + eps) · weight for each row of X. */
@@ -142,6 +165,26 @@ function checkMatvecShape(gpu: Gpu, { wg, rows }: MatvecShape): void {
   }
 }
 
+/** Bytes of workgroup memory the tiled kernel declares for `tile`: the X and W slices and the row scales. */
+export function tileWorkgroupBytes({ wgM, wgN, tileK }: TileShape): number {
+  return 4 * (TILE_R * (wgM + wgN) * tileK + TILE_R * wgM);
+}
+
+function checkTileShape(gpu: Gpu, tile: TileShape): void {
+  const { limits } = gpu.device;
+  const { wgM, wgN, tileK } = tile;
+  const describe = `tiled matmul shape ${wgM}×${wgN} threads, K slice ${tileK}`;
+  if (![wgM, wgN, tileK].every((v) => Number.isInteger(v) && v >= 1) || wgN < TILE_R) {
+    throw new ShapeError('matmul', `${describe}: sizes must be positive integers with wgN ≥ ${TILE_R}`);
+  }
+  if (wgM * wgN > limits.maxComputeInvocationsPerWorkgroup || wgN > limits.maxComputeWorkgroupSizeX || wgM > limits.maxComputeWorkgroupSizeY) {
+    throw new ShapeError('matmul', `${describe}: over this device's workgroup size limits`);
+  }
+  if (tileWorkgroupBytes(tile) > limits.maxComputeWorkgroupStorageSize) {
+    throw new ShapeError('matmul', `${describe}: needs ${tileWorkgroupBytes(tile)} B of workgroup memory, over ${limits.maxComputeWorkgroupStorageSize}`);
+  }
+}
+
 export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<MatmulField>> {
   const dims = validateMatmul(a);
   const key: MatmulKey = {
@@ -150,6 +193,7 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     accumulate: a.accumulate ?? false,
     reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
     matvec: DEFAULT_MATVEC,
+    tile: DEFAULT_TILE,
     swiglu: a.swiglu ?? false,
     norm: a.norm !== undefined,
   };
@@ -167,9 +211,11 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     checkMatvecShape(gpu, shape);
     return KernelDispatch.create(gpu, matvecKernel, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
   }
-  const tileM = TILE.WG_M * 4;
-  const tileN = TILE.WG_N * 4;
-  return KernelDispatch.create(gpu, matmulKernel, key, dims, resources, (p) => [
+  const tile = a.tileShape ?? DEFAULT_TILE;
+  checkTileShape(gpu, tile);
+  const tileM = tile.wgM * TILE_R;
+  const tileN = tile.wgN * TILE_R;
+  return KernelDispatch.create(gpu, matmulKernel, { ...key, tile }, dims, resources, (p) => [
     Math.ceil(p.N / tileN),
     Math.ceil(p.M / tileM),
     1,

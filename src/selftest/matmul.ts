@@ -1,6 +1,6 @@
 import type { Gpu } from '../gpu/device';
 import { uploadTensor, writeTensor, type Tensor } from '../gpu/tensor';
-import { prepareMatmul, type MatvecShape, type ReduceMode } from '../ops/matmul';
+import { prepareMatmul, type MatvecShape, type ReduceMode, type TileShape } from '../ops/matmul';
 import type { WeightFormat } from '../ops/weights';
 import { dequantize, isQuantDType, quantize } from '../quant/quantize';
 import { siluMulRef } from '../reference/elementwise';
@@ -20,6 +20,7 @@ export interface MatmulCase {
   variant?: 'tiled' | 'matvec';
   reduce?: ReduceMode;
   matvecShape?: MatvecShape;
+  tileShape?: TileShape;
   /** X is [M, 2K] gate|up and the kernel applies SwiGLU on load. */
   swiglu?: boolean;
   /** The kernel RMS-normalises each row of X (random weight and eps) on load. */
@@ -70,6 +71,7 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
     variant: c.variant,
     reduce: c.reduce,
     matvecShape: c.matvecShape,
+    tileShape: c.tileShape,
     swiglu: c.swiglu,
     norm,
     weightFormat: c.weights,
@@ -77,7 +79,9 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const actual = await runAndRead(gpu, [op], y);
   destroyAll(x, w.tensor, bias, y, norm?.weight);
 
-  const shape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
+  const matvecShape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
+  const tileShape = c.tileShape ? ` wg=${c.tileShape.wgM}x${c.tileShape.wgN} tileK=${c.tileShape.tileK}` : '';
+  const shape = matvecShape + tileShape;
   const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}${norm ? ` rmsnorm(x) eps=${eps.toExponential(1)}` : ''}`;
   const input = c.swiglu ? siluMulRef(xData, M, K) : normWeight ? normRef(xData, normWeight, M, K, 'rms', eps) : xData;
   return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, w.values, M, N, K, biasData, residual));

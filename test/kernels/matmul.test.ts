@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/gpu/errors';
 import { createTensor } from '../../src/gpu/tensor';
 import { prepareMatmul } from '../../src/ops/matmul';
-import { tuneMatvec } from '../../src/ops/tune';
+import { tuneMatvec, tuneTiled } from '../../src/ops/tune';
 import { checkMatmul } from '../../src/selftest/matmul';
 import { expectPass, freshSeed, testGpu, weightFormats } from '../gpu';
 
@@ -20,6 +20,28 @@ describe('matvec tuning', () => {
     const y = await createTensor(gpu, 'y', 'f32', [1, 4]);
     await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 48, rows: 4 } })).rejects.toBeInstanceOf(ShapeError);
     await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 64, rows: 9 } })).rejects.toBeInstanceOf(ShapeError);
+  });
+});
+
+describe('tiled matmul tuning', () => {
+  it('picks one of its candidate shapes, caches it, and refuses shapes the kernel or device cannot run', async () => {
+    const gpu = await testGpu();
+    const shape = await tuneTiled(gpu, 40, 72, 24, 'f32');
+    expect([8, 16]).toContain(shape.wgM);
+    expect([8, 16]).toContain(shape.wgN);
+    expect([8, 16, 32]).toContain(shape.tileK);
+    expect(await tuneTiled(gpu, 40, 72, 24, 'f32')).toBe(shape);
+    const x = await createTensor(gpu, 'x', 'f32', [8, 8]);
+    const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
+    const y = await createTensor(gpu, 'y', 'f32', [8, 4]);
+    const refused = [
+      { wgM: 16, wgN: 2, tileK: 16 }, // too few threads per row for the fused norm
+      { wgM: 32, wgN: 16, tileK: 16 }, // 512 threads
+      { wgM: 16, wgN: 16, tileK: 64 }, // 33 KiB of workgroup memory
+    ];
+    for (const tileShape of refused) {
+      await expect(prepareMatmul(gpu, { x, w, y, variant: 'tiled', tileShape })).rejects.toBeInstanceOf(ShapeError);
+    }
   });
 });
 
@@ -73,6 +95,13 @@ describe('matmul on the GPU against the CPU reference', () => {
         for (const s of [{ M: 1, N: 1000, K: 37 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
           expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, norm: true, accumulate: true }, freshSeed()));
         }
+      }
+    });
+    it(`tiled in tile shapes the tuner may pick, with the fused norm, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const tileShape of [{ wgM: 8, wgN: 8, tileK: 32 }, { wgM: 16, wgN: 8, tileK: 8 }, { wgM: 8, wgN: 16, tileK: 16 }]) {
+        expectPass(await checkMatmul(gpu, { M: 70, N: 75, K: 77, weights, variant: 'tiled', tileShape, norm: true, accumulate: true }, freshSeed()));
+        expectPass(await checkMatmul(gpu, { M: 3, N: 130, K: 9, weights, variant: 'tiled', tileShape, bias: true }, freshSeed()));
       }
     });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
