@@ -6,7 +6,7 @@
  */
 import type { Gpu } from '../gpu/device';
 import { parseModelConfig, type ModelSpec } from '../model/config';
-import { GpuModel } from '../model/forward';
+import { GpuModel, type KernelShapes } from '../model/forward';
 import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
 import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';
@@ -56,6 +56,8 @@ export interface ModelBenchResult {
   /** A large buffer-to-buffer copy on the same device (bytes read + written per second). */
   copyGBps: number;
   gpuMemoryBytes: number;
+  /** The matmul shapes tuned at load for this device (as the engine loads). */
+  kernelShapes: KernelShapes;
   /** Why a planned measurement was left out (context too short, …). */
   notes: string[];
 }
@@ -112,7 +114,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
   const need = Math.max(...plan.prefillLengths, ...plan.decodePositions.map((p) => p + plan.decodeTokens)) + 1;
   const contextLength = Math.min(spec.maxContext, need);
   const quantize = c.dtype === 'q8' || c.dtype === 'q4' ? c.dtype : undefined;
-  const model = await GpuModel.create(gpu, spec, weights, { contextLength, prefillChunk: 128, profile: true, quantize });
+  const model = await GpuModel.create(gpu, spec, weights, { contextLength, prefillChunk: 128, profile: true, quantize, tune: true });
   const rng = createRng(7);
   const tokens = (n: number) => Array.from({ length: n }, () => rng.int(spec.vocabSize));
   const notes: string[] = [];
@@ -181,6 +183,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
       achievedGBps: (perToken.weightBytes * firstDecode) / 1e9,
       copyGBps,
       gpuMemoryBytes: model.allocatedBytes,
+      kernelShapes: model.kernelShapes,
       notes,
     };
   } finally {
@@ -189,6 +192,11 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
 }
 
 const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
+
+/** matvec threads×rows, tiled threads (M×N)×K slice. */
+function formatShapes({ matvec, tile }: KernelShapes): string {
+  return `${matvec.wg}×${matvec.rows} / ${tile.wgM}×${tile.wgN}×${tile.tileK}`;
+}
 
 /** A Markdown table (it reads fine in a terminal too). */
 export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): string {
@@ -205,6 +213,7 @@ export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): 
     'weight MB/tok',
     'GB/s (copy GB/s)',
     'GPU MB',
+    'tuned matvec / tile',
   ];
   const rows = results.map((r) => [
     r.model,
@@ -219,6 +228,7 @@ export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): 
     fmt(r.perToken.weightBytes / 1e6),
     `${fmt(r.achievedGBps, 2)} (${fmt(r.copyGBps, 1)})`,
     fmt(r.gpuMemoryBytes / 1e6),
+    formatShapes(r.kernelShapes),
   ]);
   return [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }

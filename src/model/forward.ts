@@ -206,6 +206,8 @@ export class GpuModel {
     private readonly decode: Plan,
     private readonly buffers: GPUBuffer[],
     private readonly profiler: Profiler | undefined,
+    /** The matmul kernels' shapes in use: tuned for this device when loaded with `tune`, else the defaults. */
+    readonly kernelShapes: KernelShapes,
   ) {
     this.idsScratch = new Uint32Array(prefill.maxT);
     this.allocatedBytes = buffers.reduce((sum, b) => sum + b.size, 0);
@@ -233,7 +235,7 @@ export class GpuModel {
     const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
     const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
     const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler);
+    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler, shapes);
   }
 
   /** Positions of the KV cache that hold processed tokens. */
@@ -568,7 +570,7 @@ function flatten(t: Tensor): Tensor {
 }
 
 /** The matmul kernels' shapes every projection uses (tuned for the device, or the defaults). */
-interface KernelShapes {
+export interface KernelShapes {
   matvec: MatvecShape;
   tile: TileShape;
 }
