@@ -3,7 +3,7 @@
  * i = n·K + k): block b holds flat elements 32b .. 32b+31, so a block may span two rows when K is not a
  * multiple of 32, and only the tensor's last block is padded (with zeros). That keeps the shader's
  * `load_w(i)` a function of i alone. Each block is a few u32 words of packed integers and then one word
- * whose low half is the f16 scale:
+ * whose low half is the f16 scale, which may be negative (so -8 / -128 can hold a positive extreme):
  * - q8: 8 words of 32 int8 (byte j&3 of word j>>2 is element j), then the scale: 9 words, 36 bytes.
  * - q4: 4 words of 32 nibbles q+8 for q in [-8, 7] (nibble j&7 of word j>>3, low nibble first), then
  *   the scale: 5 words, 20 bytes.

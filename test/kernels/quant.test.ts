@@ -7,7 +7,7 @@ import { runDispatches } from '../../src/gpu/dispatch';
 import { ShapeError } from '../../src/gpu/errors';
 import { createTensor, readTensor, uploadTensor } from '../../src/gpu/tensor';
 import { prepareMatmul } from '../../src/ops/matmul';
-import { dequantize, quantize, type QuantDType } from '../../src/quant/quantize';
+import { QUANT_RANGE, blockScales, dequantize, quantize, type QuantDType } from '../../src/quant/quantize';
 import { compare } from '../../src/selftest/compare';
 import { destroyAll, poisoned, upload } from '../../src/selftest/harness';
 import { checkMatmul } from '../../src/selftest/matmul';
@@ -49,7 +49,7 @@ describe('matmul on quantized weights against the CPU reference on the dequantiz
 
 describe('load_w decodes q8/q4 exactly', () => {
   for (const dtype of DTYPES) {
-    it(`${dtype}: identity · Wᵀ returns every dequantized weight bit for bit (zero, tiny and f16-input blocks)`, async () => {
+    it(`${dtype}: identity · Wᵀ returns every dequantized weight bit for bit (zero, tiny, negative-scale blocks)`, async () => {
       const gpu = await testGpu();
       const seed = freshSeed();
       const N = 37;
@@ -57,8 +57,11 @@ describe('load_w decodes q8/q4 exactly', () => {
       const data = randomNormal(createRng(seed), N * K);
       data.fill(0, 32, 96); // two all-zero blocks (scale 0)
       for (let i = 96; i < 128; i++) data[i] *= 1e-6; // a subnormal f16 scale
-      for (let i = 128; i < 160; i++) data[i] = i % 2 ? 3 : -3; // the extremes ±levels
+      // Block 4 reaches both ends of the range with scale -1: its extreme is positive, stored as the lone min.
+      const { min, max } = QUANT_RANGE[dtype];
+      for (let j = 0; j < 32; j++) data[128 + j] = -(j === 0 ? min : j === 1 ? max : min + ((5 * j) % (max - min + 1)));
       const words = quantize(dtype, data, [N, K]);
+      expect(blockScales(dtype, words)[4]).toBe(-1);
       const expected = dequantize(dtype, words, [N, K]);
 
       // Y = I · Wᵀ: each output is one weight times 1 plus exact zeros, so any decoding error shows.
