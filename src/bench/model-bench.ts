@@ -62,16 +62,6 @@ export interface ModelBenchResult {
   notes: string[];
 }
 
-/** Bytes of weights one decode token reads: every layer matrix, the LM head, the norms (and one embedding row). */
-export function decodeWeightBytes(spec: ModelSpec, dtype: BenchDtype): number {
-  // Bytes per weight: q8 blocks are 36 bytes per 32 weights, q4 blocks 20.
-  const b = { f32: 4, f16: 2, q8: 36 / 32, q4: 20 / 32 }[dtype];
-  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
-  const perLayer = ((nH + 2 * nKV) * hd * D + D * nH * hd + (spec.gatedMlp ? 2 : 1) * I * D + D * I) * b + 2 * D * 4;
-  // The embedding row is f16 when quantized (the gather reads f16), the LM head in the matrices' format.
-  return spec.numLayers * perLayer + V * D * b + D * (dtype === 'f32' ? 4 : 2) + D * 4;
-}
-
 export function randomBenchCase(name: BenchmarkModelName, dtype: BenchDtype, seed = 1): ModelBenchCase {
   const stored = dtype === 'f32' ? 'f32' : 'f16';
   return {
@@ -165,7 +155,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
           passes: (s.passes - before.passes) / n,
           submits: (s.submits - before.submits) / n,
           readbackBytes: (s.readbackBytes - before.readbackBytes) / n,
-          weightBytes: decodeWeightBytes(spec, c.dtype),
+          weightBytes: model.decodeWeightBytes,
         };
       }
     }

@@ -1,7 +1,9 @@
 /**
  * Accuracy of load-time quantization against f32 weights on the GPU: 64 random prompts per model, logits
- * of the last position compared by NMSE and top-1 agreement. Prints a report; bounds are set below what
- * was measured so a broken quantizer fails, not so tiny models look good.
+ * of the last position compared by NMSE and top-1 agreement, also over the decisive prompts only (f32's top
+ * two logits more than 1% of the logits' RMS apart): on these tiny models most misses are near-ties that
+ * any 8-bit rounding flips. Prints a report; bounds are set below what was measured so a broken quantizer
+ * fails, not so tiny models look good.
  */
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig, type ModelSpec } from '../../src/model/config';
@@ -18,6 +20,20 @@ import { testGpu } from '../gpu';
 
 const PROMPTS = 64;
 const PROMPT_LENGTH = 8;
+const DECISIVE_MARGIN = 0.01;
+
+/** Whether f32's best logit leads the second by more than DECISIVE_MARGIN of the logits' RMS. */
+function decisive(logits: Float32Array): boolean {
+  let first = -Infinity;
+  let second = -Infinity;
+  let squares = 0;
+  for (const v of logits) {
+    squares += v * v;
+    if (v > first) [first, second] = [v, first];
+    else if (v > second) second = v;
+  }
+  return first - second > DECISIVE_MARGIN * Math.sqrt(squares / logits.length);
+}
 
 async function lastLogits(model: GpuModel, prompt: number[]): Promise<Float32Array> {
   model.rewind(0);
@@ -32,20 +48,31 @@ async function report(name: string, spec: ModelSpec, weights: CanonicalWeights) 
   const reference = await GpuModel.create(gpu, spec, weights, options);
   const quantized = { q8: await GpuModel.create(gpu, spec, weights, { ...options, quantize: 'q8' }), q4: await GpuModel.create(gpu, spec, weights, { ...options, quantize: 'q4' }) };
   const rng = createRng(1234);
-  const stats = { q8: { nmse: 0, top1: 0 }, q4: { nmse: 0, top1: 0 } };
+  const counts = { q8: { nmse: 0, agree: 0, decisiveAgree: 0 }, q4: { nmse: 0, agree: 0, decisiveAgree: 0 } };
+  let decisivePrompts = 0;
   for (let p = 0; p < PROMPTS; p++) {
     const prompt = Array.from({ length: PROMPT_LENGTH }, () => rng.int(spec.vocabSize));
     const expected = await lastLogits(reference, prompt);
+    const isDecisive = decisive(expected);
+    if (isDecisive) decisivePrompts++;
     for (const q of ['q8', 'q4'] as const) {
       const actual = await lastLogits(quantized[q], prompt);
-      stats[q].nmse += compare(actual, expected).nmse / PROMPTS;
-      stats[q].top1 += argmax(actual) === argmax(expected) ? 1 / PROMPTS : 0;
+      counts[q].nmse += compare(actual, expected).nmse / PROMPTS;
+      const agrees = argmax(actual) === argmax(expected);
+      if (agrees) counts[q].agree++;
+      if (agrees && isDecisive) counts[q].decisiveAgree++;
     }
   }
-  console.log(
-    `${name}: q8 logits NMSE ${stats.q8.nmse.toExponential(2)}, top-1 agreement ${(100 * stats.q8.top1).toFixed(1)}%; ` +
-      `q4 NMSE ${stats.q4.nmse.toExponential(2)}, top-1 ${(100 * stats.q4.top1).toFixed(1)}%`,
-  );
+  const summarize = (q: 'q8' | 'q4') => ({
+    nmse: counts[q].nmse,
+    top1: counts[q].agree / PROMPTS,
+    decisiveTop1: counts[q].decisiveAgree / decisivePrompts,
+  });
+  const stats = { decisivePrompts, q8: summarize('q8'), q4: summarize('q4') };
+  const line = (q: 'q8' | 'q4') =>
+    `${q} logits NMSE ${stats[q].nmse.toExponential(2)}, top-1 agreement ${(100 * stats[q].top1).toFixed(1)}% ` +
+    `(${(100 * stats[q].decisiveTop1).toFixed(1)}% of the ${decisivePrompts} decisive prompts)`;
+  console.log(`${name}: ${line('q8')}; ${line('q4')}`);
   for (const m of [reference, quantized.q8, quantized.q4]) m.destroy();
   return stats;
 }
@@ -55,7 +82,8 @@ describe('quantization accuracy (64 random prompts)', () => {
     const spec = parseModelConfig(JSON.parse(readModelText('stories260K', 'config.json')));
     const file = await openSafetensors(bytesSource(readModelBytes('stories260K', 'model.safetensors')));
     const stats = await report('stories260K', spec, await loadCanonicalWeights(spec, safetensorsWeightReader(file)));
-    expect(stats.q8.top1).toBeGreaterThanOrEqual(0.9);
+    expect(stats.q8.top1).toBeGreaterThanOrEqual(0.85);
+    expect(stats.q8.decisiveTop1).toBeGreaterThanOrEqual(0.95);
     expect(stats.q8.nmse).toBeLessThan(1e-3);
     expect(stats.q4.top1).toBeGreaterThanOrEqual(0.5);
     expect(stats.q4.nmse).toBeLessThan(3e-2);
@@ -65,7 +93,8 @@ describe('quantization accuracy (64 random prompts)', () => {
     const { config, tensors } = randomModel('llama', SMALL_MODELS.llama, 99);
     const spec = parseModelConfig(config);
     const stats = await report('random llama', spec, await loadCanonicalWeights(spec, tensorMapReader(tensors)));
-    expect(stats.q8.top1).toBeGreaterThanOrEqual(0.9);
+    expect(stats.q8.top1).toBeGreaterThanOrEqual(0.85);
+    expect(stats.q8.decisiveTop1).toBeGreaterThanOrEqual(0.95);
     expect(stats.q8.nmse).toBeLessThan(1e-3);
     expect(stats.q4.top1).toBeGreaterThanOrEqual(0.5);
     expect(stats.q4.nmse).toBeLessThan(2e-1);
