@@ -39,6 +39,13 @@ describe('matmul on quantized weights against the CPU reference on the dequantiz
         });
       }
     }
+    it(`fused inputs (RMSNorm, SwiGLU), tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const variant of ['tiled', 'matvec'] as const) {
+        expectPass(await checkMatmul(gpu, { M: variant === 'tiled' ? 67 : 1, N: 97, K: 83, weights, variant, norm: true }, freshSeed()));
+        expectPass(await checkMatmul(gpu, { M: variant === 'tiled' ? 5 : 1, N: 61, K: 45, weights, variant, swiglu: true, accumulate: true }, freshSeed()));
+      }
+    });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
       const gpu = await testGpu();
       expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true, variant: 'tiled' }, freshSeed()));
