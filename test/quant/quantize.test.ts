@@ -56,8 +56,9 @@ function absmaxScaleErrors(dtype: QuantDType, x: ArrayLike<number>): number[] {
 }
 
 /**
- * Checks that every element decodes to its stored integer (in range) times its block's scale, and that each
- * block's squared error is at most the absmax scale's. Returns both totals.
+ * Checks that every element decodes to its stored integer (in range) times its block's scale, that integer
+ * being round(x / scale) clamped (ties up, as Math.round), and that each block's squared error is at most the
+ * absmax scale's. Returns both totals.
  */
 function expectAtMostAbsmaxError(dtype: QuantDType, x: ArrayLike<number>, words: Uint32Array, shape: number[], seed: number) {
   const deq = dequantize(dtype, words, shape);
@@ -71,6 +72,9 @@ function expectAtMostAbsmaxError(dtype: QuantDType, x: ArrayLike<number>, words:
       const q = storedInt(dtype, words, i);
       expect(q, `${dtype} element ${i}, seed ${seed}`).toBeGreaterThanOrEqual(min);
       expect(q, `${dtype} element ${i}, seed ${seed}`).toBeLessThanOrEqual(max);
+      // + 0 turns Math.round's -0 into the 0 stored.
+      const nearest = scales[b] === 0 ? 0 : Math.min(max, Math.max(min, Math.round(x[i] / scales[b]))) + 0;
+      expect(q, `${dtype} element ${i}, seed ${seed}`).toBe(nearest);
       expect(deq[i], `${dtype} element ${i}, seed ${seed}`).toBe(q * scales[b]);
       error += (x[i] - deq[i]) ** 2;
     }
@@ -118,6 +122,21 @@ describe('quantize', () => {
     expect(q4[0]).toBe(0x87654321);
     expect(q4[4]).toBe(0x3c00);
     expect(Array.from(dequantize('q4', q4, [32]))).toEqual(Array.from(q4In));
+  });
+
+  it('rounds ties up, as Math.round(x / scale), where x · (1 / scale) falls on the other side', () => {
+    // Multiples of 1.171875 (an f16 whose reciprocal is inexact) up to 127×, so q8 keeps that absmax scale,
+    // and three half-integer multiples: -3.5 and -7.5 times it times the rounded reciprocal fall just below.
+    const scale = 1.171875;
+    const x = Float32Array.from({ length: 32 }, (_, j) => (j === 0 ? 127 : ((j * 3) % 255) - 127) * scale);
+    x[5] = -3.5 * scale;
+    x[9] = -7.5 * scale;
+    x[12] = 3.5 * scale;
+    expect(Math.floor(x[5] * (1 / scale) + 0.5)).toBe(-4);
+    const words = quantizeQ8(x, [32]);
+    expect(blockScales('q8', words)[0]).toBe(scale);
+    expect([5, 9, 12].map((i) => storedInt('q8', words, i))).toEqual([-3, -7, 4]);
+    expectAtMostAbsmaxError('q8', x, words, [32], 0);
   });
 
   it('uses -8 and -128, with a negative scale when the extreme is positive', () => {
