@@ -1,9 +1,10 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (+ Y when ACCUMULATE) for decode, where M is 1 (or tiny) and the
-// cost is reading W once; with NORM_X, X is RMS-normalised on the way in. Each workgroup computes ROWS outputs of one row of X: its WG threads stride over
+// cost is reading W once. Each workgroup computes ROWS outputs of one row of X: its WG threads stride over
 // K (neighbouring threads read neighbouring weights of each row), then `row_sums` from a reduce_*.wgsl
-// prelude adds the threads' partial sums (subgroup operations where the device has them). Workgroups are
-// numbered linearly over a grid that may be folded into 2-D for large N. Needs the weights_*.wgsl and
-// x_input.wgsl preludes.
+// prelude adds the threads' partial sums (subgroup operations where the device has them). With NORM_X the
+// threads also sum the row's squares as they read it, and the outputs are scaled by its 1/rms at the end.
+// Workgroups are numbered linearly over a grid that may be folded into 2-D for large N. Needs the
+// weights_*.wgsl and x_input.wgsl preludes.
 
 struct Params {
   M: u32,
