@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/gpu/errors';
 import { createTensor } from '../../src/gpu/tensor';
-import { prepareMatmul } from '../../src/ops/matmul';
+import { prepareMatmul, tileWorkgroupBytes } from '../../src/ops/matmul';
 import { tuneMatvec, tuneTiled } from '../../src/ops/tune';
 import { checkMatmul } from '../../src/selftest/matmul';
 import { expectPass, freshSeed, testGpu, weightFormats } from '../gpu';
@@ -34,11 +34,13 @@ describe('tiled matmul tuning', () => {
     const x = await createTensor(gpu, 'x', 'f32', [8, 8]);
     const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
     const y = await createTensor(gpu, 'y', 'f32', [8, 4]);
+    const { maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupStorageSize } = gpu.device.limits;
     const refused = [
       { wgM: 16, wgN: 2, tileK: 16 }, // too few threads per row for the fused norm
-      { wgM: 32, wgN: 16, tileK: 16 }, // 512 threads
-      { wgM: 16, wgN: 16, tileK: 64 }, // 33 KiB of workgroup memory
+      { wgM: maxComputeInvocationsPerWorkgroup / 16 + 1, wgN: 16, tileK: 16 }, // over the device's threads
+      { wgM: 16, wgN: 16, tileK: Math.ceil(maxComputeWorkgroupStorageSize / (4 * 4 * 32)) }, // over its workgroup memory
     ];
+    expect(tileWorkgroupBytes(refused[2])).toBeGreaterThan(maxComputeWorkgroupStorageSize);
     for (const tileShape of refused) {
       await expect(prepareMatmul(gpu, { x, w, y, variant: 'tiled', tileShape })).rejects.toBeInstanceOf(ShapeError);
     }
