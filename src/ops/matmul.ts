@@ -155,34 +155,34 @@ export function validateMatmul(a: MatmulArgs): Record<MatmulField, number> {
   return { M, N, K, eps: a.norm?.eps ?? 0 };
 }
 
-function checkMatvecShape(gpu: Gpu, { wg, rows }: MatvecShape): void {
+/** Why matvec cannot run in `shape` on this device, or undefined when it can. */
+export function matvecShapeProblem(gpu: Gpu, { wg, rows }: MatvecShape): string | undefined {
   const limit = Math.min(gpu.device.limits.maxComputeInvocationsPerWorkgroup, gpu.device.limits.maxComputeWorkgroupSizeX);
-  if (!Number.isInteger(Math.log2(wg)) || wg < 1 || wg > limit) {
-    throw new ShapeError('matmul', `matvec workgroup size must be a power of two ≤ ${limit}, got ${wg}`);
-  }
-  if (!Number.isInteger(rows) || rows < 1 || rows > MAX_MATVEC_ROWS) {
-    throw new ShapeError('matmul', `matvec rows per workgroup must be 1…${MAX_MATVEC_ROWS}, got ${rows}`);
-  }
+  if (!Number.isInteger(Math.log2(wg)) || wg < 1 || wg > limit) return `matvec workgroup size must be a power of two ≤ ${limit}, got ${wg}`;
+  if (!Number.isInteger(rows) || rows < 1 || rows > MAX_MATVEC_ROWS) return `matvec rows per workgroup must be 1…${MAX_MATVEC_ROWS}, got ${rows}`;
+  return undefined;
 }
 
 /** Bytes of workgroup memory the tiled kernel declares for `tile`: the X and W slices and the row scales. */
-export function tileWorkgroupBytes({ wgM, wgN, tileK }: TileShape): number {
+function tileWorkgroupBytes({ wgM, wgN, tileK }: TileShape): number {
   return 4 * (TILE_R * (wgM + wgN) * tileK + TILE_R * wgM);
 }
 
-function checkTileShape(gpu: Gpu, tile: TileShape): void {
+/** Why the tiled kernel cannot run in `tile` on this device, or undefined when it can. */
+export function tileShapeProblem(gpu: Gpu, tile: TileShape): string | undefined {
   const { limits } = gpu.device;
   const { wgM, wgN, tileK } = tile;
   const describe = `tiled matmul shape ${wgM}×${wgN} threads, K slice ${tileK}`;
   if (![wgM, wgN, tileK].every((v) => Number.isInteger(v) && v >= 1) || wgN < TILE_R) {
-    throw new ShapeError('matmul', `${describe}: sizes must be positive integers with wgN ≥ ${TILE_R}`);
+    return `${describe}: sizes must be positive integers with wgN ≥ ${TILE_R}`;
   }
   if (wgM * wgN > limits.maxComputeInvocationsPerWorkgroup || wgN > limits.maxComputeWorkgroupSizeX || wgM > limits.maxComputeWorkgroupSizeY) {
-    throw new ShapeError('matmul', `${describe}: over this device's workgroup size limits`);
+    return `${describe}: over this device's workgroup size limits`;
   }
   if (tileWorkgroupBytes(tile) > limits.maxComputeWorkgroupStorageSize) {
-    throw new ShapeError('matmul', `${describe}: needs ${tileWorkgroupBytes(tile)} B of workgroup memory, over ${limits.maxComputeWorkgroupStorageSize}`);
+    return `${describe}: needs ${tileWorkgroupBytes(tile)} B of workgroup memory, over ${limits.maxComputeWorkgroupStorageSize}`;
   }
+  return undefined;
 }
 
 export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<MatmulField>> {
@@ -208,11 +208,13 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
   };
   if (variant === 'matvec') {
     const shape = a.matvecShape ?? DEFAULT_MATVEC;
-    checkMatvecShape(gpu, shape);
+    const problem = matvecShapeProblem(gpu, shape);
+    if (problem) throw new ShapeError('matmul', problem);
     return KernelDispatch.create(gpu, matvecKernel, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
   }
   const tile = a.tileShape ?? DEFAULT_TILE;
-  checkTileShape(gpu, tile);
+  const problem = tileShapeProblem(gpu, tile);
+  if (problem) throw new ShapeError('matmul', problem);
   const tileM = tile.wgM * TILE_R;
   const tileN = tile.wgN * TILE_R;
   return KernelDispatch.create(gpu, matmulKernel, { ...key, tile }, dims, resources, (p) => [

@@ -7,7 +7,7 @@
 import type { Gpu } from '../gpu/device';
 import type { KernelDispatch } from '../gpu/dispatch';
 import { createTensor, type DType } from '../gpu/tensor';
-import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, tileWorkgroupBytes, type MatmulArgs, type MatvecShape, type TileShape } from './matmul';
+import { DEFAULT_MATVEC, DEFAULT_TILE, matvecShapeProblem, prepareMatmul, tileShapeProblem, type MatmulArgs, type MatvecShape, type TileShape } from './matmul';
 
 const MATVEC_CANDIDATES: MatvecShape[] = [32, 64, 128, 256].flatMap((wg) => [1, 2, 4, 8].map((rows) => ({ wg, rows })));
 const TILE_CANDIDATES: TileShape[] = [
@@ -37,7 +37,7 @@ const matvecTuning: Tuning<MatvecShape> = {
   kernel: 'matvec',
   candidates: MATVEC_CANDIDATES,
   fallback: DEFAULT_MATVEC,
-  fits: (gpu, s) => s.wg <= Math.min(gpu.device.limits.maxComputeInvocationsPerWorkgroup, gpu.device.limits.maxComputeWorkgroupSizeX),
+  fits: (gpu, s) => matvecShapeProblem(gpu, s) === undefined,
   args: (s) => ({ variant: 'matvec', matvecShape: s }),
   launches: 8,
   memory: new WeakMap(),
@@ -47,15 +47,7 @@ const tiledTuning: Tuning<TileShape> = {
   kernel: 'tiled',
   candidates: TILE_CANDIDATES,
   fallback: DEFAULT_TILE,
-  fits: (gpu, s) => {
-    const { limits } = gpu.device;
-    return (
-      s.wgM * s.wgN <= limits.maxComputeInvocationsPerWorkgroup &&
-      s.wgN <= limits.maxComputeWorkgroupSizeX &&
-      s.wgM <= limits.maxComputeWorkgroupSizeY &&
-      tileWorkgroupBytes(s) <= limits.maxComputeWorkgroupStorageSize
-    );
-  },
+  fits: (gpu, s) => tileShapeProblem(gpu, s) === undefined,
   args: (s) => ({ variant: 'tiled', tileShape: s }),
   launches: 2,
   memory: new WeakMap(),
