@@ -5,7 +5,7 @@
 import type { Gpu } from '../src/gpu/device';
 import { acquireNodeGpu } from '../src/gpu/node';
 import { describe as describeResult, type CheckResult } from '../src/selftest/compare';
-import { freshSeed } from '../src/selftest/random';
+import { freshSeed } from '../src/util/random';
 import { expect } from 'vitest';
 
 let gpu: Promise<Gpu> | undefined;

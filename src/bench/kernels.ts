@@ -14,7 +14,7 @@ import { acquireNodeGpu } from '../gpu/node';
 import { createTensor, readBuffer, uploadTensor, type Tensor } from '../gpu/tensor';
 import { prepareMatmul } from '../ops/matmul';
 import { weightFormat } from '../ops/weights';
-import { createRng, randomNormal, type Rng } from '../selftest/random';
+import { createRng, randomNormal, type Rng } from '../util/random';
 
 interface Prepared {
   dispatches: KernelDispatch<string>[];

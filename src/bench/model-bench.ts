@@ -10,7 +10,7 @@ import { GpuModel, type KernelShapes } from '../model/forward';
 import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
 import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';
-import { createRng } from '../selftest/random';
+import { createRng } from '../util/random';
 
 /** The weight matrices' format: as loaded (f32/f16) or quantized at load (q8/q4, from f16). */
 export type BenchDtype = WeightDtype | QuantDType;

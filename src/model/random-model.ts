@@ -9,7 +9,7 @@
  * (distinct argmaxes, softmax neither flat nor one-hot), norm weights 1 ± 0.1, biases N(0, 0.1²).
  */
 import { toF16 } from '../gpu/f16';
-import { createRng, type Rng } from '../selftest/random';
+import { createRng, type Rng } from '../util/random';
 import type { Arch } from './config';
 import type { WeightDtype, WeightTensor } from './weights';
 

@@ -2,7 +2,7 @@
  * The per-request sampler: runs the processor pipeline on one step's logits and picks the next token,
  * by argmax for greedy decoding or from the softmax with the request's seeded PRNG.
  */
-import { createRng, type Rng } from '../selftest/random';
+import { createRng, type Rng } from '../util/random';
 import { TokenHistory } from './history';
 import type { ResolvedSamplingOptions } from './options';
 import { buildProcessors, type LogitsProcessor } from './processors';

@@ -3,7 +3,7 @@ import { prepareAttention } from '../ops/attention';
 import { attentionRef } from '../reference/attention';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload } from './harness';
-import { createRng, randomNormal } from './random';
+import { createRng, randomNormal } from '../util/random';
 
 export interface AttentionCase {
   nHeads: number;

@@ -16,7 +16,7 @@ import type { WeightFormat } from '../ops/weights';
 import { addRef, argmaxRef, embeddingRef, geluRef, siluMulRef, softmaxRef } from '../reference/elementwise';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload, uploadWeights } from './harness';
-import { createRng, randomNormal, type Rng } from './random';
+import { createRng, randomNormal, type Rng } from '../util/random';
 
 /**
  * Tighter than the 1e-6 used for matmul: nothing here accumulates more than a softmax row sum, and results

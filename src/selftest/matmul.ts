@@ -8,7 +8,7 @@ import { matmulRef } from '../reference/matmul';
 import { normRef } from '../reference/norm';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload, uploadWeights } from './harness';
-import { createRng, randomNormal } from './random';
+import { createRng, randomNormal } from '../util/random';
 
 export interface MatmulCase {
   M: number;

@@ -3,7 +3,7 @@ import { prepareNorm, type NormKind } from '../ops/norm';
 import { normRef } from '../reference/norm';
 import type { CheckResult } from './compare';
 import { destroyAll, poisoned, runAndRead, upload } from './harness';
-import { createRng, randomNormal } from './random';
+import { createRng, randomNormal } from '../util/random';
 import { checkWithUntouched } from './rope';
 
 export interface NormCase {

@@ -5,7 +5,7 @@ import { prepareRope, ropeInvFreq, ropeTable, type RopeLayout, type RopeScaling 
 import { ropeRef } from '../reference/rope';
 import { check, type CheckResult } from './compare';
 import { destroyAll, poisoned, upload } from './harness';
-import { createRng, randomNormal } from './random';
+import { createRng, randomNormal } from '../util/random';
 
 export interface RopeCase {
   nHeads: number;

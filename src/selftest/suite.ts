@@ -10,7 +10,7 @@ import { checkAdd, checkArgmax, checkEmbedding, checkGelu, checkSiluMul, checkSo
 import { checkMatmul, type MatmulCase } from './matmul';
 import { checkNorm } from './norm';
 import { checkRope } from './rope';
-import { freshSeed } from './random';
+import { freshSeed } from '../util/random';
 
 export interface SelftestCase {
   name: string;

@@ -10,7 +10,7 @@ import { prepareTopK, TOPK_BLOCK, topKScratchShape } from '../ops/topk';
 import { topKRef } from '../reference/topk';
 import type { CheckResult } from './compare';
 import { destroyAll, poisoned, upload } from './harness';
-import { createRng, randomNormal, type Rng } from './random';
+import { createRng, randomNormal, type Rng } from '../util/random';
 
 /**
  * random: normal logits. ties: rounded to one decimal, so most values occur many times (and -0 next to +0).

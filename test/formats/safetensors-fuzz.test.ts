@@ -14,7 +14,7 @@ import {
   type SafetensorsFile,
 } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
-import { createRng, freshSeed, type Rng } from '../../src/selftest/random';
+import { createRng, freshSeed, type Rng } from '../../src/util/random';
 
 const CASES = 5000;
 const INDEX_CASES = 1000;

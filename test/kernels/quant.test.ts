@@ -11,7 +11,7 @@ import { QUANT_RANGE, blockScales, dequantize, quantize, type QuantDType } from 
 import { compare } from '../../src/selftest/compare';
 import { destroyAll, poisoned, upload } from '../../src/selftest/harness';
 import { checkMatmul } from '../../src/selftest/matmul';
-import { createRng, randomNormal } from '../../src/selftest/random';
+import { createRng, randomNormal } from '../../src/util/random';
 import { expectPass, freshSeed, testGpu } from '../gpu';
 
 const DTYPES: QuantDType[] = ['q8', 'q4'];

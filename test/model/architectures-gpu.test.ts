@@ -10,7 +10,7 @@ import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
 import { createReferenceModel } from '../../src/reference/forward';
 import { compare } from '../../src/selftest/compare';
-import { createRng } from '../../src/selftest/random';
+import { createRng } from '../../src/util/random';
 import { freshSeed, testGpu } from '../gpu';
 
 const TOLERANCE = { f32: 1e-5, f16: 1e-3 };

@@ -13,7 +13,7 @@ import { GpuModel } from '../../src/model/forward';
 import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
 import { loadCanonicalWeights, safetensorsWeightReader, tensorMapReader, type CanonicalWeights } from '../../src/model/weights';
 import { compare } from '../../src/selftest/compare';
-import { createRng } from '../../src/selftest/random';
+import { createRng } from '../../src/util/random';
 import { argmax } from '../../src/sampling/select';
 import { readModelBytes, readModelText } from '../models';
 import { testGpu } from '../gpu';

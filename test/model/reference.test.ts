@@ -15,7 +15,7 @@ import {
   type WeightTensor,
 } from '../../src/model/weights';
 import { createReferenceModel, ropeInverseFrequencies } from '../../src/reference/forward';
-import { freshSeed } from '../../src/selftest/random';
+import { freshSeed } from '../../src/util/random';
 import { readModelBytes, readModelText } from '../models';
 
 async function loadStories(dir: string, dtype?: WeightDtype) {

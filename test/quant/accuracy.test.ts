@@ -15,7 +15,7 @@ import { prepareMatmul } from '../../src/ops/matmul';
 import { quantize, type QuantDType } from '../../src/quant/quantize';
 import { compare } from '../../src/selftest/compare';
 import { destroyAll, poisoned, upload } from '../../src/selftest/harness';
-import { createRng, randomNormal } from '../../src/selftest/random';
+import { createRng, randomNormal } from '../../src/util/random';
 import { freshSeed, testGpu } from '../gpu';
 import { readModelBytes } from '../models';
 

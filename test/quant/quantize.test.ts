@@ -18,7 +18,7 @@ import {
   quantizedWords,
   type QuantDType,
 } from '../../src/quant/quantize';
-import { createRng, randomNormal, type Rng } from '../../src/selftest/random';
+import { createRng, randomNormal, type Rng } from '../../src/util/random';
 import { freshSeed } from '../gpu';
 
 const DTYPES: QuantDType[] = ['q8', 'q4'];

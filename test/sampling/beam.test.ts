@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRng, freshSeed } from '../../src/selftest/random';
+import { createRng, freshSeed } from '../../src/util/random';
 import { beamSearch, type BeamSearchOptions, type BeamSearchResult } from '../../src/sampling/beam';
 import { InvalidOptionError } from '../../src/sampling/options';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRng, freshSeed, randomNormal } from '../../src/selftest/random';
+import { createRng, freshSeed, randomNormal } from '../../src/util/random';
 import { TokenHistory } from '../../src/sampling/history';
 import type { ResolvedSamplingOptions } from '../../src/sampling/options';
 import {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRng, freshSeed, randomNormal } from '../../src/selftest/random';
+import { createRng, freshSeed, randomNormal } from '../../src/util/random';
 import { resolveSamplingOptions, type SamplingOptions } from '../../src/sampling/options';
 import { greedyToken, NoCandidateTokenError, Sampler, sampleToken, seedToUint32 } from '../../src/sampling/sampler';
 import { logitsOf } from './helpers';

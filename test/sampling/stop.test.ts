@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRng, freshSeed } from '../../src/selftest/random';
+import { createRng, freshSeed } from '../../src/util/random';
 import { finishReason } from '../../src/sampling/finish';
 import { InvalidOptionError } from '../../src/sampling/options';
 import { StopMatcher, type StopResult } from '../../src/sampling/stop';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createRng, freshSeed } from '../../src/selftest/random';
+import { createRng, freshSeed } from '../../src/util/random';
 import { createStreamDecoder } from '../../src/tokenizer/stream';
 import { loadTokenizer, TokenizerError, type Tokenizer } from '../../src/tokenizer/tokenizer';
 import { llama2TokenizerPath, modelPath } from '../models';
