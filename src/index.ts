@@ -12,9 +12,14 @@ export type {
   Usage,
 } from './engine/engine';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionRequest } from './engine/chat-completions';
-export { ContextWindowExceededError, EngineDisposedError, InvalidOptionError, InvalidRequestError } from './engine/errors';
-export { ChatTemplateError } from './chat/template';
 export { acquireGpu } from './gpu/device';
+export { urlFiles, memoryFiles, type ModelFiles } from './model/files';
+// Every class of the error table (src/errors.ts), which test/errors.test.ts keeps in step with this list.
+export { describeError, type ErrorDescription, type ErrorKind } from './errors';
+export { ChatTemplateError } from './chat/template';
+export { InvalidRequestError } from './chat/messages';
+export { ContextWindowExceededError, EngineDisposedError } from './engine/errors';
+export { HttpError, SafetensorsError } from './formats/errors';
 export {
   DeviceLostError,
   GpuOutOfMemoryError,
@@ -24,9 +29,12 @@ export {
   ShapeError,
   WebGPUUnavailableError,
 } from './gpu/errors';
-export { urlFiles, memoryFiles, ModelFileMissingError, type ModelFiles } from './model/files';
+export { ModelConfigError, UnsupportedModelError } from './model/config';
+export { ModelFileMissingError } from './model/files';
 export { ContextFullError } from './model/forward';
-export { UnsupportedModelError, ModelConfigError } from './model/config';
 export { ModelWeightsError } from './model/weights';
-export { SafetensorsError, HttpError } from './formats/errors';
+export { InvalidOptionError } from './sampling/options';
+export { NoCandidateTokenError } from './sampling/sampler';
+export { DownloadError, IntegrityError, StorageQuotaError } from './storage/errors';
 export { TokenizerError } from './tokenizer/tokenizer';
+export { WorkerStartError } from './worker/protocol';

@@ -7,7 +7,8 @@
  */
 import type { ChatEngine } from '../worker/chat-engine';
 import { createInThreadEngine } from '../worker/chat-engine';
-import { createWorkerEngine, WorkerStartError } from '../worker/client';
+import { createWorkerEngine } from '../worker/client';
+import { WorkerStartError } from '../worker/protocol';
 import type { LoadCachedEngineOptions } from '../worker/load';
 
 /** The IIFE build's URL, read while the file first runs: document.currentScript is null afterwards. */

@@ -15,7 +15,8 @@
 import messagesCss from '../ui/messages.css?inline';
 import type { ChatCompletionMessageParam } from '../engine/chat-completions';
 import type { FinishReason } from '../engine/engine';
-import { checkWebGpu, describeError } from '../ui/errors';
+import { describeError } from '../errors';
+import { checkWebGpu } from '../gpu/device';
 import { formatBytes } from '../ui/format';
 import { createMessageList } from '../ui/messages';
 import type { ChatEngine } from '../worker/chat-engine';

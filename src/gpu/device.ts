@@ -45,17 +45,23 @@ export interface AcquireOptions {
   disableFeatures?: readonly (typeof OPTIONAL_FEATURES)[number][];
 }
 
+/**
+ * The WebGPU entry point (`entry`, else `navigator.gpu`), or WebGPUUnavailableError saying why there is none.
+ * Pages call it before starting a worker for nothing.
+ */
+export function checkWebGpu(entry = (globalThis.navigator as Navigator | undefined)?.gpu): GPU {
+  if (entry) return entry;
+  throw new WebGPUUnavailableError(
+    globalThis.isSecureContext === false
+      ? 'this page is not a secure context (serve it over https or from localhost)'
+      : typeof window === 'undefined'
+        ? 'navigator.gpu is missing (in Node, acquire the GPU with acquireNodeGpu from src/gpu/node.ts)'
+        : 'navigator.gpu is missing in this browser',
+  );
+}
+
 export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
-  const entry = options.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
-  if (!entry) {
-    throw new WebGPUUnavailableError(
-      globalThis.isSecureContext === false
-        ? 'this page is not a secure context (serve it over https or from localhost)'
-        : typeof window === 'undefined'
-          ? 'navigator.gpu is missing (in Node, acquire the GPU with acquireNodeGpu from src/gpu/node.ts)'
-          : 'navigator.gpu is missing in this browser',
-    );
-  }
+  const entry = checkWebGpu(options.gpu);
   // A device can come back already lost (driver reset, GPU process crash): then try once with a fresh adapter.
   for (let attempt = 0; ; attempt++) {
     const gpu = await requestOnce(entry, options);

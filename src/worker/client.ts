@@ -9,7 +9,7 @@ import { EngineDisposedError } from '../engine/errors';
 import { DeviceLostError } from '../gpu/errors';
 import type { ChatEngine } from './chat-engine';
 import { reviveError, serializeError } from './errors';
-import type { ClientMessage, EngineInfo, LoadEngineOptions, LoadProgress, WorkerMessage } from './protocol';
+import { WorkerStartError, type ClientMessage, type EngineInfo, type LoadEngineOptions, type LoadProgress, type WorkerMessage } from './protocol';
 
 /** How long dispose() lets the worker free the GPU memory itself before terminating it. */
 const DISPOSE_TIMEOUT_MS = 5000;
@@ -20,14 +20,6 @@ export interface WorkerEngineOptions extends LoadEngineOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Cancels the load (the download keeps what it has: the cache resumes it next time). */
   signal?: AbortSignal;
-}
-
-/**
- * The worker never started: its script could not be loaded or run (a 404, a content security policy that
- * forbids it, a cross-origin script URL). Nothing was loaded, so the caller may use another way instead.
- */
-export class WorkerStartError extends Error {
-  override readonly name = 'WorkerStartError';
 }
 
 /** A queue between the message handler (pushing) and one async iterator (pulling). */

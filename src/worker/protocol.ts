@@ -1,7 +1,8 @@
 /**
  * The messages between the UI thread and the engine worker. Each direction is a discriminated union on
  * `type`, so both ends handle them with an exhaustive `switch` and no casts. Everything here must survive
- * structured cloning: no functions, no AbortSignal, errors as SerializedError.
+ * structured cloning: no functions, no AbortSignal, errors as SerializedError. WorkerStartError is here too: the
+ * client throws it when the worker never got to speak this protocol.
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../engine/chat-completions';
 import type { EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/engine';
@@ -9,6 +10,14 @@ import type { DownloadProgress } from '../storage';
 
 /** Download progress (from the model cache), then upload progress (weights to the GPU). */
 export type LoadProgress = ({ phase: 'download' } & DownloadProgress) | { phase: 'load'; loaded: number; total: number; tensor: string };
+
+/**
+ * The worker never started: its script could not be loaded or run (a 404, a content security policy that
+ * forbids it, a cross-origin script URL). Nothing was loaded, so the caller may use another way instead.
+ */
+export class WorkerStartError extends Error {
+  override readonly name = 'WorkerStartError';
+}
 
 /** What the UI needs to know about a loaded engine. */
 export interface EngineInfo {

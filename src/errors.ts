@@ -1,0 +1,112 @@
+/**
+ * Every typed error the library throws, in one table: its class, the kind of problem it is for a user, and
+ * what to tell them. The worker protocol rebuilds errors by the row's name, the UI describes them from the
+ * row, and `src/index.ts` exports every class listed here (test/errors.test.ts checks that, and that every
+ * error class under src/ has a row). Adding an error is adding its row.
+ */
+import { ChatTemplateError } from './chat/template';
+import { InvalidRequestError } from './chat/messages';
+import { ContextWindowExceededError, EngineDisposedError } from './engine/errors';
+import { HttpError, SafetensorsError } from './formats/errors';
+import {
+  DeviceLostError,
+  GpuOutOfMemoryError,
+  GpuValidationError,
+  LimitsExceededError,
+  ShaderCompileError,
+  ShapeError,
+  WebGPUUnavailableError,
+} from './gpu/errors';
+import { ModelConfigError, UnsupportedModelError } from './model/config';
+import { ModelFileMissingError } from './model/files';
+import { ContextFullError } from './model/forward';
+import { ModelWeightsError } from './model/weights';
+import { InvalidOptionError } from './sampling/options';
+import { NoCandidateTokenError } from './sampling/sampler';
+import { DownloadError, IntegrityError, StorageQuotaError } from './storage/errors';
+import { TokenizerError } from './tokenizer/tokenizer';
+import { WorkerStartError } from './worker/protocol';
+
+/** What kind of problem an error is for the person using the app; the UI groups its banners by it. */
+export type ErrorKind = 'no-webgpu' | 'device-lost' | 'gpu-memory' | 'storage' | 'download' | 'context' | 'other';
+
+export interface ErrorRow {
+  // Any constructor signature: the table only needs the prototype and instanceof.
+  readonly type: abstract new (...args: never[]) => Error;
+  readonly kind: ErrorKind;
+  /** The headline for the user; the error's name when absent. */
+  readonly title?: string;
+  /** What the user can do about it; empty when there is nothing useful to say. */
+  readonly hint?: string;
+}
+
+const WEBGPU_HELP =
+  'Use a browser with WebGPU: Chrome or Edge 113+ on Windows, macOS or ChromeOS (Chrome 121+ on Android), ' +
+  'Safari 26+ on macOS and iOS, or Firefox 141+ on Windows. On Linux, Chrome needs WebGPU switched on at ' +
+  'chrome://flags/#enable-unsafe-webgpu (and Vulkan at chrome://flags/#enable-vulkan). The page must come ' +
+  'over HTTPS or from localhost; chrome://gpu shows whether WebGPU is hardware accelerated.';
+const GPU_MEMORY_HINT = 'Pick a smaller model, f16 weights, or a shorter context; close other GPU-heavy tabs.';
+const STORAGE_HINT = 'Delete cached models you no longer need (Models panel), then load again.';
+const CONTEXT: ErrorRow = { type: ContextWindowExceededError, kind: 'context', title: 'The conversation is too long', hint: 'Start a new chat, or lower “Max tokens”.' };
+
+/**
+ * Keyed by the `name` the instances carry, spelled out because a minified build renames the classes
+ * themselves (the test checks each key against its class).
+ */
+export const ERRORS = {
+  ChatTemplateError: { type: ChatTemplateError, kind: 'other' },
+  ContextFullError: { ...CONTEXT, type: ContextFullError },
+  ContextWindowExceededError: CONTEXT,
+  DeviceLostError: {
+    type: DeviceLostError,
+    kind: 'device-lost',
+    title: 'The GPU device was lost',
+    hint: 'This happens after a driver reset or when the system reclaims GPU memory. Reload the model; the conversation is kept.',
+  },
+  DownloadError: { type: DownloadError, kind: 'download', title: 'The download failed', hint: 'Loading the model again resumes the download where it stopped.' },
+  EngineDisposedError: { type: EngineDisposedError, kind: 'other' },
+  GpuOutOfMemoryError: { type: GpuOutOfMemoryError, kind: 'gpu-memory', title: 'Out of GPU memory', hint: GPU_MEMORY_HINT },
+  GpuValidationError: { type: GpuValidationError, kind: 'other' },
+  HttpError: { type: HttpError, kind: 'other' },
+  IntegrityError: { type: IntegrityError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
+  InvalidOptionError: { type: InvalidOptionError, kind: 'other' },
+  InvalidRequestError: { type: InvalidRequestError, kind: 'other' },
+  LimitsExceededError: { type: LimitsExceededError, kind: 'gpu-memory', title: 'The model exceeds this GPU’s limits', hint: GPU_MEMORY_HINT },
+  ModelConfigError: { type: ModelConfigError, kind: 'other' },
+  ModelFileMissingError: { type: ModelFileMissingError, kind: 'other' },
+  ModelWeightsError: { type: ModelWeightsError, kind: 'other' },
+  NoCandidateTokenError: { type: NoCandidateTokenError, kind: 'other' },
+  SafetensorsError: { type: SafetensorsError, kind: 'other' },
+  ShaderCompileError: { type: ShaderCompileError, kind: 'other' },
+  ShapeError: { type: ShapeError, kind: 'other' },
+  StorageQuotaError: { type: StorageQuotaError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
+  TokenizerError: { type: TokenizerError, kind: 'other' },
+  UnsupportedModelError: { type: UnsupportedModelError, kind: 'other' },
+  WebGPUUnavailableError: { type: WebGPUUnavailableError, kind: 'no-webgpu', title: 'WebGPU is not available', hint: WEBGPU_HELP },
+  WorkerStartError: { type: WorkerStartError, kind: 'other' },
+} satisfies Record<string, ErrorRow>;
+
+const ROWS: ReadonlyMap<string, ErrorRow> = new Map(Object.entries(ERRORS));
+
+/** The row of an error's class, found by the name its instances carry. */
+export function errorRow(name: string): ErrorRow | undefined {
+  return ROWS.get(name);
+}
+
+export interface ErrorDescription {
+  kind: ErrorKind;
+  title: string;
+  /** The error's message: what happened, in the library's words. */
+  detail: string;
+  /** What the user can do about it. */
+  hint: string;
+}
+
+/** What to tell the user about an error: its row's title and hint, and the error's own message. */
+export function describeError(error: unknown): ErrorDescription {
+  const detail = error instanceof Error ? error.message : String(error);
+  const name = error instanceof Error ? error.name : 'Error';
+  const row = errorRow(name);
+  if (row && error instanceof row.type) return { kind: row.kind, title: row.title ?? name, detail, hint: row.hint ?? '' };
+  return { kind: 'other', title: name === 'Error' ? 'Something went wrong' : name, detail, hint: '' };
+}
