@@ -6,7 +6,7 @@
  */
 import { ChatTemplateError } from './chat/template';
 import { InvalidRequestError } from './chat/messages';
-import { ContextWindowExceededError, EngineDisposedError } from './engine/errors';
+import { EngineDisposedError } from './engine/errors';
 import { HttpError, SafetensorsError } from './formats/errors';
 import {
   DeviceLostError,
@@ -19,7 +19,7 @@ import {
 } from './gpu/errors';
 import { ModelConfigError, UnsupportedModelError } from './model/config';
 import { ModelFileMissingError } from './model/files';
-import { ContextFullError } from './model/forward';
+import { ContextWindowExceededError } from './model/kv-cache';
 import { ModelWeightsError } from './model/weights';
 import { InvalidOptionError } from './sampling/options';
 import { NoCandidateTokenError } from './sampling/sampler';
@@ -47,7 +47,6 @@ const WEBGPU_HELP =
   'over HTTPS or from localhost; chrome://gpu shows whether WebGPU is hardware accelerated.';
 const GPU_MEMORY_HINT = 'Pick a smaller model, f16 weights, or a shorter context; close other GPU-heavy tabs.';
 const STORAGE_HINT = 'Delete cached models you no longer need (Models panel), then load again.';
-const CONTEXT: ErrorRow = { type: ContextWindowExceededError, kind: 'context', title: 'The conversation is too long', hint: 'Start a new chat, or lower “Max tokens”.' };
 
 /**
  * Keyed by the `name` the instances carry, spelled out because a minified build renames the classes
@@ -55,8 +54,12 @@ const CONTEXT: ErrorRow = { type: ContextWindowExceededError, kind: 'context', t
  */
 export const ERRORS = {
   ChatTemplateError: { type: ChatTemplateError, kind: 'other' },
-  ContextFullError: { ...CONTEXT, type: ContextFullError },
-  ContextWindowExceededError: CONTEXT,
+  ContextWindowExceededError: {
+    type: ContextWindowExceededError,
+    kind: 'context',
+    title: 'The conversation is too long',
+    hint: 'Start a new chat, or lower “Max tokens”.',
+  },
   DeviceLostError: {
     type: DeviceLostError,
     kind: 'device-lost',

@@ -18,7 +18,7 @@ export { urlFiles, memoryFiles, type ModelFiles } from './model/files';
 export { describeError, type ErrorDescription, type ErrorKind } from './errors';
 export { ChatTemplateError } from './chat/template';
 export { InvalidRequestError } from './chat/messages';
-export { ContextWindowExceededError, EngineDisposedError } from './engine/errors';
+export { EngineDisposedError } from './engine/errors';
 export { HttpError, SafetensorsError } from './formats/errors';
 export {
   DeviceLostError,
@@ -31,7 +31,7 @@ export {
 } from './gpu/errors';
 export { ModelConfigError, UnsupportedModelError } from './model/config';
 export { ModelFileMissingError } from './model/files';
-export { ContextFullError } from './model/forward';
+export { ContextWindowExceededError } from './model/kv-cache';
 export { ModelWeightsError } from './model/weights';
 export { InvalidOptionError } from './sampling/options';
 export { NoCandidateTokenError } from './sampling/sampler';

@@ -159,7 +159,7 @@ export class Engine {
         throw new InvalidRequestError(`token id ${id} is outside the vocabulary of ${this.spec.vocabSize}`, 'prompt');
       }
     }
-    if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength);
+    if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength, 'The prompt is');
 
     let settle!: (r: GenerationResult) => void;
     let fail!: (e: unknown) => void;

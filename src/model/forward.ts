@@ -20,22 +20,8 @@ import { prepareTopK } from '../ops/topk';
 import { tuneMatvec, tuneTiled } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
-import { createKvCache, kvCacheShape, type KvCache } from './kv-cache';
+import { ContextWindowExceededError, createKvCache, kvCacheShape, type KvCache } from './kv-cache';
 import type { CanonicalWeights, F32Tensor, NormWeights, WeightDtype, WeightTensor } from './weights';
-
-/** A prompt or generation would run past the context the model was loaded with. */
-export class ContextFullError extends Error {
-  override readonly name = 'ContextFullError';
-  constructor(
-    readonly requiredTokens: number,
-    readonly contextLength: number,
-  ) {
-    super(
-      `This needs ${requiredTokens} tokens of context but the model was loaded with ${contextLength}. ` +
-        `Start a new conversation, shorten the prompt, or load the model with a longer contextLength.`,
-    );
-  }
-}
 
 export interface GpuModelOptions {
   /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
@@ -270,7 +256,7 @@ export class GpuModel {
     if (this.busy) throw new Error('GpuModel.forward is already running; calls must be serialised');
     if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
     const start = state.kv.length;
-    if (start + tokens.length > this.contextLength) throw new ContextFullError(start + tokens.length, this.contextLength);
+    if (start + tokens.length > this.contextLength) throw new ContextWindowExceededError(start + tokens.length, this.contextLength);
     for (let i = 0; i < tokens.length; i++) {
       const id = tokens[i];
       if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) {

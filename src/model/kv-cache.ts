@@ -10,6 +10,22 @@ import type { Gpu } from '../gpu/device';
 import { createTensor, type Tensor } from '../gpu/tensor';
 import type { ModelSpec } from './config';
 
+/** A prompt or a generation would run past the context (the KV cache's positions) the model was loaded with. */
+export class ContextWindowExceededError extends Error {
+  override readonly name = 'ContextWindowExceededError';
+  constructor(
+    /** The positions needed: the prompt's tokens, or the cached tokens plus the new ones. */
+    readonly requiredTokens: number,
+    readonly contextLength: number,
+    subject = 'This needs',
+  ) {
+    super(
+      `${subject} ${requiredTokens} tokens but the context holds ${contextLength} (including the reply). ` +
+        `Start a new conversation, shorten the prompt, or load the model with a larger contextLength.`,
+    );
+  }
+}
+
 export interface KvCache {
   /** Per layer, [nKvHeads, contextLength, headDim] f32. */
   keys: Tensor[];

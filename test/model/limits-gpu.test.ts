@@ -5,7 +5,7 @@ import { LimitsExceededError } from '../../src/gpu/errors';
 import type { ByteSource } from '../../src/formats/sources';
 import type { ModelFiles } from '../../src/model/files';
 import { folderFiles } from '../../src/model/files-node';
-import { ContextFullError } from '../../src/model/forward';
+import { ContextWindowExceededError } from '../../src/model/kv-cache';
 import { loadModel } from '../../src/model/load';
 import { modelPath } from '../models';
 import { testGpu } from '../gpu';
@@ -73,7 +73,7 @@ describe('model limits', () => {
     const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 16 });
     await model.forward([1, 403, 407, 261, 378, 432, 383, 286, 261, 376]);
     const error = await model.forward([1, 2, 3, 4, 5, 6, 7]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ContextFullError);
+    expect(error).toBeInstanceOf(ContextWindowExceededError);
     expect(error).toMatchObject({ requiredTokens: 17, contextLength: 16 });
     expect(model.cachedLength).toBe(10);
     const next = await model.forward([1, 2, 3, 4, 5, 6]);
