@@ -26,6 +26,13 @@ function spawnOwnWorker(): Worker {
   return new Worker(import.meta.url, { type: 'module', name: 'webgpu-llm engine' });
 }
 
+let spawnWorker: () => Worker = spawnOwnWorker;
+
+/** Where the worker comes from when this code is not one self-contained file (the npm package's `./embed`). */
+export function setEngineWorkerFactory(factory: () => Worker): void {
+  spawnWorker = factory;
+}
+
 /**
  * Loads a model (through the IndexedDB cache) into a worker, falling back to this thread when the worker
  * cannot start: a script served from another origin (workers must be same-origin), or a CSP that forbids it.
@@ -35,7 +42,7 @@ export async function createChatEngine(url: string, options: ChatEngineOptions =
   if (!inThread) {
     let worker: Worker | undefined;
     try {
-      worker = spawnOwnWorker();
+      worker = spawnWorker();
     } catch {
       // SecurityError for a cross-origin script URL: use this thread.
     }

@@ -17,7 +17,7 @@ import { describeError, type ErrorKind } from '../../errors';
 import { checkWebGpu } from '../../gpu/device';
 import { formatBytes, formatSeconds } from '../format';
 import { createMessageList, type MessageView } from '../messages';
-import { spawnEngineWorker } from '../spawn-worker';
+import { spawnEngineWorker } from '../../worker/spawn';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
 import { loadSettings, mountSettings } from './settings';
 
