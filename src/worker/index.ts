@@ -8,7 +8,8 @@ import { spawnEngineWorker } from './spawn';
 
 export type { ChatEngine } from './chat-engine';
 export { createInThreadEngine } from './chat-engine';
-export { WorkerStartError, type WorkerEngineOptions } from './client';
+export type { WorkerEngineOptions } from './client';
+export { WorkerStartError } from './protocol';
 export type { EngineInfo, LoadEngineOptions, LoadProgress } from './protocol';
 export { serveEngine } from './serve';
 
