@@ -7,7 +7,7 @@
 import { ChatTemplateError } from './chat/template';
 import { InvalidRequestError } from './chat/messages';
 import { EngineDisposedError } from './engine/errors';
-import { HttpError, SafetensorsError } from './formats/errors';
+import { SafetensorsError } from './formats/errors';
 import {
   DeviceLostError,
   GpuOutOfMemoryError,
@@ -21,9 +21,10 @@ import { ModelConfigError, UnsupportedModelError } from './model/config';
 import { ModelFileMissingError } from './model/files';
 import { ContextWindowExceededError } from './model/kv-cache';
 import { ModelWeightsError } from './model/weights';
+import { HttpError } from './net';
 import { InvalidOptionError } from './sampling/options';
 import { NoCandidateTokenError } from './sampling/sampler';
-import { DownloadError, IntegrityError, StorageQuotaError } from './storage/errors';
+import { IntegrityError, StorageQuotaError } from './storage/errors';
 import { TokenizerError } from './tokenizer/tokenizer';
 import { WorkerStartError } from './worker/protocol';
 
@@ -36,8 +37,8 @@ export interface ErrorRow {
   readonly kind: ErrorKind;
   /** The headline for the user; the error's name when absent. */
   readonly title?: string;
-  /** What the user can do about it; empty when there is nothing useful to say. */
-  readonly hint?: string;
+  /** What the user can do about it; empty when there is nothing useful to say. A function where it depends on the instance. */
+  readonly hint?: string | ((error: Error) => string);
 }
 
 const WEBGPU_HELP =
@@ -66,11 +67,19 @@ export const ERRORS = {
     title: 'The GPU device was lost',
     hint: 'This happens after a driver reset or when the system reclaims GPU memory. Reload the model; the conversation is kept.',
   },
-  DownloadError: { type: DownloadError, kind: 'download', title: 'The download failed', hint: 'Loading the model again resumes the download where it stopped.' },
   EngineDisposedError: { type: EngineDisposedError, kind: 'other' },
   GpuOutOfMemoryError: { type: GpuOutOfMemoryError, kind: 'gpu-memory', title: 'Out of GPU memory', hint: GPU_MEMORY_HINT },
   GpuValidationError: { type: GpuValidationError, kind: 'other' },
-  HttpError: { type: HttpError, kind: 'other' },
+  HttpError: {
+    type: HttpError,
+    kind: 'download',
+    title: 'The download failed',
+    // Only a transfer that may succeed later resumes; a 404 or an HTML page needs another URL.
+    hint: (e) =>
+      e instanceof HttpError && e.retryable
+        ? 'Loading the model again resumes the download where it stopped.'
+        : 'Check the model URL (and access rights for a gated model), then load again.',
+  },
   IntegrityError: { type: IntegrityError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
   InvalidOptionError: { type: InvalidOptionError, kind: 'other' },
   InvalidRequestError: { type: InvalidRequestError, kind: 'other' },
@@ -110,6 +119,9 @@ export function describeError(error: unknown): ErrorDescription {
   const detail = error instanceof Error ? error.message : String(error);
   const name = error instanceof Error ? error.name : 'Error';
   const row = errorRow(name);
-  if (row && error instanceof row.type) return { kind: row.kind, title: row.title ?? name, detail, hint: row.hint ?? '' };
+  if (row && error instanceof row.type) {
+    const hint = typeof row.hint === 'function' ? row.hint(error) : (row.hint ?? '');
+    return { kind: row.kind, title: row.title ?? name, detail, hint };
+  }
   return { kind: 'other', title: name === 'Error' ? 'Something went wrong' : name, detail, hint: '' };
 }

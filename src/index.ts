@@ -19,7 +19,7 @@ export { describeError, type ErrorDescription, type ErrorKind } from './errors';
 export { ChatTemplateError } from './chat/template';
 export { InvalidRequestError } from './chat/messages';
 export { EngineDisposedError } from './engine/errors';
-export { HttpError, SafetensorsError } from './formats/errors';
+export { SafetensorsError } from './formats/errors';
 export {
   DeviceLostError,
   GpuOutOfMemoryError,
@@ -33,8 +33,9 @@ export { ModelConfigError, UnsupportedModelError } from './model/config';
 export { ModelFileMissingError } from './model/files';
 export { ContextWindowExceededError } from './model/kv-cache';
 export { ModelWeightsError } from './model/weights';
+export { HttpError } from './net';
 export { InvalidOptionError } from './sampling/options';
 export { NoCandidateTokenError } from './sampling/sampler';
-export { DownloadError, IntegrityError, StorageQuotaError } from './storage/errors';
+export { IntegrityError, StorageQuotaError } from './storage/errors';
 export { TokenizerError } from './tokenizer/tokenizer';
 export { WorkerStartError } from './worker/protocol';

@@ -3,7 +3,7 @@
  * stories260K fetched from the dev server. Results go to `window.__bench` for the runner to collect.
  */
 import { openSafetensors } from '../formats/safetensors';
-import { fetchSource } from '../formats/sources';
+import { fetchSource } from '../net';
 import { acquireGpu } from '../gpu/device';
 import { parseModelConfig } from '../model/config';
 import { loadCanonicalWeights, safetensorsWeightReader } from '../model/weights';

@@ -87,43 +87,6 @@ export class SafetensorsError extends Error {
   }
 }
 
-export type HttpErrorCode =
-  /** A non-2xx status (404, 403, 500, ...). */
-  | 'status'
-  /** An HTML page where a binary file was expected (an error or login page served with 200). */
-  | 'html'
-  /** The server ignored a Range request, and the file is too large to take whole. */
-  | 'range-not-supported'
-  /** Content-Range missing, malformed, or not the range asked for; or no way to learn the file size. */
-  | 'bad-range'
-  /** The file's size changed between requests (replaced on the server). */
-  | 'changed'
-  /** The body has a different length than the headers promised. */
-  | 'short-body'
-  /** The request failed before any answer (offline, DNS, CORS); see `cause`. */
-  | 'network';
-
-export class HttpError extends Error {
-  override readonly name = 'HttpError';
-  constructor(
-    readonly code: HttpErrorCode,
-    /** The HTTP status, or 0 when there was no answer. */
-    readonly status: number,
-    /** The URL as requested. Messages carry it without query string, since that may hold access tokens. */
-    readonly url: string,
-    detail: string,
-    options: { cause?: unknown } = {},
-  ) {
-    super(`${redactUrl(url)}: ${detail}`, options);
-  }
-}
-
-/** The URL without query and fragment (signed URLs carry credentials there). */
-export function redactUrl(url: string): string {
-  const cut = url.search(/[?#]/);
-  return cut < 0 ? url : url.slice(0, cut);
-}
-
 /** A value described for a message without stringifying it: values from a file can be huge or deeply nested. */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';

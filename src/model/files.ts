@@ -2,8 +2,8 @@
  * Where a model's files come from: a Hugging Face repo or any base URL, files in memory, or (Node only,
  * `files-node.ts`) a folder. Each gives text files whole and weight files as random-access byte sources.
  */
-import { HttpError } from '../formats/errors';
-import { bytesSource, fetchSource, type ByteSource } from '../formats/sources';
+import { bytesSource, type ByteSource } from '../formats/sources';
+import { fetchSource, fetchText, HttpError, type HttpOptions } from '../net';
 
 export interface ModelFiles {
   /** For messages: the folder or URL. */
@@ -36,27 +36,15 @@ export function resolveModelUrl(url: string): (file: string) => string {
   return (file) => new URL(file, base).href;
 }
 
-export function urlFiles(url: string, options: { fetch?: typeof fetch; signal?: AbortSignal } = {}): ModelFiles {
+/** Files over HTTP: text files whole (at most MAX_TEXT_BYTES each), weights by Range requests; all watched for stalls. */
+export function urlFiles(url: string, options: HttpOptions = {}): ModelFiles {
   const resolve = resolveModelUrl(url);
-  const doFetch = options.fetch ?? globalThis.fetch;
   return {
     name: url,
-    async text(file) {
-      const href = resolve(file);
-      let res: Response;
-      try {
-        res = await doFetch(href, { signal: options.signal });
-      } catch (e) {
-        if ((e as { name?: unknown }).name === 'AbortError') throw e;
-        throw new HttpError('network', 0, href, `request failed: ${(e as Error).message}`, { cause: e });
-      }
-      if (res.status === 404) return undefined;
-      if (!res.ok) throw new HttpError('status', res.status, href, `HTTP ${res.status} ${res.statusText}`);
-      return res.text();
-    },
+    text: (file) => fetchText(resolve(file), { ...options, file }),
     async bytes(file) {
       try {
-        return await fetchSource(resolve(file), { fetch: doFetch, signal: options.signal });
+        return await fetchSource(resolve(file), options);
       } catch (e) {
         if (e instanceof HttpError && e.status === 404) return undefined;
         throw e;

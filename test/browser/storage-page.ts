@@ -5,7 +5,8 @@
 import { get, keys, set } from 'idb-keyval';
 import type { ModelFiles } from '../../src/model/files';
 import { cacheStore, chunkKey, type CachedModelInfo } from '../../src/storage/cache';
-import { deleteCachedModel, DownloadError, IntegrityError, listCachedModels, openCachedModel, type DownloadProgress } from '../../src/storage';
+import { HttpError } from '../../src/net';
+import { deleteCachedModel, IntegrityError, listCachedModels, openCachedModel, type DownloadProgress } from '../../src/storage';
 import { sha256Hex } from '../../src/storage/hash';
 
 /** Every file a model folder may have, as the cache looks for them. */
@@ -23,8 +24,9 @@ export interface OpenArgs {
   url: string;
   modelId?: string;
   chunkBytes?: number;
-  /** Breaks the body of `file` after `bytes`: a stream error ('network') or the caller's signal ('abort'). */
-  breakAfter?: { file: string; bytes: number; how: 'network' | 'abort' };
+  /** Breaks the body of `file` after `bytes`: a stream error ('network'), the caller's signal ('abort'), or no more bytes ('stall'). */
+  breakAfter?: { file: string; bytes: number; how: 'network' | 'abort' | 'stall' };
+  stallSeconds?: number;
   /** Files to report besides the standard ones (shards). */
   extraFiles?: string[];
   /** Flips a byte of a stored chunk after the open, before the files are read. */
@@ -82,7 +84,7 @@ declare global {
 function errorInfo(e: unknown): ErrorInfo {
   if (!(e instanceof Error)) return { name: 'unknown', message: String(e) };
   const info: ErrorInfo = { name: e.name, message: e.message };
-  if (e instanceof DownloadError) return { ...info, code: e.code, status: e.status, file: e.file };
+  if (e instanceof HttpError) return { ...info, code: e.code, status: e.status, file: e.file };
   if (e instanceof IntegrityError) return { ...info, file: e.file, chunk: e.chunk };
   return info;
 }
@@ -103,7 +105,8 @@ function breakingFetch(breakAfter: NonNullable<OpenArgs['breakAfter']>, abort: A
       async pull(controller) {
         if (sent >= breakAfter.bytes) {
           if (breakAfter.how === 'abort') abort.abort(new Error('test abort'));
-          else controller.error(new TypeError('connection reset (test)'));
+          else if (breakAfter.how === 'network') controller.error(new TypeError('connection reset (test)'));
+          else await new Promise<never>(() => undefined);
           return;
         }
         const { done, value } = await reader.read();
@@ -149,6 +152,7 @@ const api: StorageTestApi = {
       const files = await openCachedModel(args.url, {
         modelId: args.modelId,
         chunkBytes: args.chunkBytes,
+        stallSeconds: args.stallSeconds,
         signal: abort.signal,
         fetch: args.breakAfter ? breakingFetch(args.breakAfter, abort) : undefined,
         onProgress: (p) => progress.push(p),

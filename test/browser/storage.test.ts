@@ -198,7 +198,7 @@ describe('failed downloads are typed and cache nothing for the failed file', () 
   it('a required file answering 404', async () => {
     const { page } = await newPage();
     await fake(page, 'tokenizer.json', { status: 404, body: 'not found' });
-    expectError(await open(page), { name: 'DownloadError', code: 'http-status', status: 404, file: 'tokenizer.json' });
+    expectError(await open(page), { name: 'HttpError', code: 'status', status: 404, file: 'tokenizer.json' });
     // Sizes are asked before any download, so nothing at all was stored.
     expect(await storedKeys(page)).toEqual([]);
   });
@@ -207,21 +207,32 @@ describe('failed downloads are typed and cache nothing for the failed file', () 
     const { page } = await newPage();
     await fake(page, WEIGHTS, { status: 404 });
     await fake(page, 'model.safetensors.index.json', { status: 404 });
-    expectError(await open(page), { name: 'DownloadError', code: 'http-status', status: 404, file: WEIGHTS });
+    expectError(await open(page), { name: 'HttpError', code: 'status', status: 404, file: WEIGHTS });
+    expect(await storedKeys(page)).toEqual([]);
+  });
+
+  it('a text file over the 64 MiB cap for text files, refused from its declared size', async () => {
+    const { page } = await newPage();
+    await page.route('**/models/stories260K/config.json', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', headers: { 'Content-Length': String(3 * 2 ** 30) }, body: '' }),
+    );
+    const result = await open(page);
+    expectError(result, { name: 'HttpError', code: 'too-large', file: 'config.json' });
+    if (!result.ok) expect(result.error.message).toContain('over the 64 MiB cap for text files');
     expect(await storedKeys(page)).toEqual([]);
   });
 
   it('an HTML page by Content-Type', async () => {
     const { page } = await newPage();
     await fake(page, 'config.json', { status: 200, contentType: 'text/html', body: '<html><body>Sign in</body></html>' });
-    expectError(await open(page), { name: 'DownloadError', code: 'html', file: 'config.json' });
+    expectError(await open(page), { name: 'HttpError', code: 'html', file: 'config.json' });
     expect(await storedKeys(page)).toEqual([]);
   });
 
   it('an HTML page by its first bytes, served as binary', async () => {
     const { page } = await newPage();
     await fake(page, WEIGHTS, { status: 200, contentType: 'application/octet-stream', body: '\n<!DOCTYPE html><html><body>Error</body></html>' });
-    expectError(await open(page), { name: 'DownloadError', code: 'html', file: WEIGHTS });
+    expectError(await open(page), { name: 'HttpError', code: 'html', file: WEIGHTS });
     const keys = await storedKeys(page);
     expect(keysOf(keys, modelId, WEIGHTS)).toEqual([]);
     expect(keys).not.toContainEqual(['manifest', modelId]);
@@ -241,7 +252,7 @@ describe('failed downloads are typed and cache nothing for the failed file', () 
         ? route.fulfill({ status: 206, headers: { 'Content-Range': `bytes 0-99/${weights.byteLength}` }, body: weights.subarray(0, 100) })
         : route.fallback(),
     );
-    expectError(await open(page), { name: 'DownloadError', code: 'unexpected-partial', status: 206, file: WEIGHTS });
+    expectError(await open(page), { name: 'HttpError', code: 'unexpected-partial', status: 206, file: WEIGHTS });
     const keys = await storedKeys(page);
     expect(keysOf(keys, modelId, WEIGHTS)).toEqual([]);
     expect(keys).not.toContainEqual(['manifest', modelId]);
@@ -258,9 +269,16 @@ describe('failed downloads are typed and cache nothing for the failed file', () 
 
 describe('an interrupted download resumes after its verified chunks', () => {
   /** Breaks the weights' body after `bytes`; checks what was kept; returns the chunks kept. */
-  async function interrupt(page: Page, bytes: number, how: 'network' | 'abort'): Promise<number> {
-    const result = await open(page, { breakAfter: { file: WEIGHTS, bytes, how } });
-    expectError(result, { name: 'DownloadError', code: how === 'abort' ? 'aborted' : 'network', file: WEIGHTS });
+  async function interrupt(page: Page, bytes: number, how: 'network' | 'abort' | 'stall'): Promise<number> {
+    // Long enough for the other files on a loaded machine: only the stalled body may time out.
+    const result = await open(page, { breakAfter: { file: WEIGHTS, bytes, how }, stallSeconds: how === 'stall' ? 3 : undefined });
+    const expected = {
+      network: { name: 'HttpError', code: 'network', file: WEIGHTS },
+      // An abort ends with the signal's reason, as aborts do everywhere in the engine.
+      abort: { name: 'Error', message: 'test abort' },
+      stall: { name: 'HttpError', code: 'stalled', file: WEIGHTS },
+    };
+    expectError(result, expected[how]);
     const keys = await storedKeys(page);
     expect(keys).not.toContainEqual(['manifest', modelId]);
     const record = await stored(page, ['progress', modelId, WEIGHTS]);
@@ -281,6 +299,14 @@ describe('an interrupted download resumes after its verified chunks', () => {
     // The small files are complete; only the absent optional ones are asked about again.
     expect(requests.filter((r) => r.method === 'GET')).toEqual([{ method: 'GET', file: WEIGHTS, range: `bytes=${kept * CHUNK}-` }]);
     expect(requests.filter((r) => r.method === 'HEAD').map((r) => r.file).sort()).toEqual([...ABSENT].sort());
+  });
+
+  it('after the transfer stalled: HttpError stalled, then one Range request for the rest', async () => {
+    const { page, requests } = await newPage();
+    const kept = await interrupt(page, 200_000, 'stall');
+    requests.length = 0;
+    expectComplete(await open(page));
+    expect(requests.filter((r) => r.file === WEIGHTS)).toEqual([{ method: 'GET', file: WEIGHTS, range: `bytes=${kept * CHUNK}-` }]);
   });
 
   it('after the caller aborted', async () => {

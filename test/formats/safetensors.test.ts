@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModelBytes } from '../models';
-import { HttpError, type HttpErrorCode } from '../../src/formats/errors';
+import { fetchSource, HttpError, type HttpErrorCode } from '../../src/net';
 import {
   DTYPE_BYTES,
   MAX_HEADER_BYTES,
@@ -17,7 +17,7 @@ import {
   type SafetensorsErrorCode,
   type TensorToWrite,
 } from '../../src/formats/safetensors';
-import { blobSource, bytesSource, fetchSource, type ByteSource } from '../../src/formats/sources';
+import { blobSource, bytesSource, type ByteSource } from '../../src/formats/sources';
 import { bf16BitsToF32, toF16 } from '../../src/gpu/f16';
 
 // ---------------------------------------------------------------------------------------------------------
