@@ -10,8 +10,11 @@ export type {
   ModelSource,
   Timings,
   Usage,
-} from './engine/engine';
-export type { ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionRequest } from './engine/chat-completions';
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionMessageParam,
+  ChatCompletionRequest,
+} from './engine/types';
 export { acquireGpu } from './gpu/device';
 export { urlFiles, memoryFiles, type ModelFiles } from './model/files';
 // Every class of the error table (src/errors.ts), which test/errors.test.ts keeps in step with this list.

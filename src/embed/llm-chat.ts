@@ -13,8 +13,6 @@
  * Styles are adopted stylesheets, not <style> elements, so `style-src 'self'` does not block them.
  */
 import messagesCss from '../ui/messages.css?inline';
-import type { ChatCompletionMessageParam } from '../engine/chat-completions';
-import type { FinishReason } from '../engine/engine';
 import { describeError } from '../errors';
 import { checkWebGpu } from '../gpu/device';
 import { formatBytes } from '../ui/format';
@@ -22,6 +20,7 @@ import { createMessageList } from '../ui/messages';
 import type { ChatEngine } from '../worker/chat-engine';
 import { createChatEngine, type EngineMode } from './engine';
 import chatCss from './llm-chat.css?inline';
+import type { ChatCompletionMessageParam, FinishReason } from '../engine/types';
 
 export interface LlmChatElement extends HTMLElement {
   /** The engine once the model is loaded, for the page's own calls (`chat.completions.create`). */

@@ -3,59 +3,27 @@
  * async iterable of ChatCompletionChunk whose last chunk carries `finish_reason` and `usage`. `timings`
  * is our extension (time to first token, prefill and decode speed, bytes read back per token).
  */
-import { InvalidOptionError, SAMPLING_OPTION_NAMES, type SamplingOptions } from '../sampling/options';
-import type { Engine, FinishReason, GenerationStream, Timings, Usage } from './engine';
+import { InvalidOptionError, SAMPLING_OPTION_NAMES, type ResolvedSamplingOptions } from '../sampling/options';
 import { InvalidRequestError } from './errors';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletions,
+  FinishReason,
+  GenerateOptions,
+  GenerationStream,
+  RequestOptions,
+} from './types';
 
-export interface ChatCompletionMessageParam {
-  role: 'system' | 'user' | 'assistant';
-  content: string | { type: 'text'; text: string }[];
-}
-
-export interface ChatCompletionRequest extends SamplingOptions {
-  messages: ChatCompletionMessageParam[];
-  stream?: boolean | null;
-  /** Accepted and ignored: the engine serves one model. */
-  model?: string | null;
-  /** OpenAI's newer name for max_tokens. */
-  max_completion_tokens?: number | null;
-  /** Only 1 is supported. */
-  n?: number | null;
-  /** Usage is always sent in the last chunk; accepted for compatibility. */
-  stream_options?: { include_usage?: boolean } | null;
-  /** Also accepted here, besides the second argument as in the OpenAI SDK. */
-  signal?: AbortSignal;
-}
-
-export interface ChatCompletion {
-  id: string;
-  object: 'chat.completion';
-  created: number;
-  model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
-  usage: Usage;
-  timings: Timings;
-}
-
-export interface ChatCompletionChunk {
-  id: string;
-  object: 'chat.completion.chunk';
-  created: number;
-  model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
-  /** On the last chunk only. */
-  usage?: Usage;
-  timings?: Timings;
-}
-
-export interface RequestOptions {
-  signal?: AbortSignal;
-}
-
-export interface ChatCompletions {
-  create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
-  create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
-  create(request: ChatCompletionRequest, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+/** What chat completions need from an engine: the chat encoding, option resolution and the streaming core. */
+export interface ChatBackend {
+  /** The `model` field of completions. */
+  readonly modelId: string;
+  encodeMessages(messages: unknown): number[];
+  resolveOptions(options: Omit<GenerateOptions, 'signal'>): ResolvedSamplingOptions;
+  chatEosTokenIds(): number[];
+  stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal): GenerationStream;
 }
 
 const REQUEST_FIELDS = new Set<string>(['messages', 'stream', 'model', 'max_completion_tokens', 'n', 'stream_options', 'signal', ...SAMPLING_OPTION_NAMES]);
@@ -94,7 +62,7 @@ function completionId(): string {
   return `chatcmpl-${Date.now().toString(36)}${counter.toString(36)}`;
 }
 
-export function createChatCompletions(engine: Engine): ChatCompletions {
+export function createChatCompletions(engine: ChatBackend): ChatCompletions {
   function create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
   function create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
   function create(request: ChatCompletionRequest, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;

@@ -6,72 +6,30 @@
 import { createChatFormatter, encodeChat, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
 import type { ModelSpec } from '../model/config';
-import { urlFiles, type ModelFiles } from '../model/files';
+import { urlFiles } from '../model/files';
 import type { ForwardRead, ForwardResult } from '../model/forward';
-import { loadModel, type LoadModelOptions, type LoadedModel } from '../model/load';
+import { loadModel, type LoadedModel } from '../model/load';
 import { beamSearch } from '../sampling/beam';
 import { finishReason } from '../sampling/finish';
-import { resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from '../sampling/options';
+import { resolveSamplingOptions, type ResolvedSamplingOptions } from '../sampling/options';
 import { Sampler } from '../sampling/sampler';
 import { StopMatcher } from '../sampling/stop';
 import { createStreamDecoder } from '../tokenizer/stream';
 import type { Tokenizer } from '../tokenizer/tokenizer';
-import { createChatCompletions, type ChatCompletions } from './chat-completions';
+import { createChatCompletions, type ChatBackend } from './chat-completions';
 import { ContextWindowExceededError, EngineDisposedError, InvalidRequestError } from './errors';
 import { RequestQueue } from './queue';
-
-export interface EngineOptions extends LoadModelOptions {
-  /** The GPU to run on; default: acquired from `navigator.gpu` (Node passes `await acquireNodeGpu()`). */
-  gpu?: Gpu;
-  /** Cancels the download of a model given by URL. */
-  signal?: AbortSignal;
-}
-
-/** A folder/repo URL (Hugging Face repo URLs are resolved to their files), or any ModelFiles. */
-export type ModelSource = string | ModelFiles;
-
-export interface GenerateOptions extends SamplingOptions {
-  signal?: AbortSignal;
-}
-
-export type FinishReason = 'stop' | 'length' | 'abort';
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  /** Prompt tokens whose keys and values came from the cache of the previous request. */
-  prompt_tokens_details: { cached_tokens: number };
-}
-
-export interface Timings {
-  time_to_first_token_ms: number;
-  prefill_tokens_per_second: number;
-  decode_tokens_per_second: number;
-  /** GPU→CPU bytes per generated token: 4 (the token id) when greedy on the GPU, else the logits. */
-  readback_bytes_per_token: number;
-}
-
-export interface GenerationDelta {
-  /** The tokens this delta covers (usually one). */
-  tokenIds: number[];
-  /** New text; may be empty while a split UTF-8 character or a possible stop string is held back. */
-  text: string;
-}
-
-export interface GenerationResult {
-  finishReason: FinishReason;
-  usage: Usage;
-  timings: Timings;
-}
-
-/**
- * An async iterable of deltas whose `result` settles when generation ends. Generation runs as the stream is
- * iterated (once); a consumer that stops early frees the engine, and `result` then rejects with AbortError.
- */
-export interface GenerationStream extends AsyncIterable<GenerationDelta> {
-  readonly result: Promise<GenerationResult>;
-}
+import type {
+  ChatCompletions,
+  EngineOptions,
+  FinishReason,
+  GenerateOptions,
+  GenerationDelta,
+  GenerationResult,
+  GenerationStream,
+  ModelSource,
+  Usage,
+} from './types';
 
 function usage(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
   return {
@@ -90,7 +48,7 @@ export async function createEngine(source: ModelSource, options: EngineOptions =
   return new Engine(gpu, files.name, await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options }));
 }
 
-export class Engine {
+export class Engine implements ChatBackend {
   readonly spec: ModelSpec;
   readonly tokenizer: Tokenizer;
   readonly formatter: ChatFormatter;

@@ -2,7 +2,8 @@
  * The package's `./node` entry: the public API plus what Node needs, so `createEngine('/path/to/model')`
  * reads a folder from disk and runs on Dawn (the `webgpu` package) with no setup.
  */
-import { createEngine as createEngineOn, type Engine, type EngineOptions, type ModelSource } from '../engine/engine';
+import { createEngine as createEngineOn, type Engine } from '../engine/engine';
+import type { EngineOptions, ModelSource } from '../engine/types';
 import { acquireNodeGpu } from '../gpu/node';
 import { urlFiles } from '../model/files';
 import { folderFiles } from '../model/files-node';

@@ -1,5 +1,5 @@
-/** Why generation ended, in OpenAI's terms. */
-export type FinishReason = 'stop' | 'length';
+/** Why generation ended, in OpenAI's terms: an end token or stop string, max_tokens, or the caller's signal. */
+export type FinishReason = 'stop' | 'length' | 'abort';
 
 /**
  * Whether generation ends after `token`, the `generatedCount`-th generated token (counting it):
@@ -10,7 +10,7 @@ export function finishReason(
   token: number,
   generatedCount: number,
   limits: { eosTokenIds: readonly number[]; maxTokens: number | null },
-): FinishReason | null {
+): Exclude<FinishReason, 'abort'> | null {
   if (limits.eosTokenIds.includes(token)) return 'stop';
   if (limits.maxTokens !== null && generatedCount >= limits.maxTokens) return 'length';
   return null;

@@ -3,13 +3,21 @@
  * serveEngine(). Streams arrive chunk by chunk, AbortSignals become `abort` messages, and typed errors are
  * rebuilt on this side by name, so callers cannot tell it from an engine in their own thread.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, RequestOptions } from '../engine/chat-completions';
-import type { GenerateOptions, GenerationDelta, GenerationResult, GenerationStream } from '../engine/engine';
 import { EngineDisposedError } from '../engine/errors';
 import { DeviceLostError } from '../gpu/errors';
 import type { ChatEngine } from './chat-engine';
 import { reviveError, serializeError } from './errors';
 import { WorkerStartError, type ClientMessage, type EngineInfo, type LoadEngineOptions, type LoadProgress, type WorkerMessage } from './protocol';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  GenerateOptions,
+  GenerationDelta,
+  GenerationResult,
+  GenerationStream,
+  RequestOptions,
+} from '../engine/types';
 
 /** How long dispose() lets the worker free the GPU memory itself before terminating it. */
 const DISPOSE_TIMEOUT_MS = 5000;

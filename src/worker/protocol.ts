@@ -4,8 +4,7 @@
  * structured cloning: no functions, no AbortSignal, errors as SerializedError. WorkerStartError is here too: the
  * client throws it when the worker never got to speak this protocol.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../engine/chat-completions';
-import type { EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/engine';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/types';
 import type { DownloadProgress } from '../storage';
 
 /** Download progress (from the model cache), then upload progress (weights to the GPU). */

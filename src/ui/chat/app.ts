@@ -6,8 +6,6 @@
  * The state is mirrored to `window.__chat` so a headless browser can wait for it, read it and drive the
  * engine directly (the tests compare what the page streamed with a direct request).
  */
-import type { ChatCompletionMessageParam } from '../../engine/chat-completions';
-import type { FinishReason, Timings, Usage } from '../../engine/engine';
 import { deleteCachedModel } from '../../storage';
 import type { ChatEngine } from '../../worker/chat-engine';
 import { createWorkerEngine } from '../../worker/client';
@@ -20,6 +18,7 @@ import { createMessageList, type MessageView } from '../messages';
 import { spawnEngineWorker } from '../../worker/spawn';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
 import { loadSettings, mountSettings } from './settings';
+import type { ChatCompletionMessageParam, FinishReason, Timings, Usage } from '../../engine/types';
 
 export type ChatStatus = 'starting' | 'idle' | 'loading' | 'ready' | 'generating' | 'error';
 

@@ -3,7 +3,7 @@
  * directory (`GET /models/`, served by the dev and preview servers), repo URLs the user pasted, and whatever
  * is in the model cache. The default is the first local model, else SmolLM2-135M-Instruct.
  */
-import type { EngineOptions } from '../../engine/engine';
+import type { EngineOptions } from '../../engine/types';
 import { listCachedModels, type CachedModelInfo } from '../../storage';
 import { isJsonObject } from '../../util/json';
 

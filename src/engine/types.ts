@@ -1,0 +1,115 @@
+/**
+ * The types the engine's callers see: options, streamed deltas and results, and the OpenAI-shaped chat
+ * completion request and responses. The engine, chat completions, the worker protocol and the UI all share
+ * these, so none of them has to import another's implementation for a type.
+ */
+import type { Gpu } from '../gpu/device';
+import type { ModelFiles } from '../model/files';
+import type { LoadModelOptions } from '../model/load';
+import type { FinishReason } from '../sampling/finish';
+import type { SamplingOptions } from '../sampling/options';
+
+export type { FinishReason };
+
+export interface EngineOptions extends LoadModelOptions {
+  /** The GPU to run on; default: acquired from `navigator.gpu` (Node passes `await acquireNodeGpu()`). */
+  gpu?: Gpu;
+  /** Cancels the download of a model given by URL. */
+  signal?: AbortSignal;
+}
+
+/** A folder/repo URL (Hugging Face repo URLs are resolved to their files), or any ModelFiles. */
+export type ModelSource = string | ModelFiles;
+
+export interface GenerateOptions extends SamplingOptions {
+  signal?: AbortSignal;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Prompt tokens whose keys and values came from the cache of the previous request. */
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export interface Timings {
+  time_to_first_token_ms: number;
+  prefill_tokens_per_second: number;
+  decode_tokens_per_second: number;
+  /** GPU→CPU bytes per generated token: 4 (the token id) when greedy on the GPU, else the logits. */
+  readback_bytes_per_token: number;
+}
+
+export interface GenerationDelta {
+  /** The tokens this delta covers (usually one). */
+  tokenIds: number[];
+  /** New text; may be empty while a split UTF-8 character or a possible stop string is held back. */
+  text: string;
+}
+
+export interface GenerationResult {
+  finishReason: FinishReason;
+  usage: Usage;
+  timings: Timings;
+}
+
+/**
+ * An async iterable of deltas whose `result` settles when generation ends. Generation runs as the stream is
+ * iterated (once); a consumer that stops early frees the engine, and `result` then rejects with AbortError.
+ */
+export interface GenerationStream extends AsyncIterable<GenerationDelta> {
+  readonly result: Promise<GenerationResult>;
+}
+
+export interface ChatCompletionMessageParam {
+  role: 'system' | 'user' | 'assistant';
+  content: string | { type: 'text'; text: string }[];
+}
+
+export interface ChatCompletionRequest extends SamplingOptions {
+  messages: ChatCompletionMessageParam[];
+  stream?: boolean | null;
+  /** Accepted and ignored: the engine serves one model. */
+  model?: string | null;
+  /** OpenAI's newer name for max_tokens. */
+  max_completion_tokens?: number | null;
+  /** Only 1 is supported. */
+  n?: number | null;
+  /** Usage is always sent in the last chunk; accepted for compatibility. */
+  stream_options?: { include_usage?: boolean } | null;
+  /** Also accepted here, besides the second argument as in the OpenAI SDK. */
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  usage: Usage;
+  timings: Timings;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  /** On the last chunk only. */
+  usage?: Usage;
+  timings?: Timings;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
+  create(request: ChatCompletionRequest, options?: RequestOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
