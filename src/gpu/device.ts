@@ -14,6 +14,8 @@ const REQUESTED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|microsoft basic render|\bwarp\b/i;
+
 export interface GpuFeatures {
   shaderF16: boolean;
   subgroups: boolean;
@@ -25,7 +27,11 @@ export interface Gpu {
   features: GpuFeatures;
   /** "vendor architecture description", for benchmark tables and bug reports. */
   adapterName: string;
+  /** Vendor, architecture, device and driver description: what results measured on this adapter are keyed by. */
+  adapterKey: string;
   isFallbackAdapter: boolean;
+  /** A CPU implementation (SwiftShader, lavapipe, WARP, or an adapter that says it is a fallback). */
+  isSoftwareAdapter: boolean;
   /** Set once the device is lost; every later GPU call should be refused with it. */
   lostError: DeviceLostError | undefined;
   /** Resolves (never rejects) when the device is lost, with the typed error describing why. */
@@ -107,7 +113,9 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
       timestampQuery: device.features.has('timestamp-query'),
     },
     adapterName: [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' '),
+    adapterKey: JSON.stringify([info.vendor, info.architecture, info.device, info.description]),
     isFallbackAdapter: info.isFallbackAdapter ?? false,
+    isSoftwareAdapter: (info.isFallbackAdapter ?? false) || SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
     lostError: undefined,
     lost: device.lost.then((lost) => {
       gpu.lostError = new DeviceLostError(lost.reason ?? 'unknown', lost.message);

@@ -17,7 +17,7 @@ import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, type MatmulArgs, type Matv
 import { prepareNorm } from '../ops/norm';
 import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
 import { prepareTopK } from '../ops/topk';
-import { tuneMatvec, tuneTiled } from '../ops/tune';
+import { tuneMatvec, tuneTiled, type TuneOptions } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { ContextWindowExceededError, createKvCache, kvCacheShape, type KvCache } from './kv-cache';
@@ -44,8 +44,11 @@ export interface GpuModelOptions {
    * sampling reads back 8 bytes per candidate instead of the whole vocabulary.
    */
   topKCapacity?: number;
-  /** Time the matmul kernels' shapes (decode's matvec, prefill's tiles) on this device at load and use the fastest (cached). */
-  tune?: boolean;
+  /**
+   * Time the matmul kernels' shapes (decode's matvec, prefill's tiles) on this device at load and use the
+   * fastest; results persist per adapter (see src/ops/tune.ts). A software adapter gets the defaults untimed.
+   */
+  tune?: boolean | TuneOptions;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -222,9 +225,13 @@ export class GpuModel {
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
     const up = gpuWeights.layers[0]?.wUp;
+    const tune = options.tune === true ? {} : options.tune || undefined;
     const shapes: KernelShapes =
-      options.tune && up
-        ? { matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype), tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype) }
+      tune && up
+        ? {
+            matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
+            tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
+          }
         : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
     const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
     const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);

@@ -1,20 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../src/gpu/errors';
+import { acquireNodeGpu } from '../../src/gpu/node';
 import { createTensor } from '../../src/gpu/tensor';
-import { prepareMatmul, tileShapeProblem } from '../../src/ops/matmul';
-import { tuneMatvec, tuneTiled } from '../../src/ops/tune';
+import { memoryTuningStore } from '../../src/gpu/tuning-store';
+import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, tileShapeProblem } from '../../src/ops/matmul';
+import { tuneMatvec, tuneTiled, type TuneOptions } from '../../src/ops/tune';
 import { checkMatmul } from '../../src/selftest/matmul';
 import { expectPass, freshSeed, testGpu, weightFormats } from '../gpu';
 
 const formats = await weightFormats();
 
+/** Times candidates even on the software adapter tests run on, counting them, with a store of its own. */
+function timedTuning(more: TuneOptions = {}): TuneOptions & { timed: number } {
+  const options = { store: memoryTuningStore(), timeSoftware: true, ...more, timed: 0, onTimed: () => void options.timed++ };
+  return options;
+}
+
 describe('matvec tuning', () => {
   it('picks one of its candidate shapes, caches it, and refuses shapes the kernel cannot run', async () => {
     const gpu = await testGpu();
-    const shape = await tuneMatvec(gpu, 300, 64, 'f32');
+    const shape = await tuneMatvec(gpu, 300, 64, 'f32', timedTuning());
     expect([32, 64, 128, 256]).toContain(shape.wg);
     expect([1, 2, 4, 8]).toContain(shape.rows);
-    expect(await tuneMatvec(gpu, 300, 64, 'f32')).toBe(shape);
+    expect(await tuneMatvec(gpu, 300, 64, 'f32', timedTuning())).toBe(shape);
     const x = await createTensor(gpu, 'x', 'f32', [1, 8]);
     const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
     const y = await createTensor(gpu, 'y', 'f32', [1, 4]);
@@ -26,11 +34,11 @@ describe('matvec tuning', () => {
 describe('tiled matmul tuning', () => {
   it('picks one of its candidate shapes, caches it, and refuses shapes the kernel or device cannot run', async () => {
     const gpu = await testGpu();
-    const shape = await tuneTiled(gpu, 40, 72, 24, 'f32');
+    const shape = await tuneTiled(gpu, 40, 72, 24, 'f32', timedTuning());
     expect([8, 16]).toContain(shape.wgM);
     expect([8, 16]).toContain(shape.wgN);
     expect([8, 16, 32]).toContain(shape.tileK);
-    expect(await tuneTiled(gpu, 40, 72, 24, 'f32')).toBe(shape);
+    expect(await tuneTiled(gpu, 40, 72, 24, 'f32', timedTuning())).toBe(shape);
     const x = await createTensor(gpu, 'x', 'f32', [8, 8]);
     const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
     const y = await createTensor(gpu, 'y', 'f32', [8, 4]);
@@ -44,6 +52,42 @@ describe('tiled matmul tuning', () => {
     for (const tileShape of refused) {
       await expect(prepareMatmul(gpu, { x, w, y, variant: 'tiled', tileShape })).rejects.toBeInstanceOf(ShapeError);
     }
+  });
+});
+
+describe('tuning is bounded and persists', () => {
+  it('a reload (a fresh device, the same store) times nothing and gets the stored shapes', async () => {
+    // A zero budget times one candidate per problem: enough to see that the reload times none.
+    const store = memoryTuningStore();
+    const first = timedTuning({ store, budgetMs: 0 });
+    const firstGpu = await acquireNodeGpu();
+    const matvec = await tuneMatvec(firstGpu, 260, 96, 'f16', first);
+    const tile = await tuneTiled(firstGpu, 33, 260, 96, 'f16', first);
+    expect(first.timed).toBe(2);
+    firstGpu.device.destroy();
+
+    const reload = timedTuning({ store, budgetMs: 0 });
+    const gpu = await acquireNodeGpu();
+    expect(await tuneMatvec(gpu, 260, 96, 'f16', reload)).toEqual(matvec);
+    expect(await tuneTiled(gpu, 33, 260, 96, 'f16', reload)).toEqual(tile);
+    expect(reload.timed).toBe(0);
+    gpu.device.destroy();
+  });
+
+  it('stops timing candidates once the budget is spent', async () => {
+    const options = timedTuning({ budgetMs: 0 });
+    await tuneMatvec(await testGpu(), 200, 48, 'f32', options);
+    expect(options.timed).toBe(1);
+  });
+
+  it('a software adapter gets the default shapes without timing any', async () => {
+    const gpu = await testGpu();
+    if (process.env.WEBGPU_LLM_ADAPTER === 'lavapipe') expect(gpu.isSoftwareAdapter).toBe(true);
+    if (!gpu.isSoftwareAdapter) return;
+    const options = timedTuning({ timeSoftware: false });
+    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(DEFAULT_MATVEC);
+    expect(await tuneTiled(gpu, 9, 180, 40, 'f32', options)).toEqual(DEFAULT_TILE);
+    expect(options.timed).toBe(0);
   });
 });
 
