@@ -1,0 +1,344 @@
+/**
+ * `npm run bench:load`: how long a 1B-shaped checkpoint takes to load, and how much JS memory that needs.
+ * Writes TinyLlama-1.1B-shaped random checkpoints (its real config and tensor names, the Llama-2 tokenizer)
+ * to a temp folder when absent: F16 and BF16, each as one model.safetensors and as 2 shards. Then, in one
+ * run: the time to simply read every weight byte (the floor, page cache warm), and a load of each checkpoint
+ * in each dtype with per-stage seconds and bytes (from onProgress), peak JS heap + ArrayBuffers, peak RSS and
+ * GPU bytes. Options: --checkpoints=f16,bf16,f16-sharded,bf16-sharded --dtypes=f16,q8,q4 --no-tune
+ * --dir=<folder>. Prints a table and writes bench-output/load.json.
+ */
+import { copyFileSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { f32ToF16Bits } from '../gpu/f16';
+import { acquireNodeGpu } from '../gpu/node';
+import { folderFiles } from '../model/files-node';
+import { loadModel } from '../model/load';
+
+/** TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json (the fields the loader reads). */
+const TINYLLAMA_CONFIG = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: 22,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  max_position_embeddings: 2048,
+  hidden_act: 'silu',
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  rope_scaling: null,
+  attention_bias: false,
+  tie_word_embeddings: false,
+  vocab_size: 32000,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+const CHECKPOINTS = ['f16', 'bf16', 'f16-sharded', 'bf16-sharded'] as const;
+type CheckpointName = (typeof CHECKPOINTS)[number];
+const LOAD_DTYPES = ['f16', 'q8', 'q4'] as const;
+type LoadDtype = (typeof LOAD_DTYPES)[number];
+
+interface TensorPlan {
+  name: string;
+  shape: number[];
+  /** Norm weights are drawn near 1, matrices near 0. */
+  norm: boolean;
+}
+
+function tensorPlan(): TensorPlan[] {
+  const c = TINYLLAMA_CONFIG;
+  const D = c.hidden_size;
+  const I = c.intermediate_size;
+  const hd = D / c.num_attention_heads;
+  const kv = c.num_key_value_heads * hd;
+  const out: TensorPlan[] = [{ name: 'model.embed_tokens.weight', shape: [c.vocab_size, D], norm: false }];
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const p = `model.layers.${l}.`;
+    out.push(
+      { name: `${p}input_layernorm.weight`, shape: [D], norm: true },
+      { name: `${p}self_attn.q_proj.weight`, shape: [D, D], norm: false },
+      { name: `${p}self_attn.k_proj.weight`, shape: [kv, D], norm: false },
+      { name: `${p}self_attn.v_proj.weight`, shape: [kv, D], norm: false },
+      { name: `${p}self_attn.o_proj.weight`, shape: [D, D], norm: false },
+      { name: `${p}post_attention_layernorm.weight`, shape: [D], norm: true },
+      { name: `${p}mlp.gate_proj.weight`, shape: [I, D], norm: false },
+      { name: `${p}mlp.up_proj.weight`, shape: [I, D], norm: false },
+      { name: `${p}mlp.down_proj.weight`, shape: [D, I], norm: false },
+    );
+  }
+  out.push({ name: 'model.norm.weight', shape: [D], norm: true }, { name: 'lm_head.weight', shape: [c.vocab_size, D], norm: false });
+  return out;
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * 4096 precomputed 16-bit patterns of N(mean, std²) values, so drawing 10⁹ weights costs one xorshift and one
+ * lookup each (the values need no more randomness than that to exercise the loader and the quantizer).
+ */
+function valueTable(dtype: 'F16' | 'BF16', mean: number, std: number): Uint16Array {
+  const table = new Uint16Array(4096);
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  for (let i = 0; i < table.length; i++) {
+    // Inverse-CDF-free normal: Box–Muller on a fixed grid is enough for a table.
+    const u1 = (i + 0.5) / table.length;
+    const u2 = ((i * 0.6180339887) % 1) + 1e-9;
+    const v = mean + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    if (dtype === 'F16') table[i] = f32ToF16Bits(v);
+    else {
+      f32[0] = v;
+      table[i] = (u32[0] + 0x8000) >>> 16;
+    }
+  }
+  return table;
+}
+
+/** Writes one safetensors file of `tensors`, generated a few MiB at a time (never the whole file in memory). */
+function writeCheckpointFile(path: string, tensors: TensorPlan[], dtype: 'F16' | 'BF16', seed: number): void {
+  const entries: string[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = numel(t.shape) * 2;
+    entries.push(`${JSON.stringify(t.name)}:{"dtype":"${dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + bytes}]}`);
+    offset += bytes;
+  }
+  const json = Buffer.from(`{${entries.join(',')}}`);
+  const headerLength = Math.ceil(json.byteLength / 8) * 8;
+  const prefix = Buffer.alloc(8 + headerLength, 0x20);
+  prefix.writeUInt32LE(headerLength, 0);
+  prefix.writeUInt32LE(0, 4);
+  json.copy(prefix, 8);
+  const weights = valueTable(dtype, 0, 0.02);
+  const norms = valueTable(dtype, 1, 0.1);
+  const chunk = new Uint16Array(1 << 22);
+  let state = seed >>> 0 || 1;
+  const partial = `${path}.partial`;
+  const fd = openSync(partial, 'w');
+  try {
+    writeSync(fd, prefix);
+    for (const t of tensors) {
+      const table = t.norm ? norms : weights;
+      for (let left = numel(t.shape); left > 0; ) {
+        const n = Math.min(left, chunk.length);
+        for (let i = 0; i < n; i++) {
+          state ^= state << 13;
+          state ^= state >>> 17;
+          state ^= state << 5;
+          chunk[i] = table[(state >>> 0) & 4095];
+        }
+        writeSync(fd, new Uint8Array(chunk.buffer, 0, n * 2));
+        left -= n;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(partial, path);
+}
+
+/** The checkpoint folder, written first when absent. */
+function ensureCheckpoint(root: string, name: CheckpointName, tokenizerDir: string): string {
+  const dir = join(root, name);
+  const dtype = name.startsWith('bf16') ? 'BF16' : 'F16';
+  const sharded = name.endsWith('-sharded');
+  const tensors = tensorPlan();
+  const files = sharded ? ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'] : ['model.safetensors'];
+  if (files.every((f) => existsSync(join(dir, f)))) return dir;
+  mkdirSync(dir, { recursive: true });
+  console.log(`writing ${dir} (${dtype}${sharded ? ', 2 shards' : ''}) ...`);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...TINYLLAMA_CONFIG, torch_dtype: dtype === 'F16' ? 'float16' : 'bfloat16' }, null, 2));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokenizerDir, f), join(dir, f));
+  if (!sharded) {
+    writeCheckpointFile(join(dir, files[0]), tensors, dtype, 1);
+    return dir;
+  }
+  const half = tensors.findIndex((t) => t.name.startsWith(`model.layers.${TINYLLAMA_CONFIG.num_hidden_layers >> 1}.`));
+  const parts = [tensors.slice(0, half), tensors.slice(half)];
+  const weightMap: Record<string, string> = {};
+  parts.forEach((part, i) => {
+    for (const t of part) weightMap[t.name] = files[i];
+    writeCheckpointFile(join(dir, files[i]), part, dtype, i + 1);
+  });
+  const totalSize = tensors.reduce((s, t) => s + numel(t.shape) * 2, 0);
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }));
+  return dir;
+}
+
+function weightFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .map((f) => join(dir, f));
+}
+
+/** Seconds to read every byte of `paths` into one reused 16 MiB buffer: the floor of any load. */
+async function readFloor(paths: string[]): Promise<{ seconds: number; bytes: number }> {
+  const buffer = new Uint8Array(16 << 20);
+  const t0 = performance.now();
+  let bytes = 0;
+  for (const path of paths) {
+    const handle = await open(path, 'r');
+    try {
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        bytes += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return { seconds: (performance.now() - t0) / 1000, bytes };
+}
+
+interface StageFigures {
+  /** Seconds from the load's start to the stage's first and last report. */
+  start: number;
+  end: number;
+  /** The last report's done / total (bytes or steps, as the stage reports them). */
+  done: number;
+  total: number;
+}
+
+interface LoadResult {
+  checkpoint: CheckpointName;
+  dtype: LoadDtype;
+  seconds: number;
+  stages: Record<string, StageFigures>;
+  peakJsMiB: number;
+  /** The process's peak so far (it only grows across the loads of one run). */
+  peakRssMiB: number;
+  gpuMiB: number;
+  ratioToFloor: number;
+  kernelShapes?: unknown;
+}
+
+const MiB = 1024 * 1024;
+
+/** heapUsed + arrayBuffers (ArrayBuffers live outside the V8 heap): the memory a browser tab would hold. */
+function jsBytes(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDtype, tune: boolean, floorSeconds: number): Promise<LoadResult> {
+  const gpu = await acquireNodeGpu();
+  globalThis.gc?.();
+  let peakJs = jsBytes();
+  const sample = () => {
+    peakJs = Math.max(peakJs, jsBytes());
+  };
+  const timer = setInterval(sample, 10);
+  const stages: Record<string, StageFigures> = {};
+  const t0 = performance.now();
+  try {
+    const loaded = await loadModel(gpu, folderFiles(dir), {
+      dtype,
+      tune,
+      contextLength: 2048,
+      onProgress: (p: Record<string, unknown>) => {
+        sample();
+        const stage = typeof p.stage === 'string' ? p.stage : 'read';
+        const done = Number(p.done ?? p.loadedBytes ?? 0);
+        const total = Number(p.total ?? p.totalBytes ?? 0);
+        const at = (performance.now() - t0) / 1000;
+        const s = (stages[stage] ??= { start: at, end: at, done, total });
+        s.end = at;
+        s.done = done;
+        s.total = total;
+      },
+    });
+    sample();
+    const seconds = (performance.now() - t0) / 1000;
+    const result: LoadResult = {
+      checkpoint,
+      dtype,
+      seconds,
+      stages,
+      peakJsMiB: peakJs / MiB,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      gpuMiB: loaded.model.allocatedBytes / MiB,
+      ratioToFloor: seconds / floorSeconds,
+      kernelShapes: loaded.model.kernelShapes,
+    };
+    loaded.model.destroy();
+    return result;
+  } finally {
+    clearInterval(timer);
+    gpu.device.destroy();
+  }
+}
+
+function formatTable(results: LoadResult[], floor: Record<string, { seconds: number; bytes: number }>): string {
+  const stageNames = [...new Set(results.flatMap((r) => Object.keys(r.stages)))];
+  const header = ['checkpoint', 'dtype', 'total s', '× read floor', ...stageNames.map((s) => `${s} s (done/total)`), 'peak JS MiB', 'GPU MiB'];
+  const rows = results.map((r) => [
+    r.checkpoint,
+    r.dtype,
+    r.seconds.toFixed(1),
+    `${r.ratioToFloor.toFixed(1)}× (${floor[r.checkpoint].seconds.toFixed(2)} s)`,
+    ...stageNames.map((s) => {
+      const st = r.stages[s];
+      return st ? `${(st.end - st.start).toFixed(1)} (${st.done}/${st.total})` : '–';
+    }),
+    r.peakJsMiB.toFixed(0),
+    r.gpuMiB.toFixed(0),
+  ]);
+  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      checkpoints: { type: 'string', default: CHECKPOINTS.join(',') },
+      dtypes: { type: 'string', default: LOAD_DTYPES.join(',') },
+      'no-tune': { type: 'boolean', default: false },
+      dir: { type: 'string', default: join(tmpdir(), 'webgpu-llm-bench-load') },
+    },
+  });
+  const checkpoints = values.checkpoints.split(',').map((c) => {
+    if (!(CHECKPOINTS as readonly string[]).includes(c)) throw new Error(`unknown checkpoint ${c}; choose from ${CHECKPOINTS.join(', ')}`);
+    return c as CheckpointName;
+  });
+  const dtypes = values.dtypes.split(',').map((d) => {
+    if (!(LOAD_DTYPES as readonly string[]).includes(d)) throw new Error(`unknown dtype ${d}; choose from ${LOAD_DTYPES.join(', ')}`);
+    return d as LoadDtype;
+  });
+  const tokenizerDir = resolve(process.env.WEBGPU_LLM_MODELS ?? '../shared/models', '../tokenizers/llama2');
+  const dirs = Object.fromEntries(checkpoints.map((c) => [c, ensureCheckpoint(values.dir, c, tokenizerDir)]));
+
+  const probe = await acquireNodeGpu();
+  const adapter = probe.adapterName;
+  probe.device.destroy();
+  console.log(`adapter: ${adapter} (VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? ''})`);
+
+  const floor: Record<string, { seconds: number; bytes: number }> = {};
+  for (const c of checkpoints) {
+    const paths = weightFiles(dirs[c]);
+    await readFloor(paths); // warms the page cache, as a second load would find it
+    floor[c] = await readFloor(paths);
+    const gib = paths.reduce((s, p) => s + statSync(p).size, 0) / 2 ** 30;
+    console.log(`${c}: ${gib.toFixed(2)} GiB, read floor ${floor[c].seconds.toFixed(2)} s`);
+  }
+
+  const results: LoadResult[] = [];
+  for (const c of checkpoints) {
+    for (const dtype of dtypes) {
+      const r = await benchLoad(dirs[c], c, dtype, !values['no-tune'], floor[c].seconds);
+      console.log(`${c} ${dtype}: ${r.seconds.toFixed(1)} s (${r.ratioToFloor.toFixed(1)}× the read), peak JS ${r.peakJsMiB.toFixed(0)} MiB, peak RSS ${r.peakRssMiB.toFixed(0)} MiB, GPU ${r.gpuMiB.toFixed(0)} MiB`);
+      results.push(r);
+    }
+  }
+  console.log(`\n${formatTable(results, floor)}`);
+  mkdirSync('bench-output', { recursive: true });
+  const date = new Date().toISOString();
+  writeFileSync('bench-output/load.json', JSON.stringify({ adapter, date, tune: !values['no-tune'], floor, results }, null, 2));
+  console.log('wrote bench-output/load.json');
+  return 0;
+}
