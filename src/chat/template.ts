@@ -8,6 +8,7 @@
  * which one is in use, because a base model "chatting" through a fallback behaves very differently.
  */
 import { Template } from '@huggingface/jinja';
+import { DEFAULT_RENDER_LIMITS, renderBounded } from './bounded-render';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { validateMessages, type ChatMessage, type ChatMessageInput } from './messages';
 import { isJsonObject, type JsonObject } from '../util/json';
@@ -59,6 +60,10 @@ export type ChatFallback = 'chatml' | 'transcript';
 export interface RenderOptions {
   /** End with the header of an assistant turn so the model answers (default true). */
   addGenerationPrompt?: boolean;
+  /** Function definitions passed to the template as `tools` (OpenAI's shape), for templates that describe them. */
+  tools?: readonly JsonObject[];
+  /** The longest output accepted (default 16 Mi characters); the engine passes what its context can hold. */
+  maxChars?: number;
 }
 
 export interface ChatFormatter {
@@ -119,11 +124,9 @@ export function createChatFormatter(tokenizerConfig: unknown, tokenizer: ChatTok
     render(messages, options = {}) {
       const valid: ChatMessage[] = validateMessages(messages);
       try {
-        return template.render({
-          ...specials,
-          messages: valid,
-          add_generation_prompt: options.addGenerationPrompt ?? true,
-        });
+        const items: Record<string, unknown> = { ...specials, messages: valid, add_generation_prompt: options.addGenerationPrompt ?? true };
+        if (options.tools) items.tools = options.tools;
+        return renderBounded(template, items, { ...DEFAULT_RENDER_LIMITS, maxChars: options.maxChars ?? DEFAULT_RENDER_LIMITS.maxChars });
       } catch (e) {
         const detail = errorMessage(e);
         throw new ChatTemplateError(`chat template "${name}" failed: ${detail}`, name, detail, { cause: e });

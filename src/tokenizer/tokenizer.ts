@@ -212,20 +212,21 @@ const BYTE_TOKEN = /^<0x[0-9A-Fa-f]{2}>$/;
  * "<0x1G>" as 0x01: tokens that look like byte tokens but are not two hex digits mean a corrupt vocabulary.
  */
 function checkByteTokens(vocab: unknown, addedTokens: unknown[]): void {
-  const tokens: string[] = [];
+  // Loops, not push(...keys): a spread of a 262k-entry vocabulary (Gemma 3) overflows the stack.
   if (Array.isArray(vocab)) {
     // Unigram: [piece, score] pairs.
-    for (const entry of vocab) if (Array.isArray(entry) && typeof entry[0] === 'string') tokens.push(entry[0]);
+    for (const entry of vocab) if (Array.isArray(entry) && typeof entry[0] === 'string') checkByteToken(entry[0]);
   } else if (isJsonObject(vocab)) {
-    tokens.push(...Object.keys(vocab));
+    for (const token in vocab) checkByteToken(token);
   }
-  for (const t of addedTokens) if (isJsonObject(t) && typeof t.content === 'string') tokens.push(t.content);
-  for (const token of tokens) {
-    if (token.startsWith('<0x') && token.endsWith('>') && !BYTE_TOKEN.test(token)) {
-      throw new TokenizerError(
-        `tokenizer.json: token "${token}" looks like a byte-fallback token but is not <0xHH> with two hex digits; ` +
-          'the vocabulary is corrupt (re-download tokenizer.json)',
-      );
-    }
+  for (const t of addedTokens) if (isJsonObject(t) && typeof t.content === 'string') checkByteToken(t.content);
+}
+
+function checkByteToken(token: string): void {
+  if (token.startsWith('<0x') && token.endsWith('>') && !BYTE_TOKEN.test(token)) {
+    throw new TokenizerError(
+      `tokenizer.json: token "${token}" looks like a byte-fallback token but is not <0xHH> with two hex digits; ` +
+        'the vocabulary is corrupt (re-download tokenizer.json)',
+    );
   }
 }

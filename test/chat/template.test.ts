@@ -275,6 +275,47 @@ describe('template errors', () => {
   });
 });
 
+describe('hostile templates are stopped by the render budget', () => {
+  const hi: ChatMessageInput[] = [{ role: 'user', content: 'hi' }];
+  function budgetError(template: string, options = {}): ChatTemplateError {
+    const f = createChatFormatter({ chat_template: template }, bareTokenizer);
+    const t0 = performance.now();
+    let error: unknown;
+    try {
+      f.render(hi, options);
+    } catch (e) {
+      error = e;
+    }
+    expect(error, String(error)).toBeInstanceOf(ChatTemplateError);
+    // Stopped by counting, not by running out: well under a second of work even on a loaded machine.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    return error as ChatTemplateError;
+  }
+  /** After each refusal a real template still renders. */
+  const stillRenders = () => expect(createChatFormatter(llama2Config, llama).render(hi)).toBe('<s>[INST] hi [/INST]');
+
+  it('range(1000000000) is refused before the list is built (it used to kill Node)', () => {
+    expect(budgetError('{% for i in range(1000000000) %}{{ i }}{% endfor %}').message).toMatch(/more than 1,000,000 steps/);
+    stillRenders();
+  });
+
+  it('nested loops with empty bodies are charged per item and stop', () => {
+    budgetError('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}');
+    stillRenders();
+  });
+
+  it('output past maxChars is refused as soon as it is produced', () => {
+    const error = budgetError("{% set ns = namespace(s='x') %}{% for i in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}", { maxChars: 100_000 });
+    expect(error.message).toMatch(/more than 100,000 characters/);
+    stillRenders();
+  });
+
+  it('a real template with tools renders within the budget, and strftime_now and raise_exception still work', () => {
+    const f = createChatFormatter({ chat_template: "{{ strftime_now('%Y') }}{% for t in tools %}|{{ t.name }}{% endfor %}" }, bareTokenizer);
+    expect(f.render(hi, { tools: [{ name: 'a' }, { name: 'b' }] })).toBe(`${new Date().getFullYear()}|a|b`);
+  });
+});
+
 describe('fallback formats', () => {
   it('uses a plain transcript for stories260K, a base model without a chat template', () => {
     const f = createChatFormatter(storiesConfigText, stories);
