@@ -1,21 +1,29 @@
 /**
  * Hugging Face `config.json` (+ `generation_config.json`) → one typed `ModelSpec` that the loader, the GPU
- * runtime and the CPU reference all read. Everything architecture-specific about hyperparameters lives
- * here; tensor names live in weights.ts.
+ * runtime and the CPU reference all read. Which fields each model_type reads, under which names, and its
+ * feature flags come from the architecture table (architectures.ts); this file reads them.
  *
  * Fields are read one by one as own properties, never by spreading or indexing with config-provided keys,
  * so `__proto__` / `constructor` keys in a hostile config.json cannot change anything.
  */
-import type { RopeScaling } from '../ops/rope';
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
+import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag } from './architectures';
 
-/** The architectures the runtime implements; `mistral` configs map to `llama`. */
-export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+export type { Arch };
 
-/** Values of `model_type` we accept. */
-export const SUPPORTED_MODEL_TYPES: readonly string[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2'];
-
-export type { RopeScaling };
+/** Rope frequency scaling, as rope_scaling describes it. */
+export type RopeScaling =
+  /** Position interpolation: every inverse frequency divided by `factor`. */
+  | { type: 'linear'; factor: number }
+  /** Llama 3.1+: long wavelengths divided by `factor`, short kept, a smooth blend between. */
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      /** Context length the model was pre-trained with, before the extension. */
+      originalMaxPositionEmbeddings: number;
+    };
 
 export interface RopeSpec {
   /** Base of the inverse frequencies: invFreq[i] = theta^(-2i / rotaryDim). */
@@ -79,7 +87,7 @@ export class UnsupportedModelError extends Error {
   override readonly name = 'UnsupportedModelError';
   constructor(readonly modelType: string) {
     super(
-      `Model type "${modelType}" is not supported. Supported model types: ${SUPPORTED_MODEL_TYPES.join(', ')}.`,
+      `Model type "${modelType}" is not supported. Supported model types: ${Object.keys(ARCHITECTURES).join(', ')}.`,
     );
   }
 }
@@ -200,23 +208,8 @@ export function parseModelConfig(configJson: unknown, generationConfig?: unknown
   const c = new Fields(configJson);
   const gen = isJsonObject(generationConfig) ? new Fields(generationConfig, 'generation_config.') : null;
   const modelType = c.string('model_type');
-  // A switch, not a lookup table: a model_type of "constructor" or "__proto__" must not find anything.
-  let spec: ModelSpec;
-  switch (modelType) {
-    case 'llama':
-    case 'mistral':
-      spec = parseLlamaLike(c, modelType, 'llama');
-      break;
-    case 'qwen2':
-    case 'qwen3':
-      spec = parseLlamaLike(c, modelType, modelType);
-      break;
-    case 'gpt2':
-      spec = parseGpt2(c);
-      break;
-    default:
-      throw new UnsupportedModelError(modelType);
-  }
+  if (!isModelType(modelType)) throw new UnsupportedModelError(modelType);
+  const spec = parseArchitecture(c, modelType, ARCHITECTURES[modelType]);
   const eos = [...c.tokenIds('eos_token_id'), ...(gen?.tokenIds('eos_token_id') ?? [])];
   spec.eosTokenIds = [...new Set(eos)];
   spec.bosTokenId = c.tokenId('bos_token_id') ?? gen?.tokenId('bos_token_id') ?? null;
@@ -231,38 +224,49 @@ export function parseModelConfig(configJson: unknown, generationConfig?: unknown
   return spec;
 }
 
-/** Llama, Mistral, Qwen2 and Qwen3 share HF's Llama config schema, with these differences. */
-function parseLlamaLike(c: Fields, modelType: string, arch: 'llama' | 'qwen2' | 'qwen3'): ModelSpec {
-  const hiddenSize = c.int('hidden_size');
-  const numHeads = c.int('num_attention_heads');
-  const numKvHeads = c.int('num_key_value_heads', numHeads);
-  if (numHeads % numKvHeads !== 0) {
-    throw new ModelConfigError(
-      'num_key_value_heads',
-      `${numKvHeads} must divide num_attention_heads (${numHeads}) for grouped-query attention`,
-    );
+/** The hyperparameters under the names `a.config` gives them, and the feature flags `a.features` sets or reads. */
+function parseArchitecture(c: Fields, modelType: string, a: Architecture): ModelSpec {
+  const names = a.config;
+  const features = a.features;
+  const flag = (f: Flag) => (typeof f === 'boolean' ? f : c.bool(f.field, f.fallback));
+  for (const { field, detail } of features.refuse) {
+    if (c.bool(field, false)) throw new ModelConfigError(field, detail);
   }
-  if (!c.has('head_dim') && hiddenSize % numHeads !== 0) {
-    throw new ModelConfigError(
-      'head_dim',
-      `missing, and hidden_size ${hiddenSize} is not a multiple of ${numHeads} heads`,
-    );
-  }
-  const headDim = c.int('head_dim', hiddenSize / numHeads);
-  if (headDim % 2 !== 0) {
-    throw new ModelConfigError('head_dim', `rotary embedding needs an even head_dim, got ${headDim}`);
-  }
-  const maxContext = c.int('max_position_embeddings');
 
-  const act = c.string('hidden_act', 'silu');
-  if (act !== 'silu' && act !== 'swish') {
-    throw new ModelConfigError('hidden_act', `"${act}" is not supported for ${modelType} (only "silu")`);
+  const hiddenSize = c.int(names.hiddenSize);
+  const numHeads = c.int(names.numHeads);
+  const numKvHeads = names.numKvHeads === null ? numHeads : c.int(names.numKvHeads, numHeads);
+  if (names.numKvHeads !== null && numHeads % numKvHeads !== 0) {
+    throw new ModelConfigError(
+      names.numKvHeads,
+      `${numKvHeads} must divide ${names.numHeads} (${numHeads}) for grouped-query attention`,
+    );
+  }
+  if (names.headDim === null && hiddenSize % numHeads !== 0) {
+    throw new ModelConfigError(names.numHeads, `${names.hiddenSize} ${hiddenSize} is not a multiple of ${names.numHeads} ${numHeads}`);
+  }
+  if (names.headDim !== null && !c.has(names.headDim) && hiddenSize % numHeads !== 0) {
+    throw new ModelConfigError(
+      names.headDim,
+      `missing, and ${names.hiddenSize} ${hiddenSize} is not a multiple of ${numHeads} heads`,
+    );
+  }
+  const headDim = names.headDim === null ? hiddenSize / numHeads : c.int(names.headDim, hiddenSize / numHeads);
+  const rope = features.positions === 'rope';
+  if (rope && headDim % 2 !== 0) {
+    throw new ModelConfigError(names.headDim ?? names.numHeads, `rotary embedding needs an even head_dim, got ${headDim}`);
+  }
+  const maxContext = c.int(names.maxContext);
+
+  const act = c.string(names.activation, features.activation.names[0]);
+  if (!features.activation.names.includes(act)) {
+    const only = features.activation.names[0];
+    throw new ModelConfigError(names.activation, `"${act}" is not supported for ${modelType} (only "${only}")`);
   }
 
   // Sliding-window attention changes which keys are visible; we only run it when the window covers the
   // whole context, where it is the same as full attention.
-  const windowed = modelType === 'mistral' || c.bool('use_sliding_window', false);
-  if (windowed && c.has('sliding_window')) {
+  if (flag(features.slidingWindow) && c.has('sliding_window')) {
     const w = c.int('sliding_window');
     if (w < maxContext) {
       throw new ModelConfigError(
@@ -272,33 +276,29 @@ function parseLlamaLike(c: Fields, modelType: string, arch: 'llama' | 'qwen2' | 
     }
   }
 
-  // attention_bias covers q, k, v and o (Llama, Qwen3); Qwen2 always has q/k/v biases and never an o
-  // bias. Only Llama's MLP reads mlp_bias; the others have none whatever the config says.
-  const attentionBias = arch !== 'qwen2' && c.bool('attention_bias', false);
-  const mlpBias = arch === 'llama' && c.bool('mlp_bias', false);
-
+  const ratio = features.defaultMlpRatio;
   return {
-    arch,
+    arch: a.arch,
     modelType,
     vocabSize: c.int('vocab_size'),
     hiddenSize,
-    intermediateSize: c.int('intermediate_size'),
-    numLayers: c.int('num_hidden_layers'),
+    intermediateSize: c.int(names.intermediateSize, ratio === undefined ? undefined : ratio * hiddenSize),
+    numLayers: c.int(names.numLayers),
     numHeads,
     numKvHeads,
     headDim,
     maxContext,
-    norm: { kind: 'rms', eps: c.positive('rms_norm_eps', 1e-6) },
-    activation: 'silu',
-    gatedMlp: true,
-    rope: parseRope(c, headDim),
-    qkvBias: arch === 'qwen2' || attentionBias,
-    outputBias: attentionBias,
-    mlpBias,
-    qkNorm: arch === 'qwen3',
-    tiedEmbeddings: c.bool('tie_word_embeddings', false),
-    learnedPositions: false,
-    attentionScale: 1 / Math.sqrt(headDim),
+    norm: { kind: features.norm.kind, eps: c.positive(names.normEps, features.norm.defaultEps) },
+    activation: features.activation.kind,
+    gatedMlp: features.gatedMlp,
+    rope: rope ? parseRope(c, headDim) : null,
+    qkvBias: flag(features.qkvBias),
+    outputBias: flag(features.outputBias),
+    mlpBias: flag(features.mlpBias),
+    qkNorm: features.qkNorm,
+    tiedEmbeddings: c.bool('tie_word_embeddings', features.tiedEmbeddings),
+    learnedPositions: features.positions === 'learned',
+    attentionScale: flag(features.scaleAttention) ? 1 / Math.sqrt(headDim) : 1,
     bosTokenId: null,
     eosTokenIds: [],
   };
@@ -340,49 +340,4 @@ function parseRope(c: Fields, headDim: number): RopeSpec {
     }
   }
   return { theta, rotaryDim: headDim, layout: 'rotate-half', scaling };
-}
-
-function parseGpt2(c: Fields): ModelSpec {
-  const hiddenSize = c.int('n_embd');
-  const numHeads = c.int('n_head');
-  if (hiddenSize % numHeads !== 0) {
-    throw new ModelConfigError('n_head', `n_embd ${hiddenSize} is not a multiple of n_head ${numHeads}`);
-  }
-  const headDim = hiddenSize / numHeads;
-  const act = c.string('activation_function', 'gelu_new');
-  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
-    throw new ModelConfigError('activation_function', `"${act}" is not supported for gpt2 (only gelu_new)`);
-  }
-  if (c.bool('scale_attn_by_inverse_layer_idx', false)) {
-    throw new ModelConfigError('scale_attn_by_inverse_layer_idx', 'per-layer attention scaling is not supported');
-  }
-  if (c.bool('add_cross_attention', false)) {
-    throw new ModelConfigError('add_cross_attention', 'encoder-decoder GPT-2 is not supported');
-  }
-  return {
-    arch: 'gpt2',
-    modelType: 'gpt2',
-    vocabSize: c.int('vocab_size'),
-    hiddenSize,
-    intermediateSize: c.int('n_inner', 4 * hiddenSize),
-    numLayers: c.int('n_layer'),
-    numHeads,
-    numKvHeads: numHeads,
-    headDim,
-    maxContext: c.int('n_positions'),
-    norm: { kind: 'layer', eps: c.positive('layer_norm_epsilon', 1e-5) },
-    activation: 'gelu_tanh',
-    gatedMlp: false,
-    rope: null,
-    qkvBias: true,
-    outputBias: true,
-    mlpBias: true,
-    qkNorm: false,
-    // PretrainedConfig's default is true, and GPT-2 checkpoints rely on it.
-    tiedEmbeddings: c.bool('tie_word_embeddings', true),
-    learnedPositions: true,
-    attentionScale: c.bool('scale_attn_weights', true) ? 1 / Math.sqrt(headDim) : 1,
-    bosTokenId: null,
-    eosTokenIds: [],
-  };
 }

@@ -21,7 +21,8 @@ import { tuneMatvec, tuneTiled, type TuneOptions } from '../ops/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { ContextWindowExceededError, createKvCache, kvCacheShape, type KvCache } from './kv-cache';
-import type { CanonicalWeights, F32Tensor, NormWeights, WeightDtype, WeightTensor } from './weights';
+import { LAYER_TENSORS, MODEL_TENSORS, canonicalShape, type CanonicalTensor } from './architectures';
+import { mapLayer, type CanonicalLayer, type CanonicalWeights, type F32Tensor, type WeightDtype, type WeightTensor } from './weights';
 
 export interface GpuModelOptions {
   /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
@@ -72,30 +73,8 @@ interface Profiler {
   readback: GPUBuffer;
 }
 
-interface GpuNorm {
-  weight: Tensor;
-  bias?: Tensor;
-}
-
-interface GpuLayer {
-  attnNorm: GpuNorm;
-  /** [(nH + 2·nKV)·hd, D] */
-  wqkv: Tensor;
-  bqkv?: Tensor;
-  /** [hd] each (Qwen3). */
-  qNorm?: Tensor;
-  kNorm?: Tensor;
-  /** [D, nH·hd] */
-  wo: Tensor;
-  bo?: Tensor;
-  mlpNorm: GpuNorm;
-  /** [2I, D] gated (gate rows, then up rows), or [I, D]. */
-  wUp: Tensor;
-  bUp?: Tensor;
-  /** [D, I] */
-  wDown: Tensor;
-  bDown?: Tensor;
-}
+/** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS). */
+type GpuLayer = { [K in keyof CanonicalLayer]: Tensor };
 
 interface GpuWeights {
   /** [V, D] */
@@ -103,7 +82,8 @@ interface GpuWeights {
   /** [maxContext, D] f32 (GPT-2). */
   positionEmbedding?: Tensor;
   layers: GpuLayer[];
-  finalNorm: GpuNorm;
+  finalNorm: Tensor;
+  finalNormBias?: Tensor;
   /** [V, D]; the embedding tensor itself when tied. */
   lmHead: Tensor;
   /** [contextLength, rotaryDim/2, 2] cos/sin, when the model uses rope. */
@@ -224,7 +204,7 @@ export class GpuModel {
     const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track, options.quantize);
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
-    const up = gpuWeights.layers[0]?.wUp;
+    const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
     const tune = options.tune === true ? {} : options.tune || undefined;
     const shapes: KernelShapes =
       tune && up
@@ -419,12 +399,8 @@ export class GpuModel {
 
 function weightBytesPerToken(spec: ModelSpec, w: GpuWeights): number {
   const bytes = (t: Tensor | undefined) => (t ? tensorBytes(t.dtype, t.shape) : 0);
-  const norm = (n: GpuNorm) => bytes(n.weight) + bytes(n.bias);
-  let total = norm(w.finalNorm) + bytes(w.lmHead) + bytes(w.embedding) / spec.vocabSize;
-  for (const l of w.layers) {
-    total += norm(l.attnNorm) + norm(l.mlpNorm) + bytes(l.qNorm) + bytes(l.kNorm);
-    for (const t of [l.wqkv, l.bqkv, l.wo, l.bo, l.wUp, l.bUp, l.wDown, l.bDown]) total += bytes(t);
-  }
+  let total = bytes(w.finalNorm) + bytes(w.finalNormBias) + bytes(w.lmHead) + bytes(w.embedding) / spec.vocabSize;
+  for (const layer of w.layers) for (const t of Object.values<Tensor>(layer)) total += bytes(t);
   return total;
 }
 
@@ -454,15 +430,16 @@ export function checkModelFits(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, co
   const check = (what: string, bytes: number) => {
     if (bytes > limit) throw new LimitsExceededError(what, bytes, limit, limitName);
   };
+  const matrices = (tensors: Record<string, CanonicalTensor>) => Object.values(tensors).filter((t) => t.kind === 'matrix' && t.present(spec));
+  for (const t of matrices(MODEL_TENSORS)) {
+    // The embedding kernel adds position embeddings in f32.
+    const bytes = tensorBytes(t === MODEL_TENSORS.positionEmbedding ? 'f32' : dtype, canonicalShape(t, spec));
+    check(`the ${t.label}`, bytes);
+  }
+  for (const t of matrices(LAYER_TENSORS)) check(`a layer's ${t.label}`, tensorBytes(dtype, canonicalShape(t, spec)));
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const qkvRows = (nH + 2 * nKV) * hd;
   const upRows = spec.gatedMlp ? 2 * I : I;
-  check('the embedding / LM head weight', tensorBytes(dtype, [V, D]));
-  check('a layer\'s q/k/v weight', tensorBytes(dtype, [qkvRows, D]));
-  check('a layer\'s output projection weight', tensorBytes(dtype, [D, nH * hd]));
-  check('a layer\'s MLP up weight', tensorBytes(dtype, [upRows, D]));
-  check('a layer\'s MLP down weight', tensorBytes(dtype, [D, I]));
-  if (spec.learnedPositions) check('the position embedding', tensorBytes('f32', [spec.maxContext, D]));
   check('one layer\'s KV cache', tensorBytes('f32', kvCacheShape(spec, contextLength)));
   check('the activations', tensorBytes('f32', [prefillChunk, Math.max(D, qkvRows, upRows)]));
   check('the logits', tensorBytes('f32', [V]));
@@ -481,30 +458,12 @@ async function uploadWeights(
   const matrix = async (label: string, t: WeightTensor, as = quant) =>
     as ? track(await uploadTensor(gpu, label, as, t.shape, quantize(as, t.data, t.shape))) : up(label, t);
   const opt = async (label: string, t: WeightTensor | undefined) => (t ? up(label, t) : undefined);
-  const norm = async (label: string, n: NormWeights): Promise<GpuNorm> => ({
-    weight: await up(`${label} weight`, n.weight),
-    bias: await opt(`${label} bias`, n.bias),
-  });
 
   const embedding = await up('embedding', w.embedding);
   const layers: GpuLayer[] = [];
   for (const [i, l] of w.layers.entries()) {
-    const upWeight = l.wGateUp ?? l.wUp;
-    if (!upWeight) throw new ShapeError('model', `layer ${i} has no MLP up projection`);
-    layers.push({
-      attnNorm: await norm(`layer ${i} attention norm`, l.attnNorm),
-      wqkv: await matrix(`layer ${i} qkv`, l.wqkv),
-      bqkv: await opt(`layer ${i} qkv bias`, l.bqkv),
-      qNorm: await opt(`layer ${i} q norm`, l.qNorm),
-      kNorm: await opt(`layer ${i} k norm`, l.kNorm),
-      wo: await matrix(`layer ${i} o_proj`, l.wo),
-      bo: await opt(`layer ${i} o_proj bias`, l.bo),
-      mlpNorm: await norm(`layer ${i} MLP norm`, l.mlpNorm),
-      wUp: await matrix(`layer ${i} up`, upWeight),
-      bUp: await opt(`layer ${i} up bias`, l.bGateUp ?? l.bUp),
-      wDown: await matrix(`layer ${i} down`, l.wDown),
-      bDown: await opt(`layer ${i} down bias`, l.bDown),
-    });
+    const label = (name: keyof CanonicalLayer) => `layer ${i} ${LAYER_TENSORS[name].label}`;
+    layers.push(await mapLayer(l, (name, t) => (LAYER_TENSORS[name].kind === 'matrix' ? matrix(label(name), t) : up(label(name), t))));
   }
   let ropeTableTensor: Tensor | undefined;
   if (spec.rope) {
@@ -516,7 +475,8 @@ async function uploadWeights(
     embedding,
     positionEmbedding: w.positionEmbedding && (await up('position embedding', toF32(w.positionEmbedding))),
     layers,
-    finalNorm: await norm('final norm', w.finalNorm),
+    finalNorm: await up('final norm', w.finalNorm),
+    finalNormBias: await opt('final norm bias', w.finalNormBias),
     // A tied head shares the embedding, unless quantizing: the gather reads f16/f32, the head quantized.
     lmHead: w.lmHead === w.embedding && !quant ? embedding : await matrix('LM head', w.lmHead, quant === 'q4' ? 'q8' : quant),
     ropeTable: ropeTableTensor,
@@ -606,10 +566,10 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
    * `w`·norm(input) (+ bias): one launch with RMSNorm fused into the projection's input, or (LayerNorm) a
    * norm launch into `normed` and the projection of that.
    */
-  const normThenProject = async (input: Tensor, n: GpuNorm, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
-    if (spec.norm.kind === 'rms') return [byM(await prepareMatmul(gpu, { ...projection, x: input, norm: { weight: n.weight, eps: spec.norm.eps } }))];
+  const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
+    if (spec.norm.kind === 'rms') return [byM(await prepareMatmul(gpu, { ...projection, x: input, norm: { weight, eps: spec.norm.eps } }))];
     if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
-    const norm = await prepareNorm(gpu, { x: input, out: normed, weight: n.weight, bias: n.bias, kind: 'layer', eps: spec.norm.eps });
+    const norm = await prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps: spec.norm.eps });
     return [byRows(norm), byM(await prepareMatmul(gpu, { ...projection, x: normed }))];
   };
   const xn = s.xn && rows(s.xn, maxT);
@@ -619,8 +579,10 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
   for (const [l, L] of w.layers.entries()) {
     const k = s.kv.keys[l];
     const v = s.kv.values[l];
+    const wUp = L.wGateUp ?? L.wUp;
+    if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
     const steps: Step[] = [
-      ...(await normThenProject(x, L.attnNorm, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, ...shapeArgs })),
+      ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, ...shapeArgs })),
       byTPos(
         await prepareRope(gpu, {
           qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
@@ -635,7 +597,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
         }),
       ),
       byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, ...shapeArgs })),
-      ...(await normThenProject(x, L.mlpNorm, xn, { w: L.wUp, bias: L.bUp, y: up, ...shapeArgs })),
+      ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up, ...shapeArgs })),
       // SwiGLU is applied as the down projection reads its input; GELU (GPT-2) is a launch of its own.
       ...(s.act
         ? [
@@ -648,7 +610,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
   }
   const lastRow = maxT === 1 ? x : s.last;
   // The head always runs on one row, whatever the chunk.
-  const head = (await normThenProject(lastRow, w.finalNorm, s.lastNorm, { w: w.lmHead, y: s.logits, ...shapeArgs })).map((step) => fixed(step.dispatch));
+  const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits, ...shapeArgs })).map((step) => fixed(step.dispatch));
   const topk =
     s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
   const select = {

@@ -1,8 +1,8 @@
 /**
  * Random-weight checkpoints with the real structure of each architecture: a Hugging Face config.json
  * object and tensors under their Hugging Face names and layouts (GPT-2's Conv1D [in, out] and fused
- * c_attn included), so they exercise the same loading path as downloaded models. Seeded, so a failure
- * replays.
+ * c_attn included), both written from the architecture table, so they exercise the same loading path as
+ * downloaded models. Seeded, so a failure replays.
  *
  * Scales keep activations O(1) rather than copying a training init: projections are N(0, 1/in) so each
  * preserves the size of its input, embeddings are N(0, 16/D) so tied logits have a spread of about 4
@@ -10,7 +10,19 @@
  */
 import { toF16 } from '../gpu/f16';
 import { createRng, type Rng } from '../util/random';
-import type { Arch } from './config';
+import {
+  ARCHITECTURES,
+  INPUT_TENSOR_NAMES,
+  LAYER_TENSOR_NAMES,
+  LAYER_TENSORS,
+  MODEL_TENSORS,
+  OUTPUT_TENSOR_NAMES,
+  type Arch,
+  type CanonicalTensor,
+  type ModelTensorName,
+  type TensorSource,
+} from './architectures';
+import { parseModelConfig } from './config';
 import type { WeightDtype, WeightTensor } from './weights';
 
 export interface RandomModelOptions {
@@ -182,106 +194,74 @@ export const BENCHMARK_MODELS: Record<BenchmarkModelName, { arch: Arch; options:
 
 export function randomModel(arch: Arch, options: RandomModelOptions, seed: number): RandomModel {
   const o = options;
-  if (arch === 'gpt2' && (o.numKvHeads !== o.numHeads || o.headDim * o.numHeads !== o.hiddenSize)) {
-    throw new RangeError('gpt2 needs numKvHeads = numHeads and headDim · numHeads = hiddenSize');
+  const config = randomModelConfig(arch, o);
+  const spec = parseModelConfig(config);
+  if (spec.numKvHeads !== o.numKvHeads || spec.headDim !== o.headDim) {
+    throw new RangeError(`${arch} derives numKvHeads ${spec.numKvHeads} and headDim ${spec.headDim} from the other sizes`);
   }
   const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
   const tensors = new Map<string, WeightTensor>();
-  const add = (name: string, t: WeightTensor) => tensors.set(name, t);
-  const { vocabSize: V, hiddenSize: D, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = o;
-  const embedStd = 4 / Math.sqrt(D);
+  const map = ARCHITECTURES[arch].tensors;
+  const embedStd = 4 / Math.sqrt(o.hiddenSize);
+  /** Draws canonical tensor `t` as the checkpoint stores it (its blocks, or its transpose) under `named` names. */
+  const draw = (t: CanonicalTensor, source: TensorSource | undefined, named: (name: string) => string, modelLevel: boolean) => {
+    if (!t.present(spec)) return;
+    if (source === undefined) throw new Error(`the ${arch} tensor map has no source for a ${t.label}`);
+    const rows = t.rows(spec);
+    const cols = t.cols?.(spec);
+    const values = (shape: number[]) => {
+      if (t.kind === 'norm') return gen.norm(shape[0]);
+      if (t.kind === 'bias') return gen.bias(shape[0]);
+      // Embeddings (and an untied head) N(0, 16/D); projections N(0, 1/in) so each preserves the size of its input.
+      return gen.normal(shape, modelLevel ? embedStd : 1 / Math.sqrt(cols ?? 1));
+    };
+    const total = rows.reduce((a, b) => a + b, 0);
+    if (typeof source === 'string') tensors.set(named(source), values(cols ? [total, cols] : [total]));
+    else if ('transposed' in source) tensors.set(named(source.transposed), values(cols ? [cols, total] : [total]));
+    else source.blocks.forEach((name, i) => tensors.set(named(name), values(cols ? [rows[i], cols] : [rows[i]])));
+  };
+  const model = (name: ModelTensorName) =>
+    draw(MODEL_TENSORS[name], map.model[name], (n) => (name === 'lmHead' ? n : map.prefixes[0] + n), true);
 
-  if (arch === 'gpt2') {
-    add('wte.weight', gen.normal([V, D], embedStd));
-    add('wpe.weight', gen.normal([o.maxContext, D], embedStd));
-    for (let l = 0; l < o.numLayers; l++) {
-      const p = `h.${l}.`;
-      add(`${p}ln_1.weight`, gen.norm(D));
-      add(`${p}ln_1.bias`, gen.bias(D));
-      // Conv1D weights are [in, out]; c_attn's output columns are q, k, v.
-      add(`${p}attn.c_attn.weight`, gen.normal([D, 3 * D], 1 / Math.sqrt(D)));
-      add(`${p}attn.c_attn.bias`, gen.bias(3 * D));
-      add(`${p}attn.c_proj.weight`, gen.normal([D, D], 1 / Math.sqrt(D)));
-      add(`${p}attn.c_proj.bias`, gen.bias(D));
-      add(`${p}ln_2.weight`, gen.norm(D));
-      add(`${p}ln_2.bias`, gen.bias(D));
-      add(`${p}mlp.c_fc.weight`, gen.normal([D, I], 1 / Math.sqrt(D)));
-      add(`${p}mlp.c_fc.bias`, gen.bias(I));
-      add(`${p}mlp.c_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(I)));
-      add(`${p}mlp.c_proj.bias`, gen.bias(D));
-    }
-    add('ln_f.weight', gen.norm(D));
-    add('ln_f.bias', gen.bias(D));
-  } else {
-    add('model.embed_tokens.weight', gen.normal([V, D], embedStd));
-    for (let l = 0; l < o.numLayers; l++) {
-      const p = `model.layers.${l}.`;
-      add(`${p}input_layernorm.weight`, gen.norm(D));
-      add(`${p}self_attn.q_proj.weight`, gen.normal([nH * hd, D], 1 / Math.sqrt(D)));
-      add(`${p}self_attn.k_proj.weight`, gen.normal([nKV * hd, D], 1 / Math.sqrt(D)));
-      add(`${p}self_attn.v_proj.weight`, gen.normal([nKV * hd, D], 1 / Math.sqrt(D)));
-      if (arch === 'qwen2') {
-        add(`${p}self_attn.q_proj.bias`, gen.bias(nH * hd));
-        add(`${p}self_attn.k_proj.bias`, gen.bias(nKV * hd));
-        add(`${p}self_attn.v_proj.bias`, gen.bias(nKV * hd));
-      }
-      if (arch === 'qwen3') {
-        add(`${p}self_attn.q_norm.weight`, gen.norm(hd));
-        add(`${p}self_attn.k_norm.weight`, gen.norm(hd));
-      }
-      add(`${p}self_attn.o_proj.weight`, gen.normal([D, nH * hd], 1 / Math.sqrt(nH * hd)));
-      add(`${p}post_attention_layernorm.weight`, gen.norm(D));
-      add(`${p}mlp.gate_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(D)));
-      add(`${p}mlp.up_proj.weight`, gen.normal([I, D], 1 / Math.sqrt(D)));
-      add(`${p}mlp.down_proj.weight`, gen.normal([D, I], 1 / Math.sqrt(I)));
-    }
-    add('model.norm.weight', gen.norm(D));
+  for (const name of INPUT_TENSOR_NAMES) model(name);
+  for (let l = 0; l < spec.numLayers; l++) {
+    for (const name of LAYER_TENSOR_NAMES) draw(LAYER_TENSORS[name], map.layer[name], (n) => `${map.prefixes[0]}${map.layerPrefix}${l}.${n}`, false);
   }
-  if (!o.tiedEmbeddings) add('lm_head.weight', gen.normal([V, D], embedStd));
-  return { config: randomModelConfig(arch, o), tensors };
+  for (const name of OUTPUT_TENSOR_NAMES) model(name);
+  return { config, tensors };
 }
 
-/** The config.json object of `randomModel(arch, o, seed)`, without generating any weights. */
+/** The config.json object of `randomModel(arch, o, seed)`, without generating any weights, under the names the table gives. */
 export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unknown> {
-  const common = {
+  const { className, config: names, features } = ARCHITECTURES[arch];
+  const config: Record<string, unknown> = {
+    architectures: [className],
+    model_type: arch,
+    [names.hiddenSize]: o.hiddenSize,
+    [names.intermediateSize]: o.intermediateSize,
+    [names.numLayers]: o.numLayers,
+    [names.numHeads]: o.numHeads,
+    [names.maxContext]: o.maxContext,
+    [names.activation]: features.activation.names[0],
+    [names.normEps]: o.normEps ?? 1e-5,
+  };
+  if (names.numKvHeads !== null) config[names.numKvHeads] = o.numKvHeads;
+  if (names.headDim !== null) config[names.headDim] = o.headDim;
+  if (features.positions === 'rope') {
+    config.rope_theta = o.ropeTheta ?? 10000;
+    config.rope_scaling = o.ropeScaling ?? null;
+  }
+  // Flags a config may set are written with their defaults, as transformers writes every field.
+  for (const flag of [features.qkvBias, features.outputBias, features.mlpBias, features.slidingWindow, features.scaleAttention]) {
+    if (typeof flag !== 'boolean') config[flag.field] = flag.fallback;
+  }
+  return {
+    ...config,
     vocab_size: o.vocabSize,
     tie_word_embeddings: o.tiedEmbeddings,
     bos_token_id: o.bosTokenId ?? null,
     eos_token_id: o.eosTokenId ?? null,
     torch_dtype: o.dtype === 'f16' ? 'float16' : 'float32',
-  };
-  if (arch === 'gpt2') {
-    return {
-      architectures: ['GPT2LMHeadModel'],
-      model_type: 'gpt2',
-      n_embd: o.hiddenSize,
-      n_layer: o.numLayers,
-      n_head: o.numHeads,
-      n_inner: o.intermediateSize,
-      n_positions: o.maxContext,
-      n_ctx: o.maxContext,
-      activation_function: 'gelu_new',
-      layer_norm_epsilon: o.normEps ?? 1e-5,
-      ...common,
-    };
-  }
-  const architectures = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[arch];
-  return {
-    architectures: [architectures],
-    model_type: arch,
-    hidden_size: o.hiddenSize,
-    intermediate_size: o.intermediateSize,
-    num_hidden_layers: o.numLayers,
-    num_attention_heads: o.numHeads,
-    num_key_value_heads: o.numKvHeads,
-    head_dim: o.headDim,
-    max_position_embeddings: o.maxContext,
-    hidden_act: 'silu',
-    rms_norm_eps: o.normEps ?? 1e-5,
-    rope_theta: o.ropeTheta ?? 10000,
-    rope_scaling: o.ropeScaling ?? null,
-    ...(arch === 'qwen2' ? { use_sliding_window: false, sliding_window: o.maxContext } : { attention_bias: false }),
-    ...common,
   };
 }
 

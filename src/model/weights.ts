@@ -1,6 +1,6 @@
 /**
- * The one place that knows Hugging Face tensor names: it maps a checkpoint's tensors, per architecture,
- * to the canonical layout every kernel and the CPU reference use:
+ * A checkpoint's tensors, per the architecture table's tensor map, rearranged into the canonical layout every
+ * kernel and the CPU reference use:
  * - linear weights [out, in] (PyTorch nn.Linear); GPT-2's Conv1D [in, out] is transposed here;
  * - q, k, v fused into wqkv [(nH + 2·nKV)·hd, D], rows q then k then v (GPT-2's c_attn already is);
  * - gate and up fused into wGateUp [2I, D], gate rows then up rows;
@@ -9,6 +9,18 @@
  */
 import type { TensorInfo, TensorSource } from '../formats/safetensors';
 import { f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
+import {
+  architectureOf,
+  canonicalShape,
+  LAYER_TENSOR_NAMES,
+  LAYER_TENSORS,
+  MODEL_TENSORS,
+  type CanonicalTensor,
+  type LayerTensorName,
+  type ModelTensorName,
+  type TensorMap,
+  type TensorSource as CheckpointSource,
+} from './architectures';
 import type { ModelSpec } from './config';
 
 export type WeightDtype = 'f32' | 'f16';
@@ -26,15 +38,11 @@ export type F32Tensor = Extract<WeightTensor, { dtype: 'f32' }>;
  */
 export type WeightReader = (name: string) => Promise<WeightTensor | undefined>;
 
-export interface NormWeights {
-  /** [D] */
-  weight: F32Tensor;
-  /** [D]; LayerNorm only. */
-  bias?: F32Tensor;
-}
-
+/** One layer's tensors (see LAYER_TENSORS for shapes and when each is present). */
 export interface CanonicalLayer {
-  attnNorm: NormWeights;
+  attnNorm: F32Tensor;
+  /** LayerNorm only. */
+  attnNormBias?: F32Tensor;
   /** [(nH + 2·nKV)·hd, D]: q rows, then k rows, then v rows. */
   wqkv: WeightTensor;
   /** [(nH + 2·nKV)·hd], same row order; when spec.qkvBias. */
@@ -47,7 +55,8 @@ export interface CanonicalLayer {
   wo: WeightTensor;
   /** [D]; when spec.outputBias. */
   bo?: F32Tensor;
-  mlpNorm: NormWeights;
+  mlpNorm: F32Tensor;
+  mlpNormBias?: F32Tensor;
   /** [2I, D]: gate rows, then up rows; when spec.gatedMlp. */
   wGateUp?: WeightTensor;
   /** [2I]; when spec.gatedMlp and spec.mlpBias. */
@@ -69,9 +78,29 @@ export interface CanonicalWeights {
   /** [maxContext, D]; when spec.learnedPositions. */
   positionEmbedding?: WeightTensor;
   layers: CanonicalLayer[];
-  finalNorm: NormWeights;
+  /** [D] */
+  finalNorm: F32Tensor;
+  /** [D]; LayerNorm only. */
+  finalNormBias?: F32Tensor;
   /** [V, D]; the same object as `embedding` when spec.tiedEmbeddings. */
   lmHead: WeightTensor;
+}
+
+/**
+ * `f` applied to every tensor of a layer, keeping the layer's shape: a tensor the layer has maps to one the
+ * result has (the GPU upload and the f32 widening of the reference go through here).
+ */
+export async function mapLayer<R>(
+  layer: CanonicalLayer,
+  f: (name: LayerTensorName, t: WeightTensor) => R | Promise<R>,
+): Promise<{ [K in keyof CanonicalLayer]: R }> {
+  const out: Partial<Record<LayerTensorName, R>> = {};
+  for (const name of LAYER_TENSOR_NAMES) {
+    const t = layer[name];
+    if (t) out[name] = await f(name, t);
+  }
+  // Every required field of CanonicalLayer was present, so it is present in `out`.
+  return out as { [K in keyof CanonicalLayer]: R };
 }
 
 export interface LoadOptions {
@@ -126,21 +155,13 @@ export function tensorMapReader(tensors: ReadonlyMap<string, WeightTensor>): Wei
 
 /** Bytes the canonical weights take with matrices in `dtype` (norms and biases are f32), before loading. */
 export function weightBytes(spec: ModelSpec, dtype: WeightDtype): number {
-  const { vocabSize: V, hiddenSize: D, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = spec;
-  const qkvRows = (nH + 2 * nKV) * hd;
-  const normElems = spec.norm.kind === 'layer' ? 2 * D : D;
-  let matrix = V * D + (spec.tiedEmbeddings ? 0 : V * D) + (spec.learnedPositions ? spec.maxContext * D : 0);
-  let vector = normElems;
-  const mlpRows = spec.gatedMlp ? 2 * I : I;
-  matrix += spec.numLayers * (qkvRows * D + D * nH * hd + mlpRows * D + D * I);
-  vector +=
-    spec.numLayers *
-    (2 * normElems +
-      (spec.qkvBias ? qkvRows : 0) +
-      (spec.qkNorm ? 2 * hd : 0) +
-      (spec.outputBias ? D : 0) +
-      (spec.mlpBias ? mlpRows + D : 0));
-  return matrix * (dtype === 'f16' ? 2 : 4) + vector * 4;
+  const bytes = (t: CanonicalTensor) => {
+    if (!t.present(spec)) return 0;
+    const elements = canonicalShape(t, spec).reduce((a, b) => a * b, 1);
+    return elements * (t.kind === 'matrix' && dtype === 'f16' ? 2 : 4);
+  };
+  const layer = Object.values<CanonicalTensor>(LAYER_TENSORS).reduce((n, t) => n + bytes(t), 0);
+  return Object.values<CanonicalTensor>(MODEL_TENSORS).reduce((n, t) => n + bytes(t), spec.numLayers * layer);
 }
 
 /** Reads, checks and rearranges a checkpoint into the canonical layout for `spec`. */
@@ -149,8 +170,89 @@ export async function loadCanonicalWeights(
   read: WeightReader,
   options: LoadOptions = {},
 ): Promise<CanonicalWeights> {
-  const checked = new CheckedReader(read, options.dtype);
-  return spec.arch === 'gpt2' ? loadGpt2(spec, checked) : loadLlamaLike(spec, checked);
+  const map = architectureOf(spec).tensors;
+  const r = new CheckedReader(read, options.dtype);
+  const { prefix, embedding: probed } = await findPrefix(spec, map, r);
+  const names = (name: string) => (name === map.model.lmHead ? name : prefix + name);
+  const model = (name: ModelTensorName) => loadTensor(spec, r, MODEL_TENSORS[name], map.model[name], names, name);
+
+  const embedding = probed ? r.matrix(probed) : await model('embedding');
+  const positionEmbedding = await model('positionEmbedding');
+  const layers: CanonicalLayer[] = [];
+  for (let l = 0; l < spec.numLayers; l++) {
+    const layerName = (name: string) => `${prefix}${map.layerPrefix}${l}.${name}`;
+    const tensors: Partial<Record<LayerTensorName, WeightTensor>> = {};
+    for (const name of LAYER_TENSOR_NAMES) {
+      tensors[name] = await loadTensor(spec, r, LAYER_TENSORS[name], map.layer[name], layerName, name);
+    }
+    layers.push(asLayer(tensors));
+  }
+  const finalNorm = await model('finalNorm');
+  const finalNormBias = await model('finalNormBias');
+  if (!embedding || !finalNorm) throw new Error('the embedding and the final norm are always present');
+  return {
+    embedding,
+    positionEmbedding,
+    layers,
+    finalNorm: toF32(finalNorm),
+    finalNormBias: finalNormBias && toF32(finalNormBias),
+    // Tied checkpoints sometimes still carry a copy of lm_head.weight; HF ignores it, and so do we.
+    lmHead: (await model('lmHead')) ?? embedding,
+  };
+}
+
+/**
+ * The first of the map's prefixes under which the checkpoint has the embedding (GPT-2 checkpoints may or may
+ * not say `transformer.`), and the embedding as read, when it took probing to find.
+ */
+async function findPrefix(spec: ModelSpec, map: TensorMap, r: CheckedReader): Promise<{ prefix: string; embedding?: WeightTensor }> {
+  const source = map.model.embedding;
+  const name = typeof source === 'string' ? source : undefined;
+  if (name === undefined || map.prefixes.length === 1) return { prefix: map.prefixes[0] };
+  const shape = canonicalShape(MODEL_TENSORS.embedding, spec);
+  for (const prefix of map.prefixes) {
+    const embedding = await r.optional(prefix + name, shape);
+    if (embedding) return { prefix, embedding };
+  }
+  const others = map.prefixes.slice(1).map((p) => p + name);
+  const detail = `missing from the checkpoint (also as ${others.join(', ')})`;
+  throw new ModelWeightsError(map.prefixes[0] + name, shape, null, detail);
+}
+
+/** A canonical tensor from its checkpoint source, or undefined when the spec has no such tensor. */
+async function loadTensor(
+  spec: ModelSpec,
+  r: CheckedReader,
+  t: CanonicalTensor,
+  source: CheckpointSource | undefined,
+  named: (name: string) => string,
+  canonicalName: string,
+): Promise<WeightTensor | undefined> {
+  if (!t.present(spec)) return undefined;
+  if (source === undefined) throw new Error(`the ${spec.modelType} tensor map has no source for ${canonicalName}`);
+  const shape = canonicalShape(t, spec);
+  let tensor: WeightTensor;
+  if (typeof source === 'string') {
+    tensor = await r.tensor(named(source), shape);
+  } else if ('transposed' in source) {
+    tensor = transpose(await r.tensor(named(source.transposed), [...shape].reverse()));
+  } else {
+    const rows = t.rows(spec);
+    if (rows.length !== source.blocks.length) throw new Error(`${canonicalName} has ${rows.length} row blocks, the map names ${source.blocks.length}`);
+    const parts: WeightTensor[] = [];
+    for (const [i, name] of source.blocks.entries()) parts.push(await r.tensor(named(name), t.cols ? [rows[i], t.cols(spec)] : [rows[i]]));
+    tensor = t.kind === 'matrix' ? r.concatRows(parts) : concatF32(parts.map(toF32));
+  }
+  return t.kind === 'matrix' ? r.matrix(tensor) : toF32(tensor);
+}
+
+/** The loaded tensors as a layer, checked to hold the tensors every layer has. */
+function asLayer(t: Partial<Record<LayerTensorName, WeightTensor>>): CanonicalLayer {
+  if (!t.attnNorm || !t.wqkv || !t.wo || !t.mlpNorm || !t.wDown) {
+    throw new Error('a layer always has its norms, q/k/v, output and down projections');
+  }
+  // loadTensor made every norm weight and bias f32.
+  return t as CanonicalLayer;
 }
 
 class CheckedReader {
@@ -180,14 +282,9 @@ class CheckedReader {
     return t;
   }
 
-  /** A matrix, in the requested dtype. */
-  async matrix(name: string, shape: number[]): Promise<WeightTensor> {
-    const t = await this.tensor(name, shape);
+  /** A matrix in the requested dtype. */
+  matrix(t: WeightTensor): WeightTensor {
     return this.dtype ? convert(t, this.dtype) : t;
-  }
-
-  async f32(name: string, shape: number[]): Promise<F32Tensor> {
-    return toF32(await this.tensor(name, shape));
   }
 
   /** Matrices stacked by rows into one, in the requested dtype (or f16 when every part is). */
@@ -204,106 +301,6 @@ class CheckedReader {
     }
     return out;
   }
-}
-
-async function loadLlamaLike(spec: ModelSpec, r: CheckedReader): Promise<CanonicalWeights> {
-  const { vocabSize: V, hiddenSize: D, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = spec;
-  const embedding = await r.matrix('model.embed_tokens.weight', [V, D]);
-  const layers: CanonicalLayer[] = [];
-  for (let l = 0; l < spec.numLayers; l++) {
-    const p = `model.layers.${l}.`;
-    const a = `${p}self_attn.`;
-    const layer: CanonicalLayer = {
-      attnNorm: { weight: await r.f32(`${p}input_layernorm.weight`, [D]) },
-      wqkv: r.concatRows([
-        await r.tensor(`${a}q_proj.weight`, [nH * hd, D]),
-        await r.tensor(`${a}k_proj.weight`, [nKV * hd, D]),
-        await r.tensor(`${a}v_proj.weight`, [nKV * hd, D]),
-      ]),
-      wo: await r.matrix(`${a}o_proj.weight`, [D, nH * hd]),
-      mlpNorm: { weight: await r.f32(`${p}post_attention_layernorm.weight`, [D]) },
-      wGateUp: r.concatRows([
-        await r.tensor(`${p}mlp.gate_proj.weight`, [I, D]),
-        await r.tensor(`${p}mlp.up_proj.weight`, [I, D]),
-      ]),
-      wDown: await r.matrix(`${p}mlp.down_proj.weight`, [D, I]),
-    };
-    if (spec.qkvBias) {
-      layer.bqkv = concatF32([
-        await r.f32(`${a}q_proj.bias`, [nH * hd]),
-        await r.f32(`${a}k_proj.bias`, [nKV * hd]),
-        await r.f32(`${a}v_proj.bias`, [nKV * hd]),
-      ]);
-    }
-    if (spec.qkNorm) {
-      layer.qNorm = await r.f32(`${a}q_norm.weight`, [hd]);
-      layer.kNorm = await r.f32(`${a}k_norm.weight`, [hd]);
-    }
-    if (spec.outputBias) layer.bo = await r.f32(`${a}o_proj.bias`, [D]);
-    if (spec.mlpBias) {
-      layer.bGateUp = concatF32([await r.f32(`${p}mlp.gate_proj.bias`, [I]), await r.f32(`${p}mlp.up_proj.bias`, [I])]);
-      layer.bDown = await r.f32(`${p}mlp.down_proj.bias`, [D]);
-    }
-    layers.push(layer);
-  }
-  return {
-    embedding,
-    layers,
-    finalNorm: { weight: await r.f32('model.norm.weight', [D]) },
-    // Tied checkpoints sometimes still carry a copy of lm_head.weight; HF ignores it, and so do we.
-    lmHead: spec.tiedEmbeddings ? embedding : await r.matrix('lm_head.weight', [V, D]),
-  };
-}
-
-/**
- * GPT-2 names (`h.N.attn.c_attn.weight`, ...) with or without the `transformer.` prefix that
- * GPT2LMHeadModel checkpoints may carry. Conv1D weights are [in, out]: transposed to [out, in]. c_attn's
- * output columns are q, k, v, so its transpose already is wqkv.
- */
-async function loadGpt2(spec: ModelSpec, r: CheckedReader): Promise<CanonicalWeights> {
-  const { vocabSize: V, hiddenSize: D, intermediateSize: I } = spec;
-  let prefix = '';
-  let wte = await r.optional('wte.weight', [V, D]);
-  if (wte === undefined) {
-    prefix = 'transformer.';
-    wte = await r.optional(`${prefix}wte.weight`, [V, D]);
-    if (wte === undefined) {
-      const detail = 'missing from the checkpoint (also as transformer.wte.weight)';
-      throw new ModelWeightsError('wte.weight', [V, D], null, detail);
-    }
-  }
-  const embedding = r.dtype ? convert(wte, r.dtype) : wte;
-  const conv1d = async (name: string, inDim: number, outDim: number) => {
-    const t = transpose(await r.tensor(prefix + name, [inDim, outDim]));
-    return r.dtype ? convert(t, r.dtype) : t;
-  };
-  const norm = async (name: string): Promise<NormWeights> => ({
-    weight: await r.f32(`${prefix}${name}.weight`, [D]),
-    bias: await r.f32(`${prefix}${name}.bias`, [D]),
-  });
-  const layers: CanonicalLayer[] = [];
-  for (let l = 0; l < spec.numLayers; l++) {
-    const p = `h.${l}.`;
-    layers.push({
-      attnNorm: await norm(`${p}ln_1`),
-      wqkv: await conv1d(`${p}attn.c_attn.weight`, D, 3 * D),
-      bqkv: await r.f32(`${prefix}${p}attn.c_attn.bias`, [3 * D]),
-      wo: await conv1d(`${p}attn.c_proj.weight`, D, D),
-      bo: await r.f32(`${prefix}${p}attn.c_proj.bias`, [D]),
-      mlpNorm: await norm(`${p}ln_2`),
-      wUp: await conv1d(`${p}mlp.c_fc.weight`, D, I),
-      bUp: await r.f32(`${prefix}${p}mlp.c_fc.bias`, [I]),
-      wDown: await conv1d(`${p}mlp.c_proj.weight`, I, D),
-      bDown: await r.f32(`${prefix}${p}mlp.c_proj.bias`, [D]),
-    });
-  }
-  return {
-    embedding,
-    positionEmbedding: await r.matrix(`${prefix}wpe.weight`, [spec.maxContext, D]),
-    layers,
-    finalNorm: await norm('ln_f'),
-    lmHead: spec.tiedEmbeddings ? embedding : await r.matrix('lm_head.weight', [V, D]),
-  };
 }
 
 function emptyTensor(dtype: WeightDtype, shape: number[]): WeightTensor {

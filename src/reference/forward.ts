@@ -4,7 +4,7 @@
  * the per-kernel references, so agreement between them means something. Sums accumulate in f64.
  */
 import type { ModelSpec } from '../model/config';
-import type { CanonicalWeights, NormWeights, WeightTensor } from '../model/weights';
+import type { CanonicalWeights, F32Tensor, WeightTensor } from '../model/weights';
 import { fromF16 } from '../gpu/f16';
 
 export interface ReferenceModel {
@@ -28,20 +28,20 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
   const group = nH / nKV;
 
   const f32 = (t: WeightTensor): Float32Array => (t.dtype === 'f16' ? fromF16(t.data) : t.data);
-  const norm32 = (n: NormWeights) => ({ weight: n.weight.data, bias: n.bias?.data });
+  const norm32 = (weight: F32Tensor, bias: F32Tensor | undefined) => ({ weight: weight.data, bias: bias?.data });
   const embedding = f32(weights.embedding);
   const positionEmbedding = weights.positionEmbedding && f32(weights.positionEmbedding);
   const lmHead = weights.lmHead === weights.embedding ? embedding : f32(weights.lmHead);
-  const finalNorm = norm32(weights.finalNorm);
+  const finalNorm = norm32(weights.finalNorm, weights.finalNormBias);
   const layers = weights.layers.map((l) => ({
-    attnNorm: norm32(l.attnNorm),
+    attnNorm: norm32(l.attnNorm, l.attnNormBias),
     wqkv: f32(l.wqkv),
     bqkv: l.bqkv?.data,
     qNorm: l.qNorm?.data,
     kNorm: l.kNorm?.data,
     wo: f32(l.wo),
     bo: l.bo?.data,
-    mlpNorm: norm32(l.mlpNorm),
+    mlpNorm: norm32(l.mlpNorm, l.mlpNormBias),
     wGateUp: l.wGateUp && f32(l.wGateUp),
     bGateUp: l.bGateUp?.data,
     wUp: l.wUp && f32(l.wUp),

@@ -33,12 +33,12 @@ function loadRandom(arch: Arch, seed: number, dtype?: WeightDtype) {
 
 /** Every distinct tensor of canonical weights (a tied LM head once). */
 function allTensors(w: CanonicalWeights): WeightTensor[] {
-  const out = new Set<WeightTensor>([w.embedding, w.lmHead, w.finalNorm.weight]);
+  const out = new Set<WeightTensor>([w.embedding, w.lmHead, w.finalNorm]);
   if (w.positionEmbedding) out.add(w.positionEmbedding);
-  if (w.finalNorm.bias) out.add(w.finalNorm.bias);
+  if (w.finalNormBias) out.add(w.finalNormBias);
   for (const l of w.layers) {
-    const attention = [l.attnNorm.weight, l.attnNorm.bias, l.wqkv, l.bqkv, l.qNorm, l.kNorm, l.wo, l.bo];
-    const mlp = [l.mlpNorm.weight, l.mlpNorm.bias, l.wGateUp, l.bGateUp, l.wUp, l.bUp, l.wDown, l.bDown];
+    const attention = [l.attnNorm, l.attnNormBias, l.wqkv, l.bqkv, l.qNorm, l.kNorm, l.wo, l.bo];
+    const mlp = [l.mlpNorm, l.mlpNormBias, l.wGateUp, l.bGateUp, l.wUp, l.bUp, l.wDown, l.bDown];
     for (const t of [...attention, ...mlp]) if (t) out.add(t);
   }
   return [...out];
@@ -91,7 +91,7 @@ describe('canonical weight mapping', () => {
       expect(w.embedding.data).toBe(hf('wte.weight'));
       expect(w.lmHead).toBe(w.embedding);
       expect(w.positionEmbedding?.data).toBe(hf('wpe.weight'));
-      expect(w.finalNorm.bias?.data).toEqual(hf('ln_f.bias'));
+      expect(w.finalNormBias?.data).toEqual(hf('ln_f.bias'));
       for (let l = 0; l < spec.numLayers; l++) {
         const layer = w.layers[l];
         const cAttn = hf(`h.${l}.attn.c_attn.weight`);
@@ -123,7 +123,7 @@ describe('canonical weight mapping', () => {
           expect(layer.wDown.data[d * I + j]).toBe(down[j * D + d]);
         }
         expect(layer.wGateUp).toBeUndefined();
-        expect([layer.attnNorm.bias, layer.mlpNorm.bias, layer.bo, layer.bUp, layer.bDown].every(Boolean)).toBe(true);
+        expect([layer.attnNormBias, layer.mlpNormBias, layer.bo, layer.bUp, layer.bDown].every(Boolean)).toBe(true);
       }
     }
   });
@@ -170,7 +170,7 @@ describe('canonical weight mapping', () => {
     expect(w.layers[0].bqkv?.dtype).toBe('f32');
     const qBias = model.tensors.get('model.layers.0.self_attn.q_proj.bias')!;
     expect(w.layers[0].bqkv?.data.subarray(0, qBias.data.length)).toEqual(fromF16(qBias.data));
-    expect(w.finalNorm.weight.dtype).toBe('f32');
+    expect(w.finalNorm.dtype).toBe('f32');
     const f32 = await loadCanonicalWeights(spec, tensorMapReader(model.tensors), { dtype: 'f32' });
     expect(allTensors(f32).every((t) => t.dtype === 'f32')).toBe(true);
     expect(f32.layers[1].wDown.data).toEqual(fromF16(w.layers[1].wDown.data as Uint16Array));
