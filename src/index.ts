@@ -42,3 +42,4 @@ export { NoCandidateTokenError } from './sampling/sampler';
 export { IntegrityError, StorageQuotaError } from './storage/errors';
 export { TokenizerError } from './tokenizer/tokenizer';
 export { WorkerStartError } from './worker/protocol';
+export { createOpenAIFetch, type OpenAIEngine, type OpenAIFetch, type OpenAIFetchOptions } from './openai/fetch';
