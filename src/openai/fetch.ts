@@ -5,8 +5,7 @@
  * POST …/chat/completions and …/completions (JSON, or SSE with `stream: true`), GET …/models[/id].
  * `serve` (src/node/serve.ts) puts the same function behind an HTTP server.
  */
-import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletions } from '../engine/chat-completions';
-import type { GenerateOptions, GenerationStream, Usage } from '../engine/engine';
+import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, GenerateOptions, GenerationStream, Usage } from '../engine/types';
 import { InvalidOptionError } from '../engine/errors';
 import { mapError, openAIError, type MappedError } from './errors';
 
