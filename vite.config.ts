@@ -46,7 +46,7 @@ export default defineConfig(({ mode }) => ({
         extends: true,
         test: {
           name: 'swiftshader',
-          include: ['test/**/*.test.ts'],
+          include: ['test/**/*.test.ts', 'src/kernels/**/*.test.ts'],
           // The engine's logic does not depend on the driver; lavapipe runs it ~25x faster.
           exclude: ['test/browser/**', 'test/engine/**'],
           env: { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? SWIFTSHADER_ICD, WEBGPU_LLM_ADAPTER: 'swiftshader' },
@@ -56,7 +56,7 @@ export default defineConfig(({ mode }) => ({
         extends: true,
         test: {
           name: 'lavapipe',
-          include: ['test/kernels/**/*.test.ts', 'test/model/**/*-gpu.test.ts', 'test/engine/**/*.test.ts'],
+          include: ['src/kernels/**/*.test.ts', 'test/model/**/*-gpu.test.ts', 'test/engine/**/*.test.ts'],
           env: { VK_ICD_FILENAMES: LAVAPIPE_ICD, WEBGPU_LLM_ADAPTER: 'lavapipe' },
         },
       },

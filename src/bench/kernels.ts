@@ -12,8 +12,8 @@ import type { KernelDispatch } from '../gpu/dispatch';
 import { toF16 } from '../gpu/f16';
 import { acquireNodeGpu } from '../gpu/node';
 import { createTensor, readBuffer, uploadTensor, type Tensor } from '../gpu/tensor';
-import { prepareMatmul } from '../ops/matmul';
-import { weightFormat } from '../ops/weights';
+import { prepareMatmul } from '../kernels/matmul/matmul';
+import { weightFormat } from '../kernels/matmul/weights';
 import { createRng, randomNormal, type Rng } from '../util/random';
 
 interface Prepared {

@@ -4,7 +4,7 @@
  */
 import { withErrorScopes, type Gpu } from './device';
 import { GpuValidationError, LimitsExceededError, ShaderCompileError, ShapeError, type ShaderDiagnostic } from './errors';
-import type { UniformLayout } from './uniforms';
+import { paramsStruct, type UniformLayout } from './uniforms';
 
 export type BindingKind = 'uniform' | 'read' | 'storage';
 
@@ -16,10 +16,11 @@ export interface ShaderPart {
 
 export interface KernelSpec<Key, F extends string> {
   name: string;
-  /** The kernel's own WGSL file (`shaders/<file>`), which declares `struct Params` and the bindings. */
+  /** The kernel's own WGSL file (`src/kernels/<op>/<file>`), which declares the bindings and reads `params`. */
   shader: ShaderPart;
   /** Binding i of group 0, in order, named as in the shader; binding 0 is always the `Params` uniform. */
   bindings: readonly { name: string; kind: BindingKind }[];
+  /** The uniform fields; the shader's `struct Params` is generated from them. */
   uniforms: UniformLayout<F>;
   /** Parts that go before the shader for this key, e.g. the weight-format prelude. */
   preludes?(key: Key): ShaderPart[];
@@ -63,7 +64,8 @@ export function getPipeline<Key, F extends string>(
 
 async function compile<Key, F extends string>(gpu: Gpu, spec: KernelSpec<Key, F>, key: Key): Promise<CompiledKernel> {
   const { device } = gpu;
-  const parts = hoistDirectives([...(spec.preludes?.(key) ?? []), spec.shader]);
+  const params = { file: `(struct Params of ${spec.name}, from its uniforms)`, code: paramsStruct(spec.uniforms) };
+  const parts = hoistDirectives([params, ...(spec.preludes?.(key) ?? []), spec.shader]);
   const code = parts.map((p) => p.code).join('\n');
   const label = cacheKey(spec.name, key);
   return withErrorScopes(gpu, `compiling kernel ${spec.name}`, async () => {

@@ -1,7 +1,7 @@
 /**
- * Uniform parameters, declared once in TypeScript and packed to match the WGSL `struct Params` of each
- * kernel. Every field is a 4-byte scalar, so field i sits at byte 4·i and the struct size rounds up to 16;
- * `test/gpu/layout.test.ts` checks each declaration against its shader's struct.
+ * Uniform parameters, declared once in TypeScript: the WGSL `struct Params` of each kernel is generated
+ * from the declaration (`paramsStruct`) and put before the shader, and values are packed to match it.
+ * Every field is a 4-byte scalar, so field i sits at byte 4·i and the struct size rounds up to 16.
  */
 export type UniformType = 'u32' | 'i32' | 'f32';
 
@@ -11,6 +11,11 @@ export interface UniformLayout<F extends string> {
   readonly size: number;
   /** Packs `values` into `into` (reused across calls, so per-token updates allocate nothing). */
   pack(values: Readonly<Record<F, number>>, into: ArrayBuffer): ArrayBuffer;
+}
+
+/** The WGSL `struct Params` a kernel's shader reads as `params`, generated from its declaration. */
+export function paramsStruct(layout: UniformLayout<string>): string {
+  return `struct Params {\n${layout.fields.map((f) => `  ${f.name}: ${f.type},\n`).join('')}}\n`;
 }
 
 export function defineUniforms<F extends string>(fields: Readonly<Record<F, UniformType>>): UniformLayout<F> {

@@ -30,8 +30,6 @@ export interface RopeSpec {
   theta: number;
   /** Leading dims of each head that are rotated (= headDim for every supported arch). */
   rotaryDim: number;
-  /** Pairs (i, i + rotaryDim/2) are rotated together, as in HF `rotate_half`. */
-  layout: 'rotate-half';
   scaling: RopeScaling | null;
 }
 
@@ -339,5 +337,5 @@ function parseRope(c: Fields, headDim: number): RopeSpec {
       throw new ModelConfigError('rope_scaling', `rope type "${type}" is not supported (only linear and llama3)`);
     }
   }
-  return { theta, rotaryDim: headDim, layout: 'rotate-half', scaling };
+  return { theta, rotaryDim: headDim, scaling };
 }

@@ -9,15 +9,15 @@ import type { Gpu } from '../gpu/device';
 import { LimitsExceededError, ShapeError } from '../gpu/errors';
 import { f16BitsToF32 } from '../gpu/f16';
 import { createBuffer, createTensor, tensorBytes, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
-import { prepareArgmax } from '../ops/argmax';
-import { prepareAttention } from '../ops/attention';
-import { prepareEmbedding } from '../ops/embedding';
-import { prepareGelu } from '../ops/gelu';
-import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../ops/matmul';
-import { prepareNorm } from '../ops/norm';
-import { prepareRope, ropeInvFreq, ropeTable } from '../ops/rope';
-import { prepareTopK } from '../ops/topk';
-import { tuneMatvec, tuneTiled, type TuneOptions } from '../ops/tune';
+import { prepareArgmax } from '../kernels/argmax/argmax';
+import { prepareAttention } from '../kernels/attention/attention';
+import { prepareEmbedding } from '../kernels/embedding/embedding';
+import { prepareGelu } from '../kernels/gelu/gelu';
+import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
+import { prepareNorm } from '../kernels/norm/norm';
+import { prepareRope, ropeInvFreq, ropeTable } from '../kernels/rope/rope';
+import { prepareTopK } from '../kernels/topk/topk';
+import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
 import { quantize, type QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { ContextWindowExceededError, createKvCache, kvCacheShape, type KvCache } from './kv-cache';
@@ -586,7 +586,7 @@ async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState
       byTPos(
         await prepareRope(gpu, {
           qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
-          rotaryDim: spec.rope?.rotaryDim ?? 0, maxContext: contextLength, layout: spec.rope?.layout ?? 'rotate-half',
+          rotaryDim: spec.rope?.rotaryDim ?? 0, maxContext: contextLength,
           qNorm: L.qNorm, kNorm: L.kNorm, normEps: spec.norm.eps, T: maxT, pos: 0,
         }),
       ),

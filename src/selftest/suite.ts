@@ -4,12 +4,15 @@
  * can be replayed with the seed shown in the results.
  */
 import type { Gpu, GpuFeatures } from '../gpu/device';
+import { checkArgmax } from '../kernels/argmax/check';
+import { checkAttention } from '../kernels/attention/check';
+import { checkEmbedding } from '../kernels/embedding/check';
+import { checkGelu } from '../kernels/gelu/check';
+import { checkMatmul, type MatmulCase } from '../kernels/matmul/check';
+import { checkNorm } from '../kernels/norm/check';
+import { checkRope } from '../kernels/rope/check';
+import { checkTopK } from '../kernels/topk/check';
 import { describe, type CheckResult } from './compare';
-import { checkAttention } from './attention';
-import { checkAdd, checkArgmax, checkEmbedding, checkGelu, checkSiluMul, checkSoftmax } from './elementwise';
-import { checkMatmul, type MatmulCase } from './matmul';
-import { checkNorm } from './norm';
-import { checkRope } from './rope';
 import { freshSeed } from '../util/random';
 
 export interface SelftestCase {
@@ -32,7 +35,7 @@ export interface SuiteResult {
 }
 
 function matmulCase(c: MatmulCase): SelftestCase {
-  const extras = `${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.norm ? ' rmsnorm(x)' : ''}`;
+  const extras = `${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.norm ? ' rmsnorm(x)' : ''}${c.swiglu ? ' swiglu(x)' : ''}`;
   return {
     name: `matmul ${c.variant} ${c.M}x${c.N}x${c.K} ${c.weights}${extras}`,
     requires: c.weights === 'f16' ? 'shaderF16' : undefined,
@@ -40,8 +43,12 @@ function matmulCase(c: MatmulCase): SelftestCase {
   };
 }
 
-/** Shapes that are not multiples of the tiles, an N past one 4096-wide row, and the bias/residual epilogue. */
-const matmulCases: SelftestCase[] = (['f32', 'f16-packed', 'f16'] as const).flatMap((weights) => [
+/**
+ * Every weight format a model can load, on shapes that are not multiples of the tiles, an N past one
+ * 4096-wide row, the bias/residual epilogue, and both fused inputs (the RMSNorm before a projection and the
+ * SwiGLU before the down projection), which every decode and prefill step runs.
+ */
+const matmulCases: SelftestCase[] = (['f32', 'f16-packed', 'f16', 'q8', 'q4'] as const).flatMap((weights) => [
   matmulCase({ M: 37, N: 129, K: 130, weights, variant: 'tiled' }),
   matmulCase({ M: 130, N: 97, K: 83, weights, variant: 'tiled' }),
   matmulCase({ M: 37, N: 61, K: 45, weights, variant: 'tiled', bias: true, accumulate: true }),
@@ -50,6 +57,8 @@ const matmulCases: SelftestCase[] = (['f32', 'f16-packed', 'f16'] as const).flat
   matmulCase({ M: 3, N: 61, K: 45, weights, variant: 'matvec', bias: true, accumulate: true }),
   matmulCase({ M: 67, N: 65, K: 172, weights, variant: 'tiled', norm: true }),
   matmulCase({ M: 1, N: 1000, K: 37, weights, variant: 'matvec', norm: true }),
+  matmulCase({ M: 37, N: 61, K: 172, weights, variant: 'tiled', swiglu: true, accumulate: true }),
+  matmulCase({ M: 1, N: 65, K: 172, weights, variant: 'matvec', swiglu: true, accumulate: true }),
 ]);
 
 function named(name: string, run: SelftestCase['run'], requires?: keyof GpuFeatures): SelftestCase {
@@ -71,21 +80,20 @@ const normCases: SelftestCase[] = [
 
 const ropeCases: SelftestCase[] = [
   named('rope rotate-half hd=64 GQA 9/3, prefill then decode', (gpu, seed) =>
-    checkRope(gpu, { nHeads: 9, nKvHeads: 3, headDim: 64, rotaryDim: 64, layout: 'rotate-half', maxContext: 512, steps: [{ T: 7, pos: 0 }, { T: 1, pos: 7 }] }, seed),
+    checkRope(gpu, { nHeads: 9, nKvHeads: 3, headDim: 64, rotaryDim: 64, maxContext: 512, steps: [{ T: 7, pos: 0 }, { T: 1, pos: 7 }] }, seed),
   ),
-  named('rope interleaved hd=80 partial 32, qk-norm', (gpu, seed) =>
-    checkRope(gpu, { nHeads: 4, nKvHeads: 2, headDim: 80, rotaryDim: 32, layout: 'interleaved', maxContext: 64, qkNorm: true, normEps: 0.5, steps: [{ T: 5, pos: 59 }] }, seed),
+  named('rope hd=80 partial 32, qk-norm', (gpu, seed) =>
+    checkRope(gpu, { nHeads: 4, nKvHeads: 2, headDim: 80, rotaryDim: 32, maxContext: 64, qkNorm: true, normEps: 0.5, steps: [{ T: 5, pos: 59 }] }, seed),
   ),
 ];
 
 const smallOpCases: SelftestCase[] = [
-  named('silu_mul 7x172', (gpu, seed) => checkSiluMul(gpu, { maxRows: 7, width: 172 }, seed)),
   named('gelu 37x65', (gpu, seed) => checkGelu(gpu, { maxRows: 37, width: 65 }, seed)),
-  named('add 130x97', (gpu, seed) => checkAdd(gpu, { maxRows: 130, width: 97 }, seed)),
   named('embedding f32 V=1000 D=65', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 65, weights: 'f32' }, seed)),
   named('embedding f16-packed V=1000 D=576', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 576, weights: 'f16-packed' }, seed)),
   named('argmax V=4097', (gpu, seed) => checkArgmax(gpu, { V: 4097 }, seed)),
-  named('softmax 7x4097', (gpu, seed) => checkSoftmax(gpu, { maxRows: 7, N: 4097, spike: true }, seed)),
+  named('top-k k=40 V=32000 ties', (gpu, seed) => checkTopK(gpu, { V: 32000, k: 40, data: 'ties' }, seed)),
+  named('top-k k=5/64 V=4097 NaN', (gpu, seed) => checkTopK(gpu, { V: 4097, k: 5, capacity: 64, data: 'nan' }, seed)),
 ];
 
 /** Every kernel, a few odd shapes each: the self-test page and test/browser/selftest.test.ts run them all. */

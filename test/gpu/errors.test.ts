@@ -17,8 +17,8 @@ import { acquireNodeGpu } from '../../src/gpu/node';
 import { createBindGroup, getPipeline, type KernelSpec, type ShaderPart } from '../../src/gpu/pipelines';
 import { createBuffer, createTensor, readBuffer } from '../../src/gpu/tensor';
 import { defineUniforms } from '../../src/gpu/uniforms';
-import { prepareMatmul } from '../../src/ops/matmul';
-import { checkMatmul } from '../../src/selftest/matmul';
+import { prepareMatmul } from '../../src/kernels/matmul/matmul';
+import { checkMatmul } from '../../src/kernels/matmul/check';
 import { expectPass, freshSeed, testGpu } from '../gpu';
 
 /** A kernel made of a prelude and a shader; `preludes` counts how often it is compiled. */

@@ -1,28 +1,29 @@
 /**
- * Every kernel's TypeScript declarations agree with its WGSL: `struct Params` has the fields of
- * `spec.uniforms`, in order and with the same types, and the `@group(0) @binding(i)` declarations are
- * `spec.bindings` (name and access). A mismatch would otherwise show up as garbage on the GPU, not an error.
- * Also checks on the GPU that packed uniforms arrive as the shader reads them.
+ * Every kernel's TypeScript declarations agree with its WGSL: the `@group(0) @binding(i)` declarations are
+ * `spec.bindings` (name and access), and no shader declares its own `struct Params` (it is generated from
+ * `spec.uniforms`). A mismatch would otherwise show up as garbage on the GPU, not an error. Also checks on
+ * the GPU that packed uniforms arrive as the generated struct reads them.
  */
 import { describe, expect, it } from 'vitest';
 import { KernelDispatch, runDispatches } from '../../src/gpu/dispatch';
 import type { BindingKind, KernelSpec } from '../../src/gpu/pipelines';
 import { createTensor, readBuffer } from '../../src/gpu/tensor';
-import { defineUniforms } from '../../src/gpu/uniforms';
-import { matmulKernel } from '../../src/ops/matmul';
+import { defineUniforms, paramsStruct } from '../../src/gpu/uniforms';
+import { matmulKernel } from '../../src/kernels/matmul/matmul';
 import { testGpu } from '../gpu';
 
 type AnySpec = KernelSpec<unknown, string>;
 
 interface Layout {
-  params: string[] | undefined;
+  /** Whether the WGSL declares `struct Params` itself (it must not: the struct is generated). */
+  declaresParams: boolean;
   bindings: string[];
 }
 
 /** What the TypeScript side declares, in the same notation as `shaderLayout`. */
 function specLayout(spec: AnySpec): Layout {
   return {
-    params: spec.uniforms.fields.map((f) => `${f.name}: ${f.type}`),
+    declaresParams: false,
     bindings: spec.bindings.map((b, i) => `@group(0) @binding(${i}) ${b.name} ${b.kind}`),
   };
 }
@@ -37,12 +38,7 @@ const ACCESS: Record<string, BindingKind> = {
 /** What the WGSL declares. Declarations the patterns cannot read (e.g. split over lines) are listed as such. */
 function shaderLayout(code: string): Layout {
   const src = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
-  const struct = /\bstruct\s+Params\s*\{([^}]*)\}/.exec(src);
-  const params = struct?.[1]
-    .split(',')
-    .map((f) => f.trim().replace(/\s+/g, ' '))
-    .filter(Boolean)
-    .map((f) => f.replace(/^(\w+) ?: ?/, '$1: '));
+  const declaresParams = /\bstruct\s+Params\b/.test(src);
 
   const bindings: { binding: number; text: string }[] = [];
   const declared = /@group\((\d+)\)\s*@binding\((\d+)\)\s*var<([^>]*)>\s*(\w+)\s*:/g;
@@ -53,18 +49,18 @@ function shaderLayout(code: string): Layout {
   const unread = (src.match(/@binding\(/g)?.length ?? 0) - bindings.length;
   const list = bindings.sort((a, b) => a.binding - b.binding).map((b) => b.text);
   if (unread) list.push(`${unread} @binding declaration(s) not written as \`@group(g) @binding(i) var<...> name:\``);
-  return { params, bindings: list };
+  return { declaresParams, bindings: list };
 }
 
 function isKernelSpec(v: unknown): v is AnySpec {
   return typeof v === 'object' && v !== null && 'shader' in v && 'bindings' in v && 'uniforms' in v;
 }
 
-const modules = import.meta.glob<Record<string, unknown>>('../../src/ops/*.ts', { eager: true });
+const modules = import.meta.glob<Record<string, unknown>>(['../../src/kernels/*/*.ts', '!**/*.test.ts'], { eager: true });
 const specs = Object.entries(modules).flatMap(([file, exports]) =>
   Object.entries(exports)
     .filter((entry): entry is [string, AnySpec] => isKernelSpec(entry[1]))
-    .map(([name, spec]) => ({ label: `${file.replace('../../src/', '')} ${name} (shaders/${spec.shader.file})`, spec })),
+    .map(([name, spec]) => ({ label: `${file.replace('../../src/', '')} ${name} (${spec.shader.file})`, spec })),
 );
 
 describe('kernel specs match their WGSL', () => {
@@ -82,8 +78,7 @@ describe('kernel specs match their WGSL', () => {
     const good = matmulKernel.shader.code;
     expect(shaderLayout(good)).toEqual(specLayout(matmulKernel as AnySpec));
     const broken = [
-      good.replace('M: u32,\n  N: u32,', 'N: u32,\n  M: u32,'), // fields swapped
-      good.replace('K: u32', 'K: i32'), // wrong type
+      `struct Params {\n  M: u32,\n}\n${good}`, // a struct of its own beside the generated one
       good.replace('var<storage, read_write> y', 'var<storage, read> y'), // wrong access
       good.replace('var<storage, read> bias', 'var<storage, read> b'), // renamed
       good.replace('@binding(3)', '@binding(5)'), // renumbered
@@ -104,13 +99,6 @@ describe('uniform packing', () => {
     shader: {
       file: 'uniform_echo.wgsl',
       code: `
-struct Params {
-  a: u32,
-  b: i32,
-  c: f32,
-  d: u32,
-  e: i32,
-}
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(1)
@@ -130,6 +118,10 @@ fn main() {
     uniforms: layout,
     constants: () => ({}),
   };
+
+  it('generates the WGSL struct from the declaration, in order and with the same types', () => {
+    expect(paramsStruct(layout)).toBe('struct Params {\n  a: u32,\n  b: i32,\n  c: f32,\n  d: u32,\n  e: i32,\n}\n');
+  });
 
   it('lays fields out 4 bytes apart and rounds the size up to 16', () => {
     expect(layout.fields.map((f) => f.offset)).toEqual([0, 4, 8, 12, 16]);

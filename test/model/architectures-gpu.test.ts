@@ -8,7 +8,7 @@ import { parseModelConfig } from '../../src/model/config';
 import { GpuModel } from '../../src/model/forward';
 import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
-import { createReferenceModel } from '../../src/reference/forward';
+import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';
 import { createRng } from '../../src/util/random';
 import { freshSeed, testGpu } from '../gpu';

@@ -37,7 +37,7 @@ describe('parseModelConfig', () => {
       norm: { kind: 'rms', eps: 1e-5 },
       activation: 'silu',
       gatedMlp: true,
-      rope: { theta: 10000, rotaryDim: 8, layout: 'rotate-half', scaling: null },
+      rope: { theta: 10000, rotaryDim: 8, scaling: null },
       qkvBias: false,
       outputBias: false,
       mlpBias: false,

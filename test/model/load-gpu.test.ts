@@ -7,7 +7,7 @@ import { folderFiles } from '../../src/model/files-node';
 import { loadModel } from '../../src/model/load';
 import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
-import { createReferenceModel } from '../../src/reference/forward';
+import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';
 import { modelPath } from '../models';
 import { freshSeed, testGpu } from '../gpu';

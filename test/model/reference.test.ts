@@ -14,7 +14,7 @@ import {
   type WeightDtype,
   type WeightTensor,
 } from '../../src/model/weights';
-import { createReferenceModel, ropeInverseFrequencies } from '../../src/reference/forward';
+import { createReferenceModel, ropeInverseFrequencies } from '../../src/model/reference';
 import { freshSeed } from '../../src/util/random';
 import { readModelBytes, readModelText } from '../models';
 

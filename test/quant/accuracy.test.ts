@@ -11,7 +11,7 @@ import { runDispatches } from '../../src/gpu/dispatch';
 import { readTensor, uploadTensor } from '../../src/gpu/tensor';
 import { openSafetensors } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
-import { prepareMatmul } from '../../src/ops/matmul';
+import { prepareMatmul } from '../../src/kernels/matmul/matmul';
 import { quantize, type QuantDType } from '../../src/quant/quantize';
 import { compare } from '../../src/selftest/compare';
 import { destroyAll, poisoned, upload } from '../../src/selftest/harness';

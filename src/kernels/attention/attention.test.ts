@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ShapeError } from '../../gpu/errors';
+import { createTensor } from '../../gpu/tensor';
+import { prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
+import { checkAttention, type AttentionCase } from './check';
+import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
+
+describe('attention on the GPU against the CPU reference', () => {
+  const cases: AttentionCase[] = [
+    // First token of a sequence: a single key.
+    { nHeads: 4, nKvHeads: 4, headDim: 64, maxContext: 16, T: 1, pos: 0 },
+    { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 7, pos: 100 },
+    { nHeads: 7, nKvHeads: 1, headDim: 80, maxContext: 130, T: 37, pos: 50 },
+    // Prefill from an empty cache: row t sees t + 1 keys, less than a block for most rows.
+    { nHeads: 6, nKvHeads: 2, headDim: 128, maxContext: 64, T: 37, pos: 0 },
+    { nHeads: 3, nKvHeads: 3, headDim: 128, maxContext: 400, T: 1, pos: 300 },
+    // headDim below the workgroup size (idle threads), above it (several dims per thread), and odd.
+    { nHeads: 21, nKvHeads: 3, headDim: 8, maxContext: 100, T: 7, pos: 70 },
+    { nHeads: 2, nKvHeads: 2, headDim: 256, maxContext: 160, T: 7, pos: 129 },
+    { nHeads: 7, nKvHeads: 1, headDim: 97, maxContext: 70, T: 1, pos: 64 },
+    // The end of a long context.
+    { nHeads: 3, nKvHeads: 1, headDim: 64, maxContext: 8192, T: 7, pos: 8192 - 7 },
+    // Scores far beyond exp's f32 range: only max subtraction keeps them finite.
+    { nHeads: 2, nKvHeads: 1, headDim: 64, maxContext: 300, T: 7, pos: 200, scale: 8 },
+    // Prepared for a prefill chunk, then set() to a decode step: rows 1.. must stay untouched.
+    { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 128, T: 1, pos: 37, maxT: 37, preparedWith: { T: 37, pos: 0 } },
+  ];
+  for (const c of cases) {
+    const extra = `${c.scale ? ` scale ${c.scale}` : ''}${c.preparedWith ? ' after set()' : ''}`;
+    it(`T=${c.T} pos=${c.pos} heads ${c.nHeads}/${c.nKvHeads} headDim ${c.headDim} context ${c.maxContext}${extra}`, async () => {
+      expectPass(await checkAttention(await testGpu(), c, freshSeed()));
+    });
+  }
+});
+
+describe('attention rejects bad shapes before any GPU work', () => {
+  const args = async (o: { headDim?: number; nHeads?: number; nKvHeads?: number; T?: number; pos?: number; cacheContext?: number } = {}): Promise<AttentionArgs> => {
+    const gpu = await testGpu();
+    const { headDim = 64, nHeads = 4, nKvHeads = 2, T = 4, pos = 0 } = o;
+    const maxContext = 32;
+    const cacheShape = [nKvHeads, o.cacheContext ?? maxContext, headDim];
+    return {
+      q: await createTensor(gpu, 'q', 'f32', [4, nHeads, headDim]),
+      kCache: await createTensor(gpu, 'kCache', 'f32', cacheShape),
+      vCache: await createTensor(gpu, 'vCache', 'f32', cacheShape),
+      out: await createTensor(gpu, 'out', 'f32', [4, nHeads, headDim]),
+      nHeads,
+      nKvHeads,
+      headDim,
+      maxContext,
+      T,
+      pos,
+    };
+  };
+  const rejects = async (a: AttentionArgs) => {
+    await expect(prepareAttention(await testGpu(), a)).rejects.toBeInstanceOf(ShapeError);
+  };
+
+  it('accepts the baseline shape', async () => {
+    await expect(prepareAttention(await testGpu(), await args())).resolves.toBeDefined();
+  });
+  it('headDim over 256', async () => rejects(await args({ headDim: 300 })));
+  it('nHeads not a multiple of nKvHeads', async () => rejects(await args({ nHeads: 6, nKvHeads: 4 })));
+  it('pos + T past maxContext', async () => rejects(await args({ pos: 29 })));
+  it('T over the rows of q, or zero', async () => {
+    await rejects(await args({ T: 5 }));
+    await rejects(await args({ T: 0 }));
+  });
+  it('cache of the wrong size', async () => rejects(await args({ cacheContext: 31 })));
+  it('out aliasing q', async () => {
+    const a = await args();
+    await rejects({ ...a, out: a.q });
+  });
+  it('validateAttentionStep checks a step before set()', () => {
+    expect(() => validateAttentionStep(4, 32, 4, 28)).not.toThrow();
+    expect(() => validateAttentionStep(4, 32, 4, 29)).toThrow(ShapeError);
+    expect(() => validateAttentionStep(4, 32, 5, 0)).toThrow(ShapeError);
+    expect(() => validateAttentionStep(4, 32, 1, -1)).toThrow(ShapeError);
+  });
+});

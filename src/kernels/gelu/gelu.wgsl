@@ -1,0 +1,33 @@
+// GELU, tanh approximation (GPT-2's "gelu_new"): out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// One thread per element; workgroups are numbered linearly over a grid that is folded into 2-D when
+// rows·D / WG exceeds the per-dimension limit.
+
+override WG: u32 = 256u;
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// σ(x) from exp(-|x|), which never overflows: large |x| gives exactly 0 or 1, never Inf/Inf = NaN.
+fn sigmoid(v: f32) -> f32 {
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (idx >= params.rows * params.D) { return; }
+  let v = x[idx];
+  // 0.5·(1 + tanh(u)) = σ(2u) exactly, and σ is stable where tanh overflows to NaN on some drivers.
+  // Past |x| = 10, σ(2u) is already 0 or 1 in f32; clamping keeps x³ finite for huge |x|.
+  let c = clamp(v, -10.0, 10.0);
+  let u = SQRT_2_OVER_PI * (c + 0.044715 * c * c * c);
+  out[idx] = v * sigmoid(2.0 * u);
+}

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { ShapeError } from '../../gpu/errors';
+import { createTensor } from '../../gpu/tensor';
+import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, tileShapeProblem } from './matmul';
+import { tuneMatvec, tuneTiled, type TuneOptions } from './tune';
+import { checkMatmul } from './check';
+import { expectPass, freshSeed, testGpu, weightFormats } from '../../../test/gpu';
+import { acquireNodeGpu } from '../../gpu/node';
+import { memoryTuningStore } from '../../gpu/tuning-store';
+
+const formats = await weightFormats();
+
+/** Times candidates even on the software adapter tests run on, counting them, with a store of its own. */
+function timedTuning(more: TuneOptions = {}): TuneOptions & { timed: number } {
+  const options = { store: memoryTuningStore(), timeSoftware: true, ...more, timed: 0, onTimed: () => void options.timed++ };
+  return options;
+}
+
+describe('matvec tuning', () => {
+  it('picks one of its candidate shapes, caches it, and refuses shapes the kernel cannot run', async () => {
+    const gpu = await testGpu();
+    const shape = await tuneMatvec(gpu, 300, 64, 'f32', timedTuning());
+    expect([32, 64, 128, 256]).toContain(shape.wg);
+    expect([1, 2, 4, 8]).toContain(shape.rows);
+    expect(await tuneMatvec(gpu, 300, 64, 'f32', timedTuning())).toBe(shape);
+    const x = await createTensor(gpu, 'x', 'f32', [1, 8]);
+    const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
+    const y = await createTensor(gpu, 'y', 'f32', [1, 4]);
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 48, rows: 4 } })).rejects.toBeInstanceOf(ShapeError);
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 64, rows: 9 } })).rejects.toBeInstanceOf(ShapeError);
+  });
+});
+
+describe('tiled matmul tuning', () => {
+  it('picks one of its candidate shapes, caches it, and refuses shapes the kernel or device cannot run', async () => {
+    const gpu = await testGpu();
+    const shape = await tuneTiled(gpu, 40, 72, 24, 'f32', timedTuning());
+    expect([8, 16]).toContain(shape.wgM);
+    expect([8, 16]).toContain(shape.wgN);
+    expect([8, 16, 32]).toContain(shape.tileK);
+    expect(await tuneTiled(gpu, 40, 72, 24, 'f32', timedTuning())).toBe(shape);
+    const x = await createTensor(gpu, 'x', 'f32', [8, 8]);
+    const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
+    const y = await createTensor(gpu, 'y', 'f32', [8, 4]);
+    const { maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupStorageSize } = gpu.device.limits;
+    const refused = [
+      { wgM: 16, wgN: 2, tileK: 16 }, // too few threads per row for the fused norm
+      { wgM: maxComputeInvocationsPerWorkgroup / 16 + 1, wgN: 16, tileK: 16 }, // over the device's threads
+      { wgM: 16, wgN: 16, tileK: Math.ceil(maxComputeWorkgroupStorageSize / (4 * 4 * 32)) }, // over its workgroup memory
+    ];
+    expect(tileShapeProblem(gpu, refused[2])).toMatch(/workgroup memory/);
+    for (const tileShape of refused) {
+      await expect(prepareMatmul(gpu, { x, w, y, variant: 'tiled', tileShape })).rejects.toBeInstanceOf(ShapeError);
+    }
+  });
+});
+
+describe('tuning is bounded and persists', () => {
+  it('a reload (a fresh device, the same store) times nothing and gets the stored shapes', async () => {
+    // A zero budget times one candidate per problem: enough to see that the reload times none.
+    const store = memoryTuningStore();
+    const first = timedTuning({ store, budgetMs: 0 });
+    const firstGpu = await acquireNodeGpu();
+    const matvec = await tuneMatvec(firstGpu, 260, 96, 'f16', first);
+    const tile = await tuneTiled(firstGpu, 33, 260, 96, 'f16', first);
+    expect(first.timed).toBe(2);
+    firstGpu.device.destroy();
+
+    const reload = timedTuning({ store, budgetMs: 0 });
+    const gpu = await acquireNodeGpu();
+    expect(await tuneMatvec(gpu, 260, 96, 'f16', reload)).toEqual(matvec);
+    expect(await tuneTiled(gpu, 33, 260, 96, 'f16', reload)).toEqual(tile);
+    expect(reload.timed).toBe(0);
+    gpu.device.destroy();
+  });
+
+  it('stops timing candidates once the budget is spent', async () => {
+    const options = timedTuning({ budgetMs: 0 });
+    await tuneMatvec(await testGpu(), 200, 48, 'f32', options);
+    expect(options.timed).toBe(1);
+  });
+
+  it('a software adapter gets the default shapes without timing any', async () => {
+    const gpu = await testGpu();
+    if (process.env.WEBGPU_LLM_ADAPTER === 'lavapipe') expect(gpu.isSoftwareAdapter).toBe(true);
+    if (!gpu.isSoftwareAdapter) return;
+    const options = timedTuning({ timeSoftware: false });
+    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(DEFAULT_MATVEC);
+    expect(await tuneTiled(gpu, 9, 180, 40, 'f32', options)).toEqual(DEFAULT_TILE);
+    expect(options.timed).toBe(0);
+  });
+});
+
+describe('matmul on the GPU against the CPU reference', () => {
+  const shapes = [
+    { M: 1, N: 1000, K: 64 },
+    { M: 7, N: 1000, K: 37 },
+    { M: 37, N: 129, K: 130 },
+    { M: 130, N: 97, K: 83 },
+    { M: 1, N: 4097, K: 19 },
+    { M: 3, N: 4097, K: 20 },
+  ];
+  for (const weights of formats) {
+    for (const s of shapes) {
+      for (const variant of ['tiled', 'matvec'] as const) {
+        it(`${variant} ${s.M}x${s.N}x${s.K} ${weights}`, async () => {
+          expectPass(await checkMatmul(await testGpu(), { ...s, weights, variant }, freshSeed()));
+        });
+      }
+    }
+    it(`matvec with workgroup-memory and (where the device has them) subgroup reductions, ${weights}`, async () => {
+      const gpu = await testGpu();
+      const modes = gpu.features.subgroups ? (['workgroup', 'subgroup'] as const) : (['workgroup'] as const);
+      for (const reduce of modes) {
+        for (const s of [{ M: 1, N: 4097, K: 83 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, bias: true }, freshSeed()));
+        }
+      }
+    });
+    it(`matvec in every workgroup shape the tuner may pick, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const matvecShape of [{ wg: 32, rows: 1 }, { wg: 128, rows: 3 }, { wg: 256, rows: 8 }]) {
+        expectPass(await checkMatmul(gpu, { M: 2, N: 1001, K: 77, weights, variant: 'matvec', matvecShape, accumulate: true }, freshSeed()));
+      }
+    });
+    it(`SwiGLU fused into the input (gate|up → silu(gate)·up), tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const variant of ['tiled', 'matvec'] as const) {
+        for (const s of [{ M: 7, N: 65, K: 172 }, { M: 1, N: 1000, K: 37 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant, swiglu: true, accumulate: true }, freshSeed()));
+        }
+      }
+    });
+    it(`RMSNorm fused into the input, tiled (rows past one tile) and matvec (both reductions), ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const s of [{ M: 67, N: 65, K: 172 }, { M: 5, N: 33, K: 1 }]) {
+        expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'tiled', norm: true, bias: true }, freshSeed()));
+      }
+      const modes = gpu.features.subgroups ? (['workgroup', 'subgroup'] as const) : (['workgroup'] as const);
+      for (const reduce of modes) {
+        for (const s of [{ M: 1, N: 1000, K: 37 }, { M: 2, N: 5, K: 300 }, { M: 1, N: 3, K: 1 }]) {
+          expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', reduce, norm: true, accumulate: true }, freshSeed()));
+        }
+      }
+    });
+    it(`tiled in tile shapes the tuner may pick, with the fused norm, ${weights}`, async () => {
+      const gpu = await testGpu();
+      for (const tileShape of [{ wgM: 8, wgN: 8, tileK: 32 }, { wgM: 16, wgN: 8, tileK: 8 }, { wgM: 8, wgN: 16, tileK: 16 }]) {
+        expectPass(await checkMatmul(gpu, { M: 70, N: 75, K: 77, weights, variant: 'tiled', tileShape, norm: true, accumulate: true }, freshSeed()));
+        expectPass(await checkMatmul(gpu, { M: 3, N: 130, K: 9, weights, variant: 'tiled', tileShape, bias: true }, freshSeed()));
+      }
+    });
+    it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 1, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 5, N: 33, K: 9, weights, bias: true }, freshSeed()));
+    });
+  }
+});

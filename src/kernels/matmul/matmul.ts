@@ -1,0 +1,225 @@
+/**
+ * matmul: Y[M,N] = X[M,K] · W[N,K]ᵀ, optionally + bias[N] and + Y itself (the residual add, in place), with X
+ * optionally RMS-normalised (the norm before a projection) or SwiGLU-combined on the way in.
+ * M = 1 (decode) uses the matrix-vector kernel; larger M the workgroup-tiled one.
+ */
+import matmulWgsl from './matmul.wgsl?raw';
+import matvecWgsl from './matvec.wgsl?raw';
+import xInputWgsl from './x_input.wgsl?raw';
+import reduceSubgroupWgsl from './reduce_subgroup.wgsl?raw';
+import reduceWorkgroupWgsl from './reduce_workgroup.wgsl?raw';
+import type { Gpu } from '../../gpu/device';
+import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
+import { ShapeError } from '../../gpu/errors';
+import type { KernelSpec } from '../../gpu/pipelines';
+import { expectTensor, type Tensor } from '../../gpu/tensor';
+import { defineUniforms } from '../../gpu/uniforms';
+import { WEIGHT_DTYPES, weightFormat, weightPrelude, type WeightFormat } from './weights';
+
+interface MatmulKey {
+  weights: WeightFormat;
+  hasBias: boolean;
+  accumulate: boolean;
+  /** How matvec adds its threads' partial sums (the tiled kernel needs no reduction). */
+  reduce: ReduceMode;
+  /** matvec's workgroup shape (the tiled kernel ignores it). */
+  matvec: MatvecShape;
+  /** The tiled kernel's workgroup and K-slice (matvec ignores it). */
+  tile: TileShape;
+  /** X is a [M, 2K] gate|up buffer and the kernel multiplies silu(gate)·up (SwiGLU fused into the input). */
+  swiglu: boolean;
+  /** X is RMS-normalised per row with `norm_w` on the way in (RMSNorm fused into the input). */
+  norm: boolean;
+}
+
+/** Threads per matvec workgroup (a power of two) and output rows each workgroup computes (1…8). */
+export interface MatvecShape {
+  wg: number;
+  rows: number;
+}
+
+/** Good on most GPUs; `tuneMatvec` (tune.ts) measures the best for a device and shape. */
+export const DEFAULT_MATVEC: MatvecShape = { wg: 64, rows: 4 };
+
+/**
+ * The tiled kernel's workgroup of wgM × wgN threads, each computing 4×4 outputs, and the K slice staged in
+ * workgroup memory per step. wgN ≥ 4 so that a tile's rows (4·wgM) have a thread each for the fused norm.
+ */
+export interface TileShape {
+  wgM: number;
+  wgN: number;
+  tileK: number;
+}
+
+/** Every device runs it (256 threads, 8.25 KiB of workgroup memory); `tuneTiled` measures the best. */
+export const DEFAULT_TILE: TileShape = { wgM: 16, wgN: 16, tileK: 16 };
+/** Outputs per thread along M and along N (the shader's R). */
+const TILE_R = 4;
+const MAX_MATVEC_ROWS = 8;
+const X_INPUT = { file: 'x_input.wgsl', code: xInputWgsl };
+
+/** Subgroup operations where the device has them, workgroup memory otherwise. */
+export type ReduceMode = 'subgroup' | 'workgroup';
+
+const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32', eps: 'f32' });
+const bindings = [
+  { name: 'params', kind: 'uniform' },
+  { name: 'x', kind: 'read' },
+  { name: 'w', kind: 'read' },
+  { name: 'bias', kind: 'read' },
+  { name: 'y', kind: 'storage' },
+  { name: 'norm_w', kind: 'read' },
+] as const;
+
+type MatmulField = 'M' | 'N' | 'K' | 'eps';
+
+const inputConstants = (key: MatmulKey) => ({ SWIGLU_X: Number(key.swiglu), NORM_X: Number(key.norm) });
+
+export const matmulKernel: KernelSpec<MatmulKey, MatmulField> = {
+  name: 'matmul',
+  bindings,
+  uniforms,
+  shader: { file: 'matmul.wgsl', code: matmulWgsl },
+  preludes: (key) => [weightPrelude(key.weights), X_INPUT],
+  constants: (key) => ({
+    WG_M: key.tile.wgM,
+    WG_N: key.tile.wgN,
+    TILE_K: key.tile.tileK,
+    HAS_BIAS: Number(key.hasBias),
+    ACCUMULATE: Number(key.accumulate),
+    ...inputConstants(key),
+  }),
+};
+
+export const matvecKernel: KernelSpec<MatmulKey, MatmulField> = {
+  name: 'matvec',
+  bindings,
+  uniforms,
+  shader: { file: 'matvec.wgsl', code: matvecWgsl },
+  preludes: (key) => [
+    weightPrelude(key.weights),
+    X_INPUT,
+    key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl },
+  ],
+  constants: (key) => ({
+    WG: key.matvec.wg,
+    ROWS: key.matvec.rows,
+    HAS_BIAS: Number(key.hasBias),
+    ACCUMULATE: Number(key.accumulate),
+    ...inputConstants(key),
+  }),
+};
+
+export interface MatmulArgs {
+  /** [M, N] f32 output; with `accumulate` it also holds the residual that is added. */
+  y: Tensor;
+  /** [M, K] f32 activations; with `swiglu`, [M, 2K]: gate then up, multiplied as silu(gate)·up on load. */
+  x: Tensor;
+  /** [N, K] f32 or f16 weights (PyTorch `nn.Linear` layout). */
+  w: Tensor;
+  /** [N] f32, optional. */
+  bias?: Tensor;
+  /** Add the product to what Y holds (residual connection) instead of overwriting it. */
+  accumulate?: boolean;
+  /** Force a kernel variant; by default matvec for M = 1, tiled otherwise. */
+  variant?: 'tiled' | 'matvec';
+  /** Force how f16 weights are read (tests cover both paths on a shader-f16 device). */
+  weightFormat?: WeightFormat;
+  /** Force how matvec reduces (tests cover both on a device with subgroups). */
+  reduce?: ReduceMode;
+  /** matvec's workgroup shape; default DEFAULT_MATVEC. */
+  matvecShape?: MatvecShape;
+  /** The tiled kernel's shape; default DEFAULT_TILE. */
+  tileShape?: TileShape;
+  /** Fuse SwiGLU into the input: X holds [gate | up] and the product uses silu(gate)·up. */
+  swiglu?: boolean;
+  /** Fuse RMSNorm into the input: the product uses x / sqrt(mean(x²) + eps) · weight for each row of X. */
+  norm?: { weight: Tensor; eps: number };
+}
+
+function validateMatmul(a: MatmulArgs): Record<MatmulField, number> {
+  if (a.x.shape.length !== 2 || a.w.shape.length !== 2) throw new ShapeError('matmul', 'x and w must be 2-D');
+  const [M] = a.x.shape;
+  const [N, K] = a.w.shape;
+  if (M < 1 || N < 1 || K < 1) throw new ShapeError('matmul', `empty shape M=${M} N=${N} K=${K}`);
+  expectTensor('matmul', 'x', a.x, 'f32', [M, a.swiglu ? 2 * K : K]);
+  expectTensor('matmul', 'w', a.w, WEIGHT_DTYPES, [N, K]);
+  expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
+  if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
+  if (a.norm) {
+    expectTensor('matmul', 'norm weight', a.norm.weight, 'f32', [K]);
+    if (!(a.norm.eps >= 0)) throw new ShapeError('matmul', `norm eps must be a non-negative number, got ${a.norm.eps}`);
+    if (a.swiglu) throw new ShapeError('matmul', 'the input is either normalised or SwiGLU-combined, not both');
+  }
+  if (a.y.buffer === a.x.buffer) throw new ShapeError('matmul', 'y must not alias x');
+  return { M, N, K, eps: a.norm?.eps ?? 0 };
+}
+
+/** Why matvec cannot run in `shape` on this device, or undefined when it can. */
+export function matvecShapeProblem(gpu: Gpu, { wg, rows }: MatvecShape): string | undefined {
+  const limit = Math.min(gpu.device.limits.maxComputeInvocationsPerWorkgroup, gpu.device.limits.maxComputeWorkgroupSizeX);
+  if (!Number.isInteger(Math.log2(wg)) || wg < 1 || wg > limit) return `matvec workgroup size must be a power of two ≤ ${limit}, got ${wg}`;
+  if (!Number.isInteger(rows) || rows < 1 || rows > MAX_MATVEC_ROWS) return `matvec rows per workgroup must be 1…${MAX_MATVEC_ROWS}, got ${rows}`;
+  return undefined;
+}
+
+/** Bytes of workgroup memory the tiled kernel declares for `tile`: the X and W slices and the row scales. */
+function tileWorkgroupBytes({ wgM, wgN, tileK }: TileShape): number {
+  return 4 * (TILE_R * (wgM + wgN) * tileK + TILE_R * wgM);
+}
+
+/** Why the tiled kernel cannot run in `tile` on this device, or undefined when it can. */
+export function tileShapeProblem(gpu: Gpu, tile: TileShape): string | undefined {
+  const { limits } = gpu.device;
+  const { wgM, wgN, tileK } = tile;
+  const describe = `tiled matmul shape ${wgM}×${wgN} threads, K slice ${tileK}`;
+  if (![wgM, wgN, tileK].every((v) => Number.isInteger(v) && v >= 1) || wgN < TILE_R) {
+    return `${describe}: sizes must be positive integers with wgN ≥ ${TILE_R}`;
+  }
+  if (wgM * wgN > limits.maxComputeInvocationsPerWorkgroup || wgN > limits.maxComputeWorkgroupSizeX || wgM > limits.maxComputeWorkgroupSizeY) {
+    return `${describe}: over this device's workgroup size limits`;
+  }
+  if (tileWorkgroupBytes(tile) > limits.maxComputeWorkgroupStorageSize) {
+    return `${describe}: needs ${tileWorkgroupBytes(tile)} B of workgroup memory, over ${limits.maxComputeWorkgroupStorageSize}`;
+  }
+  return undefined;
+}
+
+export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDispatch<MatmulField>> {
+  const dims = validateMatmul(a);
+  const key: MatmulKey = {
+    weights: weightFormat(gpu, 'matmul', a.w, a.weightFormat),
+    hasBias: a.bias !== undefined,
+    accumulate: a.accumulate ?? false,
+    reduce: a.reduce ?? (gpu.features.subgroups ? 'subgroup' : 'workgroup'),
+    matvec: DEFAULT_MATVEC,
+    tile: DEFAULT_TILE,
+    swiglu: a.swiglu ?? false,
+    norm: a.norm !== undefined,
+  };
+  if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
+  const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
+  const resources = {
+    x: a.x.buffer,
+    w: a.w.buffer,
+    bias: a.bias?.buffer ?? placeholderBuffer(gpu),
+    y: a.y.buffer,
+    norm_w: a.norm?.weight.buffer ?? placeholderBuffer(gpu),
+  };
+  if (variant === 'matvec') {
+    const shape = a.matvecShape ?? DEFAULT_MATVEC;
+    const problem = matvecShapeProblem(gpu, shape);
+    if (problem) throw new ShapeError('matmul', problem);
+    return KernelDispatch.create(gpu, matvecKernel, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
+  }
+  const tile = a.tileShape ?? DEFAULT_TILE;
+  const problem = tileShapeProblem(gpu, tile);
+  if (problem) throw new ShapeError('matmul', problem);
+  const tileM = tile.wgM * TILE_R;
+  const tileN = tile.wgN * TILE_R;
+  return KernelDispatch.create(gpu, matmulKernel, { ...key, tile }, dims, resources, (p) => [
+    Math.ceil(p.N / tileN),
+    Math.ceil(p.M / tileM),
+    1,
+  ]);
+}

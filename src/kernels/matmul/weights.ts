@@ -1,0 +1,47 @@
+/**
+ * How a kernel reads weights. f16 weights are read either as packed u32 pairs (works everywhere) or as
+ * native f16 (needs `shader-f16`); both see the same bytes, so the choice is made per device, not per file.
+ * q8/q4 weights (quantized at load, src/quant/quantize.ts) are dequantized in registers by `load_w`.
+ */
+import weightsF32 from './weights_f32.wgsl?raw';
+import weightsF16Packed from './weights_f16_packed.wgsl?raw';
+import weightsF16 from './weights_f16.wgsl?raw';
+import weightsQ8 from './weights_q8.wgsl?raw';
+import weightsQ4 from './weights_q4.wgsl?raw';
+import type { Gpu } from '../../gpu/device';
+import { ShapeError } from '../../gpu/errors';
+import type { ShaderPart } from '../../gpu/pipelines';
+import type { DType, Tensor } from '../../gpu/tensor';
+
+export type WeightFormat = 'f32' | 'f16-packed' | 'f16' | 'q8' | 'q4';
+
+/** The dtypes a weight tensor may have (for `expectTensor`). */
+export const WEIGHT_DTYPES: readonly DType[] = ['f32', 'f16', 'q8', 'q4'];
+
+export function weightPrelude(format: WeightFormat): ShaderPart {
+  switch (format) {
+    case 'f32':
+      return { file: 'weights_f32.wgsl', code: weightsF32 };
+    case 'f16-packed':
+      return { file: 'weights_f16_packed.wgsl', code: weightsF16Packed };
+    case 'f16':
+      return { file: 'weights_f16.wgsl', code: weightsF16 };
+    case 'q8':
+      return { file: 'weights_q8.wgsl', code: weightsQ8 };
+    case 'q4':
+      return { file: 'weights_q4.wgsl', code: weightsQ4 };
+  }
+}
+
+/**
+ * The format to read `w` with: its dtype, except that f16 is read natively when the device has it, unless
+ * `prefer` asks for packed (tests use that to cover both paths on one device).
+ */
+export function weightFormat(gpu: Gpu, kernel: string, w: Tensor, prefer?: WeightFormat): WeightFormat {
+  if (w.dtype === 'f32' || w.dtype === 'q8' || w.dtype === 'q4') return w.dtype;
+  if (w.dtype !== 'f16') throw new ShapeError(kernel, `weights must be f32, f16, q8 or q4, got ${w.dtype}`);
+  if (prefer === 'f16' && !gpu.features.shaderF16) {
+    throw new ShapeError(kernel, 'native f16 weights need the shader-f16 device feature, which is off');
+  }
+  return prefer === 'f16-packed' || !gpu.features.shaderF16 ? 'f16-packed' : 'f16';
+}

@@ -1,0 +1,224 @@
+/**
+ * rope: rotary position embedding applied to the output of the fused QKV projection, writing rotated
+ * queries to `q` and K (rotated) / V into the KV cache at positions pos..pos+T−1. With rotaryDim = 0 it is
+ * a plain K/V cache write (models without rope). Optionally fuses Qwen3's per-head q_norm / k_norm.
+ *
+ * cos/sin are not computed in WGSL (its sin/cos are inexact outside [−π, π], and angles reach ~10⁴ rad):
+ * `ropeTable` computes them in f64 once at load, and the kernel reads the f32 table.
+ */
+import ropeWgsl from './rope.wgsl?raw';
+import type { Gpu } from '../../gpu/device';
+import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
+import { ShapeError } from '../../gpu/errors';
+import type { KernelSpec } from '../../gpu/pipelines';
+import { expectTensor, type Tensor } from '../../gpu/tensor';
+import { defineUniforms } from '../../gpu/uniforms';
+
+
+export type RopeScaling =
+  /** Position interpolation: every inverse frequency divided by `factor`. */
+  | { type: 'linear'; factor: number }
+  /** Llama 3.1+: long wavelengths divided by `factor`, short kept, a smooth blend between. */
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      /** Context length the model was pre-trained with, before the extension. */
+      originalMaxPositionEmbeddings: number;
+    };
+
+export interface RopeFrequencyOptions {
+  rotaryDim: number;
+  /** Base θ (`rope_theta`). */
+  theta: number;
+  scaling?: RopeScaling;
+}
+
+function checkRotaryDim(rotaryDim: number): void {
+  if (!Number.isInteger(rotaryDim) || rotaryDim < 0 || rotaryDim % 2 !== 0) {
+    throw new ShapeError('rope', `rotaryDim must be an even non-negative integer, got ${rotaryDim}`);
+  }
+}
+
+/**
+ * Inverse frequencies invFreq[i] = θ^(−2i/rotaryDim), i < rotaryDim/2, with HF transformers' rope scaling
+ * (`linear`: divided by the factor; `llama3`: `_compute_llama3_parameters`, which scales only the low
+ * frequencies and blends the band between).
+ */
+export function ropeInvFreq(o: RopeFrequencyOptions): Float64Array {
+  checkRotaryDim(o.rotaryDim);
+  const half = o.rotaryDim / 2;
+  const inv = new Float64Array(half);
+  for (let i = 0; i < half; i++) inv[i] = Math.pow(o.theta, (-2 * i) / o.rotaryDim);
+  const s = o.scaling;
+  if (!s) return inv;
+  if (s.type === 'linear') return inv.map((f) => f / s.factor);
+  const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+  const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen > lowFreqWavelen) return f / s.factor;
+    if (wavelen < highFreqWavelen) return f;
+    const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return ((1 - smooth) * f) / s.factor + smooth * f;
+  });
+}
+
+/** The cos/sin table [maxContext, invFreq.length, 2] for positions 0..maxContext−1, computed in f64. */
+export function ropeTable(invFreq: ArrayLike<number>, maxContext: number): Float32Array {
+  const half = invFreq.length;
+  const table = new Float32Array(maxContext * half * 2);
+  for (let p = 0; p < maxContext; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = p * invFreq[i];
+      table[(p * half + i) * 2] = Math.cos(angle);
+      table[(p * half + i) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
+interface RopeKey {
+  wg: number;
+  qkNorm: boolean;
+}
+
+type RopeField = 'T' | 'pos' | 'nHeads' | 'nKvHeads' | 'headDim' | 'rotaryDim' | 'maxContext' | 'normEps';
+
+export const ropeKernel: KernelSpec<RopeKey, RopeField> = {
+  name: 'rope',
+  bindings: [
+    { name: 'params', kind: 'uniform' },
+    { name: 'qkv', kind: 'read' },
+    { name: 'table', kind: 'read' },
+    { name: 'qNorm', kind: 'read' },
+    { name: 'kNorm', kind: 'read' },
+    { name: 'q', kind: 'storage' },
+    { name: 'kCache', kind: 'storage' },
+    { name: 'vCache', kind: 'storage' },
+  ],
+  uniforms: defineUniforms({
+    T: 'u32',
+    pos: 'u32',
+    nHeads: 'u32',
+    nKvHeads: 'u32',
+    headDim: 'u32',
+    rotaryDim: 'u32',
+    maxContext: 'u32',
+    normEps: 'f32',
+  }),
+  shader: { file: 'rope.wgsl', code: ropeWgsl },
+  constants: (key) => ({ WG: key.wg, HAS_QK_NORM: Number(key.qkNorm) }),
+};
+
+export interface RopeArgs {
+  /** [maxT, (nHeads + 2·nKvHeads)·headDim] f32: per token, the query heads, then key heads, then value heads. */
+  qkv: Tensor;
+  /** [maxT, nHeads, headDim] f32 output: rotated queries. */
+  q: Tensor;
+  /** [nKvHeads, maxContext, headDim] f32: rotated keys are written at positions pos..pos+T−1. */
+  kCache: Tensor;
+  /** [nKvHeads, maxContext, headDim] f32: values are copied at positions pos..pos+T−1. */
+  vCache: Tensor;
+  /** [≥ maxContext, rotaryDim/2, 2] f32 from `ropeTable`; may be left out when rotaryDim is 0. */
+  table?: Tensor;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Leading dims of each head that rotate (even, ≤ headDim); 0 for no rope. */
+  rotaryDim: number;
+  maxContext: number;
+  /** [headDim] f32 per-head RMSNorm weights for queries and keys (Qwen3); both or neither. */
+  qNorm?: Tensor;
+  kNorm?: Tensor;
+  normEps?: number;
+  /** Tokens in this call and the position of the first; both settable per call with `set({ T, pos })`. */
+  T: number;
+  pos: number;
+}
+
+function checkSpan(T: number, pos: number, maxT: number, maxContext: number): void {
+  if (!Number.isInteger(T) || T < 0 || T > maxT) {
+    throw new ShapeError('rope', `T must be an integer in [0, ${maxT}], got ${T}`);
+  }
+  if (!Number.isInteger(pos) || pos < 0 || pos + T > maxContext) {
+    throw new ShapeError('rope', `positions ${pos}..${pos + T - 1} do not fit a context of ${maxContext}`);
+  }
+}
+
+function validateRope(a: RopeArgs): { maxT: number } {
+  const sizes = { nHeads: a.nHeads, nKvHeads: a.nKvHeads, headDim: a.headDim, maxContext: a.maxContext };
+  for (const [name, v] of Object.entries(sizes)) {
+    if (!Number.isInteger(v) || v < 1) throw new ShapeError('rope', `${name} must be a positive integer, got ${v}`);
+  }
+  checkRotaryDim(a.rotaryDim);
+  const { nHeads, nKvHeads, headDim, rotaryDim, maxContext } = a;
+  if (rotaryDim > headDim) throw new ShapeError('rope', `rotaryDim ${rotaryDim} exceeds headDim ${headDim}`);
+  if (a.qkv.shape.length !== 2) throw new ShapeError('rope', `qkv must be 2-D [T, width], got [${a.qkv.shape}]`);
+  const maxT = a.qkv.shape[0];
+  expectTensor('rope', 'qkv', a.qkv, 'f32', [maxT, (nHeads + 2 * nKvHeads) * headDim]);
+  expectTensor('rope', 'q', a.q, 'f32', [maxT, nHeads, headDim]);
+  expectTensor('rope', 'kCache', a.kCache, 'f32', [nKvHeads, maxContext, headDim]);
+  expectTensor('rope', 'vCache', a.vCache, 'f32', [nKvHeads, maxContext, headDim]);
+  if (rotaryDim > 0) {
+    if (!a.table) throw new ShapeError('rope', 'a cos/sin table is needed when rotaryDim > 0');
+    const positions = a.table.shape[0];
+    if (a.table.shape.length !== 3 || !(positions >= maxContext)) {
+      throw new ShapeError('rope', `table must be [≥ ${maxContext}, ${rotaryDim / 2}, 2], got [${a.table.shape}]`);
+    }
+    expectTensor('rope', 'table', a.table, 'f32', [positions, rotaryDim / 2, 2]);
+  }
+  if ((a.qNorm === undefined) !== (a.kNorm === undefined)) {
+    throw new ShapeError('rope', 'give both qNorm and kNorm, or neither');
+  }
+  if (a.qNorm && a.kNorm) {
+    expectTensor('rope', 'qNorm', a.qNorm, 'f32', [headDim]);
+    expectTensor('rope', 'kNorm', a.kNorm, 'f32', [headDim]);
+    if (a.normEps === undefined || !(a.normEps >= 0)) {
+      throw new ShapeError('rope', `qk-norm needs normEps ≥ 0, got ${a.normEps}`);
+    }
+  }
+  const outputs = [a.q.buffer, a.kCache.buffer, a.vCache.buffer];
+  if (new Set([a.qkv.buffer, ...outputs]).size !== 4) {
+    throw new ShapeError('rope', 'qkv, q, kCache and vCache must be distinct buffers');
+  }
+  checkSpan(a.T, a.pos, maxT, maxContext);
+  return { maxT };
+}
+
+/** Threads per head: the head size rounded up to a power of two, within [32, 256]; larger heads loop. */
+function workgroupSize(headDim: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(headDim))));
+}
+
+export async function prepareRope(gpu: Gpu, a: RopeArgs): Promise<KernelDispatch<RopeField>> {
+  const { maxT } = validateRope(a);
+  const qkNorm = a.qNorm !== undefined;
+  const key: RopeKey = { wg: workgroupSize(a.headDim), qkNorm };
+  const unused = placeholderBuffer(gpu);
+  const resources = {
+    qkv: a.qkv.buffer,
+    table: a.rotaryDim > 0 && a.table ? a.table.buffer : unused,
+    qNorm: a.qNorm?.buffer ?? unused,
+    kNorm: a.kNorm?.buffer ?? unused,
+    q: a.q.buffer,
+    kCache: a.kCache.buffer,
+    vCache: a.vCache.buffer,
+  };
+  const params = {
+    T: a.T,
+    pos: a.pos,
+    nHeads: a.nHeads,
+    nKvHeads: a.nKvHeads,
+    headDim: a.headDim,
+    rotaryDim: a.rotaryDim,
+    maxContext: a.maxContext,
+    normEps: qkNorm ? (a.normEps ?? 0) : 0,
+  };
+  return KernelDispatch.create(gpu, ropeKernel, key, params, resources, (p) => {
+    // set() runs this on every change, so a chunk past the cache's end is refused before any dispatch.
+    checkSpan(p.T, p.pos, maxT, a.maxContext);
+    return p.T * (p.nHeads + 2 * p.nKvHeads);
+  });
+}
