@@ -47,7 +47,7 @@ export interface GpuModelOptions {
   topKCapacity?: number;
   /**
    * Time the matmul kernels' shapes (decode's matvec, prefill's tiles) on this device at load and use the
-   * fastest; results persist per adapter (see src/ops/tune.ts). A software adapter gets the defaults untimed.
+   * fastest; results persist per adapter (see src/kernels/matmul/tune.ts). A software adapter gets the defaults untimed.
    */
   tune?: boolean | TuneOptions;
 }
