@@ -150,7 +150,7 @@ export interface Features {
 }
 
 /** Canonical architecture names: model types that share one (mistral → llama) share its block. */
-export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2';
+export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3';
 
 export interface Architecture {
   arch: Arch;
@@ -289,6 +289,24 @@ export const ARCHITECTURES = {
   },
   qwen3: { ...LLAMA, arch: 'qwen3', className: 'Qwen3ForCausalLM', features: { ...LLAMA_FEATURES, mlpBias: false, qkNorm: true } },
   gpt2: GPT2,
+  // Phi-3 and Phi-4: Llama's block with q/k/v and gate/up stored fused, no biases; sliding_window always applies.
+  phi3: {
+    arch: 'phi3',
+    className: 'Phi3ForCausalLM',
+    config: LLAMA_CONFIG,
+    features: { ...LLAMA_FEATURES, norm: { kind: 'rms', defaultEps: 1e-5 }, qkvBias: false, outputBias: false, mlpBias: false, slidingWindow: true },
+    tensors: {
+      ...LLAMA_TENSORS,
+      layer: {
+        attnNorm: 'input_layernorm.weight',
+        wqkv: attention('qkv_proj.weight'),
+        wo: attention('o_proj.weight'),
+        mlpNorm: 'post_attention_layernorm.weight',
+        wGateUp: 'mlp.gate_up_proj.weight',
+        wDown: 'mlp.down_proj.weight',
+      },
+    },
+  },
 } satisfies Record<string, Architecture>;
 
 export type ModelType = keyof typeof ARCHITECTURES;

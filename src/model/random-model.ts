@@ -20,6 +20,7 @@ import {
   type Arch,
   type CanonicalTensor,
   type ModelTensorName,
+  type TensorMap,
   type TensorSource,
 } from './architectures';
 import { parseModelConfig } from './config';
@@ -125,6 +126,21 @@ export const SMALL_MODELS: Record<Arch, RandomModelOptions> = {
     bosTokenId: 0,
     eosTokenId: 0,
   },
+  // Phi-3-mini's shape: as many k/v heads as q heads, untied.
+  phi3: {
+    vocabSize: 293,
+    hiddenSize: 64,
+    intermediateSize: 136,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: 16,
+    maxContext: 128,
+    tiedEmbeddings: false,
+    ropeTheta: 10000,
+    bosTokenId: 1,
+    eosTokenId: 2,
+  },
 };
 
 export type BenchmarkModelName = 'SmolLM2-135M' | 'Qwen2.5-0.5B' | 'Llama-3.2-1B';
@@ -201,7 +217,7 @@ export function randomModel(arch: Arch, options: RandomModelOptions, seed: numbe
   }
   const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
   const tensors = new Map<string, WeightTensor>();
-  const map = ARCHITECTURES[arch].tensors;
+  const map: TensorMap = ARCHITECTURES[arch].tensors;
   const embedStd = 4 / Math.sqrt(o.hiddenSize);
   /** Draws canonical tensor `t` as the checkpoint stores it (its blocks, or its transpose) under `named` names. */
   const draw = (t: CanonicalTensor, source: TensorSource | undefined, named: (name: string) => string, modelLevel: boolean) => {

@@ -201,8 +201,47 @@ describe('parseModelConfig', () => {
     expect(() => parseModelConfig({ ...qwen, use_sliding_window: true, sliding_window: 16 })).toThrow(ModelConfigError);
   });
 
+  it('phi3 (the real Phi-4 and Phi-3-mini-4k configs): the Llama block; a shorter sliding window or longrope is refused', () => {
+    const phi4 = {
+      architectures: ['Phi3ForCausalLM'],
+      attention_dropout: 0.0,
+      bos_token_id: 100257,
+      embd_pdrop: 0.0,
+      eos_token_id: 100265,
+      hidden_act: 'silu',
+      hidden_size: 5120,
+      initializer_range: 0.02,
+      intermediate_size: 17920,
+      max_position_embeddings: 16384,
+      model_type: 'phi3',
+      num_attention_heads: 40,
+      num_hidden_layers: 40,
+      num_key_value_heads: 10,
+      original_max_position_embeddings: 16384,
+      pad_token_id: 100349,
+      resid_pdrop: 0.0,
+      rms_norm_eps: 1e-5,
+      rope_scaling: null,
+      rope_theta: 250000,
+      sliding_window: null,
+      tie_word_embeddings: false,
+      vocab_size: 100352,
+    };
+    const spec = parseModelConfig(phi4);
+    expect(spec).toMatchObject({ arch: 'phi3', modelType: 'phi3', qkvBias: false, outputBias: false, mlpBias: false, qkNorm: false });
+    expect(spec).toMatchObject({ headDim: 128, numHeads: 40, numKvHeads: 10, gatedMlp: true, tiedEmbeddings: false });
+    expect(spec.norm).toEqual({ kind: 'rms', eps: 1e-5 });
+    // Phi-3-mini-4k-instruct slides a 2047-token window over a 4096-token context.
+    const mini = { ...phi4, hidden_size: 3072, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 4096, sliding_window: 2047 };
+    const windowed = thrown(() => parseModelConfig(mini), ModelConfigError);
+    expect(windowed.field).toBe('sliding_window');
+    expect(windowed.message).toContain('2047');
+    const longrope = { ...phi4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } };
+    expect(thrown(() => parseModelConfig(longrope), ModelConfigError).field).toBe('rope_scaling');
+  });
+
   it('refuses unsupported model types, naming the type and the supported ones', () => {
-    for (const type of ['phi3', 'mamba', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    for (const type of ['gemma', 'mamba', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       const e = thrown(() => parseModelConfig({ ...smolLM2, model_type: type }), UnsupportedModelError);
       expect(e.modelType).toBe(type);
       expect(e.message).toContain(`"${type}"`);

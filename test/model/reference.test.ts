@@ -163,6 +163,23 @@ describe('canonical weight mapping', () => {
     }
   });
 
+  it('phi3: the fused qkv_proj and gate_up_proj already are wqkv and wGateUp', async () => {
+    const { model, spec, load } = loadRandom('phi3', freshSeed());
+    const w = await load();
+    const hf = (name: string) => model.tensors.get(name)!.data;
+    const { hiddenSize: D, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: hd } = spec;
+    for (let l = 0; l < spec.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const layer = w.layers[l];
+      expect(layer.wqkv.shape).toEqual([(nH + 2 * nKV) * hd, D]);
+      expect(layer.wqkv.data).toBe(hf(`${p}self_attn.qkv_proj.weight`));
+      expect(layer.wGateUp?.shape).toEqual([2 * I, D]);
+      expect(layer.wGateUp?.data).toBe(hf(`${p}mlp.gate_up_proj.weight`));
+      expect([layer.bqkv, layer.bo, layer.bGateUp, layer.bDown, layer.qNorm]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    }
+    expect(w.lmHead.data).toBe(hf('lm_head.weight'));
+  });
+
   it('keeps f16 matrices as f16 bits and makes norms and biases f32; converts matrices on request', async () => {
     const { model, spec, load } = loadRandom('qwen2', freshSeed(), 'f16');
     const w = await load();
