@@ -14,7 +14,7 @@ import { context, guardQuota, storedBytes, throwIfAborted, type Context } from '
 import { StorageQuotaError } from './errors';
 import { plan } from './plan';
 import { downloadFile, ProgressTracker, type DownloadProgress } from './stream';
-import { cachedFiles, openVerified } from './verified';
+import { cachedFiles } from './verified';
 
 export { MAX_CHUNK_BYTES } from './context';
 export type { DownloadProgress } from './stream';
@@ -40,7 +40,7 @@ export interface OpenCachedModelOptions {
 
 /**
  * A model folder or Hugging Face repo URL as ModelFiles read from IndexedDB only: downloaded first where not
- * complete in the cache, verified chunk by chunk where it is. Fails with HttpError, IntegrityError,
+ * complete in the cache; each chunk is verified as it is read. Fails with HttpError, IntegrityError,
  * StorageQuotaError, a SafetensorsError for a malformed model.safetensors.index.json, a RangeError for a bad
  * chunkBytes, or the signal's reason when aborted.
  */
@@ -49,11 +49,11 @@ export async function openCachedModel(url: string, options: OpenCachedModelOptio
   try {
     throwIfAborted(ctx);
     const cached = await readManifest(ctx.modelId);
-    if (cached) return await openVerified(ctx, cached);
+    if (cached) return cachedFiles(ctx, cached);
     return await withDownloadLock(ctx.modelId, ctx.signal, async () => {
       // Another tab may have completed the model while this one waited for the lock.
       const done = await readManifest(ctx.modelId);
-      return done ? openVerified(ctx, done) : cachedFiles(ctx, await download(ctx, options.onProgress));
+      return cachedFiles(ctx, done ?? (await download(ctx, options.onProgress)));
     });
   } catch (e) {
     // E.g. the lock request's own AbortError: the caller sees the signal's reason for every abort.

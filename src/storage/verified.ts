@@ -1,6 +1,7 @@
 /**
- * Reading the cache: every chunk is checked against its size and SHA-256 when read; a damaged or missing
- * one is fetched again with a Range request for exactly its bytes.
+ * Reading the cache: every chunk is checked against its size and SHA-256 when read, not before (a model is
+ * read once at load, so each byte is read and hashed once); a damaged or missing one is fetched again with a
+ * Range request for exactly its bytes.
  */
 import type { ByteSource } from '../formats/sources';
 import type { ModelFiles } from '../model/files';
@@ -13,20 +14,7 @@ import { sha256Hex } from './hash';
 /** Chunks a cached model keeps in memory: tensors are read roughly in file order and may straddle two chunks. */
 const KEEP_CHUNKS = 2;
 
-/** Checks every chunk (repairing damaged ones) before handing out the files. */
-export async function openVerified(ctx: Context, manifest: Manifest): Promise<ModelFiles> {
-  for (const file of manifest.files) {
-    let offset = 0;
-    for (let i = 0; i < file.chunks.length; i++) {
-      throwIfAborted(ctx);
-      await loadChunk(ctx, file, i, offset);
-      offset += file.chunks[i].size;
-    }
-  }
-  return cachedFiles(ctx, manifest);
-}
-
-/** ModelFiles over the manifest's files; every chunk read is verified (and repaired) again. */
+/** ModelFiles over the manifest's files; every chunk is verified (and repaired) as it is read. */
 export function cachedFiles(ctx: Context, manifest: Manifest): ModelFiles {
   const files = new Map(manifest.files.map((f) => [f.name, f]));
   const recent = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
@@ -95,6 +83,7 @@ export async function readWhole(ctx: Context, file: CachedFile): Promise<Uint8Ar
 
 /** A chunk from IndexedDB after its size and SHA-256 check; a damaged or missing one is fetched again. */
 async function loadChunk(ctx: Context, file: CachedFile, index: number, offset: number): Promise<Uint8Array<ArrayBuffer>> {
+  throwIfAborted(ctx);
   const expected = file.chunks[index];
   const stored = await readChunk(ctx.modelId, file.name, index);
   let problem: string;

@@ -59,6 +59,8 @@ export type OpenResult =
       /** Reads straddling chunk boundaries equal the same bytes cut from the whole file. */
       straddlingReadsMatch: boolean;
       progress: DownloadProgress[];
+      /** SHA-256 digests computed while openCachedModel ran (before any file was read). */
+      digestsAtOpen: number;
     }
   | { ok: false; error: ErrorInfo; progress: DownloadProgress[] };
 
@@ -137,7 +139,7 @@ async function describeFiles(files: ModelFiles, extraFiles: string[]): Promise<E
     }
     if (name === 'config.json') textMatches = (await files.text(name)) === new TextDecoder().decode(whole);
   }
-  return { ok: true, name: files.name, files: out, textMatches, straddlingReadsMatch, progress: [] };
+  return { ok: true, name: files.name, files: out, textMatches, straddlingReadsMatch, progress: [], digestsAtOpen: 0 };
 }
 
 const api: StorageTestApi = {
@@ -148,6 +150,9 @@ const api: StorageTestApi = {
       const estimate = args.fakeEstimate;
       Object.defineProperty(navigator.storage, 'estimate', { value: async () => estimate, configurable: true });
     }
+    let digests = 0;
+    const digest = crypto.subtle.digest.bind(crypto.subtle);
+    crypto.subtle.digest = (algorithm, data) => (digests++, digest(algorithm, data));
     try {
       const files = await openCachedModel(args.url, {
         modelId: args.modelId,
@@ -157,6 +162,8 @@ const api: StorageTestApi = {
         fetch: args.breakAfter ? breakingFetch(args.breakAfter, abort) : undefined,
         onProgress: (p) => progress.push(p),
       });
+      const digestsAtOpen = digests;
+      crypto.subtle.digest = digest;
       if (args.corruptAfterOpen) {
         const key = chunkKey(args.corruptAfterOpen.modelId, args.corruptAfterOpen.file, args.corruptAfterOpen.chunk);
         const chunk = await get<unknown>(key, cacheStore());
@@ -164,9 +171,11 @@ const api: StorageTestApi = {
         new Uint8Array(chunk)[0] ^= 0xff;
         await set(key, chunk, cacheStore());
       }
-      return { ...(await describeFiles(files, args.extraFiles ?? [])), progress };
+      return { ...(await describeFiles(files, args.extraFiles ?? [])), progress, digestsAtOpen };
     } catch (e) {
       return { ok: false, error: errorInfo(e), progress };
+    } finally {
+      crypto.subtle.digest = digest;
     }
   },
   list: listCachedModels,

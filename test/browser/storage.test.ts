@@ -135,13 +135,15 @@ it('downloads with monotonic progress into verified chunks; the files are byte-i
   expect(consoleErrors.filter((e) => !e.includes('404'))).toEqual([]);
 });
 
-it('opens a cached model again, and after a reload, with zero requests', async () => {
+it('opens a cached model again, and after a reload, with zero requests and no hashing until a file is read', async () => {
   const { page, requests } = await newPage();
   expectComplete(await open(page));
   requests.length = 0;
   const again = await open(page);
   expectComplete(again);
   expect(again.progress).toEqual([]);
+  // Chunks are verified as the loader reads them, so each byte is read and hashed once, not also at open.
+  expect(again.ok && again.digestsAtOpen).toBe(0);
   await page.reload();
   await page.waitForFunction(() => window.__storage !== undefined);
   expectComplete(await open(page));
