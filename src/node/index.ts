@@ -19,3 +19,4 @@ export async function createEngine(source: ModelSource, options: EngineOptions =
   const files = typeof source !== 'string' ? source : /^https?:\/\//i.test(source) ? urlFiles(source, { signal: options.signal }) : folderFiles(source);
   return createEngineOn(files, { ...options, gpu: options.gpu ?? (await acquireNodeGpu()) });
 }
+export { serve, type OpenAIServer, type ServeOptions } from './serve';

@@ -1,11 +1,15 @@
 /**
- * The official `openai` client, unchanged, against stories260K through createOpenAIFetch: the answers must be
- * the engine's own (and the greedy golden), errors must arrive as OpenAI's error classes and statuses.
+ * The official `openai` client, unchanged, against stories260K through createOpenAIFetch and through serve():
+ * the answers must be the engine's own (and the greedy golden), errors must arrive as OpenAI's error classes
+ * and statuses; the server also faces raw HTTP (bad JSON, oversized bodies, concurrency, disconnects).
  */
+import { request as httpRequest } from 'node:http';
 import OpenAI, { APIUserAbortError, BadRequestError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../src/engine/engine';
+import type { ChatCompletions, RequestOptions } from '../../src/engine/types';
 import { folderFiles } from '../../src/model/files-node';
+import { serve, type OpenAIServer } from '../../src/node/serve';
 import { createOpenAIFetch } from '../../src/openai/fetch';
 import { testGpu } from '../gpu';
 import { greedyGolden, modelPath } from '../models';
@@ -116,5 +120,100 @@ describe('createOpenAIFetch with the openai client', () => {
 
     const after = await client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 3 });
     expect(after.usage?.completion_tokens).toBe(3);
+  });
+});
+
+describe('serve', () => {
+  let server: OpenAIServer;
+  let http: OpenAI;
+  beforeAll(async () => {
+    server = await serve(engine, { port: 0, modelId: MODEL, maxBodyBytes: 64 * 1024 });
+    http = new OpenAI({ apiKey: 'unused', baseURL: server.url, maxRetries: 0 });
+  });
+  afterAll(() => server?.close());
+
+  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+
+  it('binds to loopback and answers the openai client, streamed and not', async () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    const direct = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 8 });
+    const completion = await http.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 8 });
+    expect(completion.choices[0].message.content).toBe(direct.choices[0].message.content);
+    let text = '';
+    for await (const chunk of await http.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 8, stream: true })) {
+      text += chunk.choices[0]?.delta.content ?? '';
+    }
+    expect(text).toBe(direct.choices[0].message.content);
+    expect((await http.models.list()).data[0].id).toBe(MODEL);
+  });
+
+  it('raw HTTP: bad JSON 400, oversized body 413, unknown route 404, foreign Host 403, all as OpenAI error objects', async () => {
+    const badJson = await post('/chat/completions', '{"messages": [');
+    expect(badJson.status).toBe(400);
+    expect((await badJson.json()).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('JSON') });
+
+    // Declared too large, and sent in chunks with no length: both 413 (a write after the answer may see a reset).
+    const huge = JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(100_000) }] });
+    for (const headers of [{ 'content-length': String(huge.length) }, { 'transfer-encoding': 'chunked' }]) {
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const req = httpRequest(`${server.url}/chat/completions`, { method: 'POST', headers }, (res) => resolve(res.resume().statusCode));
+        req.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : reject(e)));
+        req.end(huge);
+      });
+      expect(status).toBe(413);
+    }
+
+    const unknown = await fetch(`${server.url}/embeddings`, { method: 'POST', body: '{}' });
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error.code).toBe('unknown_url');
+
+    // fetch cannot set Host; a page on a rebound name would send its own.
+    const rebound = await new Promise<number | undefined>((resolve, reject) => {
+      httpRequest(`${server.url}/models`, { headers: { host: `evil.example:${server.port}` } }, (res) => resolve(res.resume().statusCode)).on('error', reject).end();
+    });
+    expect(rebound).toBe(403);
+  });
+
+  it('concurrent clients are served one after another, each with its own answer', async () => {
+    const prompts = ['A dog', 'A bird', 'A fish'].map((content) => [{ role: 'user' as const, content }]);
+    const expected = [];
+    for (const m of prompts) expected.push((await engine.chat.completions.create({ messages: m, temperature: 0, max_tokens: 6 })).choices[0].message.content);
+    const answers = await Promise.all(prompts.map((m) => http.chat.completions.create({ model: MODEL, messages: m, temperature: 0, max_tokens: 6 })));
+    expect(answers.map((a) => a.choices[0].message.content)).toEqual(expected);
+  });
+
+  it('a client that disconnects mid-stream stops its generation and frees the engine', async () => {
+    // Counts the chunks the server pulls from the engine: a generation left running would pull all 100.
+    let pulled = 0;
+    const create = (async (request: Parameters<ChatCompletions['create']>[0], options?: RequestOptions) => {
+      const chunks = await engine.chat.completions.create({ ...request, stream: true }, options);
+      return (async function* () {
+        for await (const chunk of chunks) {
+          pulled++;
+          yield chunk;
+        }
+      })();
+    }) as unknown as ChatCompletions['create'];
+    const counted = await serve({ chat: { completions: { create } }, generate: engine.generate.bind(engine) }, { port: 0 });
+    const body = JSON.stringify({ model: MODEL, messages, temperature: 0, max_tokens: 100, stream: true });
+    const url = new URL(`${counted.url}/chat/completions`);
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+      req.end(body);
+    });
+    // The next request waits for the engine, so the abandoned generation has ended by the time it answers.
+    const next = await http.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 2 });
+    expect(next.usage?.completion_tokens).toBe(2);
+    await counted.close();
+    expect(pulled).toBeGreaterThan(0);
+    expect(pulled).toBeLessThan(20);
   });
 });
