@@ -3,7 +3,7 @@
  * OpenAI-shaped `chat.completions.create()`. Requests run first-come-first-served; each reuses the KV cache
  * for the longest common token prefix with what the previous request left in it.
  */
-import { createChatFormatter, encodeChat, type ChatFormatter } from '../chat/template';
+import { createChatFormatter, encodeChat, validateMessages, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
 import type { ModelSpec } from '../model/config';
 import { urlFiles } from '../model/files';
@@ -90,7 +90,22 @@ export class Engine implements ChatBackend {
   /** Renders and tokenizes a conversation with the model's chat template (or the documented fallback). */
   encodeMessages(messages: unknown): number[] {
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of messages', 'messages');
-    return encodeChat(this.formatter, this.tokenizer, messages, { addGenerationPrompt: true });
+    const valid = validateMessages(messages);
+    this.checkPromptChars(valid.reduce((sum, m) => sum + m.content.length, 0));
+    // The template's output is capped at what could fit the context, so a template cannot inflate it past that.
+    return encodeChat(this.formatter, this.tokenizer, valid, { addGenerationPrompt: true, maxChars: this.maxPromptChars() });
+  }
+
+  /** The most characters a prompt that fits the context can have: NFC may triple a text, no token is longer than maxTokenChars. */
+  private maxPromptChars(): number {
+    return this.contextLength * 3 * this.tokenizer.maxTokenChars;
+  }
+
+  /** A cheap check before tokenizing: a prompt of `chars` characters takes at least chars / maxPromptChars × context tokens. */
+  private checkPromptChars(chars: number): void {
+    if (chars < this.maxPromptChars()) return;
+    const atLeast = Math.ceil(chars / (3 * this.tokenizer.maxTokenChars));
+    throw new ContextWindowExceededError(atLeast, this.contextLength, `The prompt (${chars.toLocaleString('en-US')} characters) is at least`);
   }
 
   resolveOptions(options: Omit<GenerateOptions, 'signal'>): ResolvedSamplingOptions {
@@ -102,8 +117,15 @@ export class Engine implements ChatBackend {
    * as tokens are sampled; with `num_beams` > 1 beam search runs and the whole text comes as one delta.
    */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): GenerationStream {
+    if (typeof prompt !== 'string' && !Array.isArray(prompt)) {
+      throw new InvalidRequestError(`prompt must be a string or an array of token ids, got ${prompt === null ? 'null' : typeof prompt}`, 'prompt');
+    }
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidRequestError(`options must be an object, got ${options === null ? 'null' : typeof options}`, 'options');
+    }
     const { signal, ...sampling } = options;
     if (typeof prompt === 'string' && prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', 'prompt');
+    if (typeof prompt === 'string') this.checkPromptChars(prompt.length);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
     return this.stream(ids, this.resolveOptions(sampling), this.tokenizer.eosTokenIds, signal);
   }

@@ -8,6 +8,8 @@ export type SafetensorsErrorCode =
   | 'too-small'
   /** The header length is over 100,000,000 bytes (or not representable). */
   | 'header-too-large'
+  /** A Git LFS pointer file (a few lines of text naming the real file) instead of the weights. */
+  | 'lfs-pointer'
   /** 8 + header length runs past the end of the file. */
   | 'header-out-of-bounds'
   | 'header-not-utf8'
@@ -44,6 +46,8 @@ export type SafetensorsErrorCode =
 const HINTS: Record<SafetensorsErrorCode, string> = {
   'too-small': 'The file is empty or cut off; download it again.',
   'header-too-large': 'This is not a safetensors file, or it is corrupted; download it again.',
+  'lfs-pointer':
+    'Fetch the real file: `git lfs pull` in a cloned repository, or download it from the /resolve/ URL rather than /raw/.',
   'header-out-of-bounds': 'The file is cut off or not a safetensors file; download it again.',
   'header-not-utf8': 'The header is corrupted; download the file again.',
   'header-not-json': 'The header is corrupted; download the file again.',

@@ -117,6 +117,9 @@ export interface SafetensorsFile extends TensorSource {
 // ---------------------------------------------------------------------------------------------------------
 // Header
 
+/** Git LFS pointer files are about 130 bytes; the spec caps them at 1024. */
+const MAX_LFS_POINTER_BYTES = 1024;
+
 /**
  * The header length N from the file's first 8 bytes, checked against the limit and the file size before
  * anything of size N is allocated. The u64 is read as two u32 words so no value is ever rounded.
@@ -129,6 +132,10 @@ export function readHeaderLength(prefix: Uint8Array, fileSize: number, file?: st
       `the file has ${Math.min(fileSize, prefix.byteLength)} bytes, fewer than the 8-byte header length.`,
       { file },
     );
+  }
+  // A pointer file starts "version https://git-lfs.github.com/spec/v1"; its first 8 bytes would read as a huge length.
+  if (fileSize <= MAX_LFS_POINTER_BYTES && new TextDecoder().decode(prefix.subarray(0, 8)) === 'version ') {
+    throw new SafetensorsError('lfs-pointer', `the file is a ${fileSize}-byte Git LFS pointer, not the weights.`, { file });
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = view.getUint32(0, true);

@@ -34,10 +34,11 @@ export class LimitsExceededError extends Error {
     readonly limit: number,
     readonly limitName: string,
   ) {
+    // Size limits are bytes; the others (workgroup counts) are plain counts named by `what`.
+    const amount = (n: number) => (/Size$/.test(limitName) ? formatBytes(n) : n.toLocaleString('en-US'));
     super(
-      `${what} needs ${required.toLocaleString('en-US')} but this device allows at most ` +
-        `${limit.toLocaleString('en-US')} (${limitName}). Use a smaller model, a shorter context or a ` +
-        `smaller weight dtype.`,
+      `${what} needs ${amount(required)} but this device allows at most ${amount(limit)} (${limitName}). ` +
+        'Use a smaller model, a shorter context or a smaller weight dtype.',
     );
   }
 }
@@ -95,4 +96,18 @@ export class GpuOutOfMemoryError extends Error {
         `smaller model, a shorter context or a smaller weight dtype.`,
     );
   }
+}
+
+/** `1,234,567,890 bytes (1.15 GiB)`: exact for comparing with the device's limits, rounded for reading. */
+export function formatBytes(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = '';
+  for (const u of units) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = u;
+  }
+  const exact = `${bytes.toLocaleString('en-US')} bytes`;
+  return unit === '' ? exact : `${exact} (${value.toFixed(2)} ${unit})`;
 }

@@ -77,7 +77,8 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const tokenizerConfigText = await files.text('tokenizer_config.json');
   const tokenizerConfig =
     tokenizerConfigText === undefined ? {} : asObject(files, 'tokenizer_config.json', parseJson(files, 'tokenizer_config.json', tokenizerConfigText));
-  if (tokenizerConfig.chat_template === undefined) {
+  // A config with "chat_template": null (as some repos write next to chat_template.jinja) also takes the file.
+  if (tokenizerConfig.chat_template === undefined || tokenizerConfig.chat_template === null) {
     const jinja = await files.text('chat_template.jinja');
     if (jinja !== undefined) tokenizerConfig.chat_template = jinja;
   }

@@ -39,6 +39,12 @@ export class Tokenizer {
     private readonly hf: HfTokenizer,
     /** Number of ids the tokenizer knows (largest id + 1); a model's embedding may be padded beyond it. */
     readonly vocabSize: number,
+    /**
+     * The longest token in UTF-16 units, an upper bound on the text one token decodes to (a byte-level token
+     * spells each byte as one character; a byte-fallback token <0xHH> is one byte): a cheap bound on the
+     * fewest tokens a text can take, checked before tokenizing it.
+     */
+    readonly maxTokenChars: number,
     readonly bosTokenId: number | null,
     eosTokenIds: number[],
     /** Added tokens marked special, plus those tokenizer_config.json names (bos, eos, unk, pad, additional). */
@@ -157,8 +163,12 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
   }
 
   let vocabSize = 0;
-  for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
-  return new Tokenizer(hf, vocabSize, bos, eos === null ? [] : [eos], special, prefix, suffix);
+  let maxTokenChars = 1;
+  for (const [token, id] of hf.get_vocab(true)) {
+    vocabSize = Math.max(vocabSize, id + 1);
+    maxTokenChars = Math.max(maxTokenChars, token.length);
+  }
+  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix);
 }
 
 /** Used only when tokenizer_config.json names no eos_token (or is absent). */

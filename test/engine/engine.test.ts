@@ -84,6 +84,25 @@ describe('engine.generate', () => {
     expect(() => engine.generate('hi', { bogus: 1 } as never)).toThrow(InvalidOptionError);
   });
 
+  it('generate(p, null) and generate(5) are typed errors, and the next request works', async () => {
+    expect(() => engine.generate('hi', null as never)).toThrow(InvalidRequestError);
+    expect(() => engine.generate(5 as never)).toThrow(/prompt must be a string or an array of token ids, got number/);
+    const after = await collect(engine.generate([1], { temperature: 0, max_tokens: 5 }));
+    expect(after.ids).toEqual(greedyGolden().greedy_ids.slice(0, 5));
+  });
+
+  it('a 10 MB prompt is refused from its length before it is tokenized, and the next request works', async () => {
+    const huge = 'x'.repeat(10_000_000);
+    const t0 = performance.now();
+    expect(() => engine.generate(huge)).toThrow(ContextWindowExceededError);
+    expect(() => engine.generate(huge)).toThrow(/The prompt \(10,000,000 characters\) is at least \d+ tokens but the context holds 128/);
+    await expect(engine.chat.completions.create({ messages: [{ role: 'user', content: huge }] })).rejects.toBeInstanceOf(ContextWindowExceededError);
+    // Tokenizing 10 MB takes tens of seconds; the length check takes none of that.
+    expect(performance.now() - t0).toBeLessThan(5000);
+    const after = await collect(engine.generate([1], { temperature: 0, max_tokens: 5 }));
+    expect(after.ids).toEqual(greedyGolden().greedy_ids.slice(0, 5));
+  });
+
   it('an abort mid-stream ends within one token with finish_reason abort; the next request works', async () => {
     const controller = new AbortController();
     const stream = engine.generate([1], { temperature: 0, max_tokens: 50, signal: controller.signal });

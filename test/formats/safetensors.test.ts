@@ -134,6 +134,16 @@ describe('safetensors: the 8-byte header length', () => {
     }
   });
 
+  it('names a Git LFS pointer file as such (lfs-pointer), not as a huge header length', async () => {
+    const pointer =
+      'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 2336927755\n';
+    const err = await expectCode(openSafetensors(bytesSource(new TextEncoder().encode(pointer), 'model.safetensors')), 'lfs-pointer');
+    expect(err.message).toMatch(/Git LFS pointer/);
+    expect(err.message).not.toMatch(/header length/);
+    // A real file still opens after it.
+    expect((await openSafetensors(bytesSource(writeSafetensors([{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array([1]) }])))).tensors.size).toBe(1);
+  });
+
   it('rejects 8 + N past the end of the file (header-out-of-bounds)', async () => {
     const src = spySource(rawFile('{}', 0, { length: 1000n }));
     await expectCode(openSafetensors(src), 'header-out-of-bounds');

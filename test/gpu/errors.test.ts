@@ -111,6 +111,9 @@ describe('device limits', () => {
       const error = await createBuffer(gpu, 'huge', max + 4, GPUBufferUsage.STORAGE).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LimitsExceededError);
       expect(error).toMatchObject({ required: max + 4, limit: max, limitName: 'maxBufferSize' });
+      // Sizes are stated in bytes, exactly and rounded to a readable unit.
+      expect((error as Error).message).toContain(`at most ${max.toLocaleString('en-US')} bytes (`);
+      expect((error as Error).message).toMatch(/bytes \(\d+\.\d\d [KMGT]iB\)/);
       expect(allocate).not.toHaveBeenCalled();
       (await createBuffer(gpu, 'small', 16, GPUBufferUsage.STORAGE)).destroy();
       expect(allocate).toHaveBeenCalledTimes(1); // the spy does see allocations

@@ -49,6 +49,19 @@ describe('loadModel', () => {
     model.destroy();
   });
 
+  it('takes chat_template.jinja when tokenizer_config.json says "chat_template": null', async () => {
+    const gpu = await testGpu();
+    const stories = folderFiles(modelPath('stories260K'));
+    const files = new Map<string, string | Uint8Array>();
+    for (const file of ['config.json', 'tokenizer.json']) files.set(file, (await stories.text(file))!);
+    files.set('model.safetensors', new Uint8Array(await (await stories.bytes('model.safetensors'))!.read(0, (await stories.bytes('model.safetensors'))!.size)));
+    files.set('tokenizer_config.json', JSON.stringify({ chat_template: null }));
+    files.set('chat_template.jinja', '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}');
+    const loaded = await loadModel(gpu, memoryFiles('null-template', files), { contextLength: 16 });
+    expect(loaded.tokenizerConfig.chat_template).toBe(files.get('chat_template.jinja'));
+    loaded.model.destroy();
+  });
+
   it('resolves Hugging Face repo URLs and plain base URLs', () => {
     expect(resolveModelUrl('https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct')('config.json')).toBe(
       'https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/config.json',
