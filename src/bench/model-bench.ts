@@ -6,7 +6,8 @@
  */
 import type { Gpu } from '../gpu/device';
 import { parseModelConfig, type ModelSpec } from '../model/config';
-import { GpuModel, type KernelShapes } from '../model/forward';
+import { GpuModel } from '../model/forward';
+import type { KernelShapes } from '../model/plan';
 import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
 import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';

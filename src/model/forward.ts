@@ -1,28 +1,23 @@
 /**
- * The transformer on the GPU: weights uploaded once, a RunState allocated once, and every kernel launch
- * prepared at load (pipelines, uniform buffers, bind groups). A forward call only writes token ids and
- * changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last row)
- * and submits once per chunk; decode reads back the 4-byte token id. RMSNorm is fused into the projection
- * that follows it. Nothing here creates a buffer or bind group after `createGpuModel` returns.
+ * The transformer on the GPU: weights uploaded once (gpu-weights.ts), a RunState allocated once
+ * (run-state.ts), and every kernel launch prepared at load (plan.ts). A forward call only writes token ids
+ * and changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last
+ * row) and submits once per chunk; decode reads back the 4-byte token id. Nothing here creates a buffer or
+ * bind group after `GpuModel.create` returns.
  */
 import type { Gpu } from '../gpu/device';
-import { LimitsExceededError, ShapeError } from '../gpu/errors';
-import { f16BitsToF32 } from '../gpu/f16';
-import { createBuffer, createTensor, tensorBytes, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
-import { prepareArgmax } from '../kernels/argmax/argmax';
-import { prepareAttention } from '../kernels/attention/attention';
-import { prepareEmbedding } from '../kernels/embedding/embedding';
-import { prepareGelu } from '../kernels/gelu/gelu';
-import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
-import { prepareNorm } from '../kernels/norm/norm';
-import { prepareRope, ropeInvFreq, ropeTable } from '../kernels/rope/rope';
-import { prepareTopK } from '../kernels/topk/topk';
+import { ShapeError } from '../gpu/errors';
+import type { Tensor } from '../gpu/tensor';
+import { DEFAULT_MATVEC, DEFAULT_TILE } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
-import { quantize, type QuantDType } from '../quant/quantize';
+import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
-import { ContextWindowExceededError, createKvCache, kvCacheShape, type KvCache } from './kv-cache';
-import { LAYER_TENSORS, MODEL_TENSORS, canonicalShape, type CanonicalTensor } from './architectures';
-import { mapLayer, type CanonicalLayer, type CanonicalWeights, type F32Tensor, type WeightDtype, type WeightTensor } from './weights';
+import { decodeWeightBytes, uploadWeights, type GpuWeights } from './gpu-weights';
+import { ContextWindowExceededError } from './kv-cache';
+import { checkModelFits } from './limits';
+import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
+import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
+import type { CanonicalWeights } from './weights';
 
 export interface GpuModelOptions {
   /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
@@ -66,94 +61,6 @@ export interface ForwardStats {
   gpuMs: number;
 }
 
-/** Timestamp queries around each submit: the first pass writes the start, the last pass the end. */
-interface Profiler {
-  querySet: GPUQuerySet;
-  resolve: GPUBuffer;
-  readback: GPUBuffer;
-}
-
-/** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS). */
-type GpuLayer = { [K in keyof CanonicalLayer]: Tensor };
-
-interface GpuWeights {
-  /** [V, D] */
-  embedding: Tensor;
-  /** [maxContext, D] f32 (GPT-2). */
-  positionEmbedding?: Tensor;
-  layers: GpuLayer[];
-  finalNorm: Tensor;
-  finalNormBias?: Tensor;
-  /** [V, D]; the embedding tensor itself when tied. */
-  lmHead: Tensor;
-  /** [contextLength, rotaryDim/2, 2] cos/sin, when the model uses rope. */
-  ropeTable?: Tensor;
-}
-
-/** Activations, sized for the largest chunk and reused by every call (T = rows in use). */
-interface RunState {
-  /** [chunk] u32 token ids of the current chunk. */
-  ids: Tensor;
-  /** [chunk, D] the residual stream. */
-  x: Tensor;
-  /** [chunk, D] LayerNorm of x, input of the projections (RMSNorm models normalise inside the projections). */
-  xn?: Tensor;
-  /** [chunk, (nH + 2·nKV)·hd] fused q, k, v projections. */
-  qkv: Tensor;
-  /** [chunk, nH, hd] rotated queries. */
-  q: Tensor;
-  /** [chunk, nH, hd] attention output. */
-  attn: Tensor;
-  /** [chunk, 2I] gate and up (gated MLP) or [chunk, I]. */
-  up: Tensor;
-  /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
-  act?: Tensor;
-  /** [1, D] the last row of x, the only one the LM head needs (a prefill chunk copies it here). */
-  last: Tensor;
-  /** [1, D] LayerNorm of `last` (LayerNorm models). */
-  lastNorm?: Tensor;
-  /** [1, V] */
-  logits: Tensor;
-  /** [1] u32 greedy next token. */
-  next: Tensor;
-  /** [capacity] f32 and u32: the top-k candidates, when the model was loaded with topKCapacity. */
-  topValues?: Tensor;
-  topIndices?: Tensor;
-  /** MAP_READ staging for `next`, `logits` and the top-k candidates, reused by every readback. */
-  tokenReadback: GPUBuffer;
-  logitsReadback: GPUBuffer;
-  topKReadback?: GPUBuffer;
-  kv: KvCache;
-}
-
-/** A prepared launch seen through the parameters a step changes (any KernelDispatch with those fields). */
-interface Launch<P> {
-  encode(pass: GPUComputePassEncoder): void;
-  set(changes: P): void;
-  dispose(): void;
-}
-
-/** One prepared launch and how it follows the chunk length T and start position pos. */
-interface Step {
-  dispatch: Pick<Launch<never>, 'encode' | 'dispose'>;
-  update(T: number, pos: number): void;
-}
-
-/** Every launch of one forward call, for a fixed maximum T: the prefill plan and the T = 1 decode plan. */
-interface Plan {
-  maxT: number;
-  embed: Step;
-  layers: Step[][];
-  /**
-   * Final norm and LM head over the last row: decode's only row of x, read in place in the same pass; a
-   * prefill chunk's last row, copied to `last` between two passes.
-   */
-  head: Step[];
-  /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
-  select: { token: Step[]; topk: Step[]; logits: Step[] };
-  applied: { T: number; pos: number };
-}
-
 export type ForwardRead = 'token' | 'logits' | 'topk';
 
 export type ForwardResult =
@@ -187,7 +94,7 @@ export class GpuModel {
   ) {
     this.idsScratch = new Uint32Array(prefill.maxT);
     this.allocatedBytes = buffers.reduce((sum, b) => sum + b.size, 0);
-    this.decodeWeightBytes = weightBytesPerToken(spec, weights);
+    this.decodeWeightBytes = decodeWeightBytes(spec, weights);
   }
 
   static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
@@ -301,7 +208,7 @@ export class GpuModel {
       throw new ShapeError('model', `top-k reads need 1 ≤ k ≤ ${this.topKCapacity} (the topKCapacity loaded), got ${k}`);
     }
     if (k === this.topK) return;
-    for (const plan of [this.prefill, this.decode]) for (const step of plan.select.topk) step.update(k, 0);
+    for (const plan of [this.prefill, this.decode]) plan.topk?.set({ k });
     this.topK = k;
   }
 
@@ -310,11 +217,7 @@ export class GpuModel {
     const t0 = performance.now();
     const { device } = this.gpu;
     const { state, stats, profiler } = this;
-    if (plan.applied.T !== T || plan.applied.pos !== pos) {
-      plan.embed.update(T, pos);
-      for (const layer of plan.layers) for (const step of layer) step.update(T, pos);
-      plan.applied = { T, pos };
-    }
+    applyChunk(plan, { T, pos });
     const encoder = device.createCommandEncoder({ label: `forward T=${T} pos=${pos}` });
     const encodePass = (label: string, steps: Step[], begins: boolean, ends: boolean) => {
       const timestampWrites =
@@ -327,7 +230,7 @@ export class GpuModel {
       stats.passes++;
       stats.dispatches += steps.length;
     };
-    const body = [plan.embed, ...plan.layers.flat()];
+    const { body } = plan;
     const tail = read ? [...plan.head, ...plan.select[read]] : [];
     if (plan.maxT === 1 || !read) {
       encodePass('forward', [...body, ...tail], true, true);
@@ -388,242 +291,8 @@ export class GpuModel {
   }
 
   destroy(): void {
-    for (const plan of [this.prefill, this.decode]) {
-      const steps = [plan.embed, ...plan.layers.flat(), ...plan.head, ...plan.select.token, ...plan.select.topk];
-      for (const step of steps) step.dispatch.dispose();
-    }
+    for (const plan of [this.prefill, this.decode]) disposePlan(plan);
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }
-}
-
-function weightBytesPerToken(spec: ModelSpec, w: GpuWeights): number {
-  const bytes = (t: Tensor | undefined) => (t ? tensorBytes(t.dtype, t.shape) : 0);
-  let total = bytes(w.finalNorm) + bytes(w.finalNormBias) + bytes(w.lmHead) + bytes(w.embedding) / spec.vocabSize;
-  for (const layer of w.layers) for (const t of Object.values<Tensor>(layer)) total += bytes(t);
-  return total;
-}
-
-async function createProfiler(gpu: Gpu, buffers: GPUBuffer[]): Promise<Profiler> {
-  const querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
-  const resolve = await createBuffer(gpu, 'timestamps', 16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC);
-  const readback = await createBuffer(gpu, 'timestamps readback', 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-  buffers.push(resolve, readback);
-  return { querySet, resolve, readback };
-}
-
-async function readGpuMs(gpu: Gpu, profiler: Profiler): Promise<number> {
-  await Promise.race([profiler.readback.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
-  const [start, end] = new BigUint64Array(profiler.readback.getMappedRange(), 0, 2);
-  profiler.readback.unmap();
-  return end > start ? Number(end - start) / 1e6 : 0;
-}
-
-/**
- * Checks every GPU allocation the model will make against the device limits, from the config alone, so a
- * model that cannot run is refused before its weights are downloaded or anything is allocated.
- */
-export function checkModelFits(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, contextLength: number, prefillChunk: number): void {
-  const { maxBufferSize, maxStorageBufferBindingSize } = gpu.device.limits;
-  const limit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
-  const limitName = limit === maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
-  const check = (what: string, bytes: number) => {
-    if (bytes > limit) throw new LimitsExceededError(what, bytes, limit, limitName);
-  };
-  const matrices = (tensors: Record<string, CanonicalTensor>) => Object.values(tensors).filter((t) => t.kind === 'matrix' && t.present(spec));
-  for (const t of matrices(MODEL_TENSORS)) {
-    // The embedding kernel adds position embeddings in f32.
-    const bytes = tensorBytes(t === MODEL_TENSORS.positionEmbedding ? 'f32' : dtype, canonicalShape(t, spec));
-    check(`the ${t.label}`, bytes);
-  }
-  for (const t of matrices(LAYER_TENSORS)) check(`a layer's ${t.label}`, tensorBytes(dtype, canonicalShape(t, spec)));
-  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
-  const qkvRows = (nH + 2 * nKV) * hd;
-  const upRows = spec.gatedMlp ? 2 * I : I;
-  check('one layer\'s KV cache', tensorBytes('f32', kvCacheShape(spec, contextLength)));
-  check('the activations', tensorBytes('f32', [prefillChunk, Math.max(D, qkvRows, upRows)]));
-  check('the logits', tensorBytes('f32', [V]));
-}
-
-async function uploadWeights(
-  gpu: Gpu,
-  spec: ModelSpec,
-  w: CanonicalWeights,
-  contextLength: number,
-  track: (t: Tensor) => Tensor,
-  quant: QuantDType | undefined,
-): Promise<GpuWeights> {
-  const up = async (label: string, t: WeightTensor) => track(await uploadTensor(gpu, label, t.dtype, t.shape, t.data));
-  /** A weight matrix read by matmul: quantized to `as` when asked, block by block, as it is uploaded. */
-  const matrix = async (label: string, t: WeightTensor, as = quant) =>
-    as ? track(await uploadTensor(gpu, label, as, t.shape, quantize(as, t.data, t.shape))) : up(label, t);
-  const opt = async (label: string, t: WeightTensor | undefined) => (t ? up(label, t) : undefined);
-
-  const embedding = await up('embedding', w.embedding);
-  const layers: GpuLayer[] = [];
-  for (const [i, l] of w.layers.entries()) {
-    const label = (name: keyof CanonicalLayer) => `layer ${i} ${LAYER_TENSORS[name].label}`;
-    layers.push(await mapLayer(l, (name, t) => (LAYER_TENSORS[name].kind === 'matrix' ? matrix(label(name), t) : up(label(name), t))));
-  }
-  let ropeTableTensor: Tensor | undefined;
-  if (spec.rope) {
-    const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });
-    const table = ropeTable(invFreq, contextLength);
-    ropeTableTensor = track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
-  }
-  return {
-    embedding,
-    positionEmbedding: w.positionEmbedding && (await up('position embedding', toF32(w.positionEmbedding))),
-    layers,
-    finalNorm: await up('final norm', w.finalNorm),
-    finalNormBias: await opt('final norm bias', w.finalNormBias),
-    // A tied head shares the embedding, unless quantizing: the gather reads f16/f32, the head quantized.
-    lmHead: w.lmHead === w.embedding && !quant ? embedding : await matrix('LM head', w.lmHead, quant === 'q4' ? 'q8' : quant),
-    ropeTable: ropeTableTensor,
-  };
-}
-
-/** The embedding kernel adds position embeddings in f32. */
-function toF32(t: WeightTensor): F32Tensor {
-  if (t.dtype === 'f32') return t;
-  const data = new Float32Array(t.data.length);
-  for (let i = 0; i < data.length; i++) data[i] = f16BitsToF32(t.data[i]);
-  return { dtype: 'f32', shape: t.shape, data };
-}
-
-async function createRunState(
-  gpu: Gpu,
-  spec: ModelSpec,
-  contextLength: number,
-  chunk: number,
-  track: (t: Tensor) => Tensor,
-  buffers: GPUBuffer[],
-  topKCapacity: number,
-): Promise<RunState> {
-  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
-  const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
-  const staging = async (label: string, size: number) => {
-    const b = await createBuffer(gpu, label, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    buffers.push(b);
-    return b;
-  };
-  const kv = await createKvCache(gpu, spec, contextLength);
-  for (const c of [...kv.keys, ...kv.values]) track(c);
-  return {
-    ids: await t('ids', [chunk], 'u32'),
-    x: await t('x', [chunk, D]),
-    xn: spec.norm.kind === 'layer' ? await t('xn', [chunk, D]) : undefined,
-    qkv: await t('qkv', [chunk, (nH + 2 * nKV) * hd]),
-    q: await t('q', [chunk, nH, hd]),
-    attn: await t('attn', [chunk, nH, hd]),
-    up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
-    act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
-    last: await t('last row', [1, D]),
-    lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
-    logits: await t('logits', [1, V]),
-    next: await t('next token', [1], 'u32'),
-    topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
-    topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
-    tokenReadback: await staging('token readback', 4),
-    logitsReadback: await staging('logits readback', V * 4),
-    topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,
-    kv,
-  };
-}
-
-/** The same buffer seen with fewer leading rows: decode launches bind the first row of each activation. */
-function rows(t: Tensor, n: number): Tensor {
-  return { ...t, shape: [n, ...t.shape.slice(1)] };
-}
-
-/** A 3-D [T, nH, hd] activation seen as the 2-D [T, nH·hd] input of a matmul. */
-function flatten(t: Tensor): Tensor {
-  return { ...t, shape: [t.shape[0], t.shape[1] * t.shape[2]] };
-}
-
-/** The matmul kernels' shapes every projection uses (tuned for the device, or the defaults). */
-export interface KernelShapes {
-  matvec: MatvecShape;
-  tile: TileShape;
-}
-
-async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes): Promise<Plan> {
-  const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile };
-  const x = rows(s.x, maxT);
-  const qkv = rows(s.qkv, maxT);
-  const q = rows(s.q, maxT);
-  const attn = rows(s.attn, maxT);
-  const up = rows(s.up, maxT);
-  const contextLength = s.kv.contextLength;
-  const { numHeads: nHeads, numKvHeads: nKvHeads, headDim } = spec;
-
-  // Each kind of launch follows T (and pos) through its own parameter names.
-  const byRows = (d: Launch<{ rows: number }>): Step => ({ dispatch: d, update: (T) => d.set({ rows: T }) });
-  const byM = (d: Launch<{ M: number }>): Step => ({ dispatch: d, update: (T) => d.set({ M: T }) });
-  const byTPos = (d: Launch<{ T: number; pos: number }>): Step => ({ dispatch: d, update: (T, pos) => d.set({ T, pos }) });
-  const fixed = (d: Step['dispatch']): Step => ({ dispatch: d, update: () => {} });
-  /**
-   * `w`·norm(input) (+ bias): one launch with RMSNorm fused into the projection's input, or (LayerNorm) a
-   * norm launch into `normed` and the projection of that.
-   */
-  const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
-    if (spec.norm.kind === 'rms') return [byM(await prepareMatmul(gpu, { ...projection, x: input, norm: { weight, eps: spec.norm.eps } }))];
-    if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
-    const norm = await prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps: spec.norm.eps });
-    return [byRows(norm), byM(await prepareMatmul(gpu, { ...projection, x: normed }))];
-  };
-  const xn = s.xn && rows(s.xn, maxT);
-
-  const embed = await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: w.embedding, out: x, posTable: w.positionEmbedding });
-  const layers: Step[][] = [];
-  for (const [l, L] of w.layers.entries()) {
-    const k = s.kv.keys[l];
-    const v = s.kv.values[l];
-    const wUp = L.wGateUp ?? L.wUp;
-    if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
-    const steps: Step[] = [
-      ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv, ...shapeArgs })),
-      byTPos(
-        await prepareRope(gpu, {
-          qkv, q, kCache: k, vCache: v, table: w.ropeTable, nHeads, nKvHeads, headDim,
-          rotaryDim: spec.rope?.rotaryDim ?? 0, maxContext: contextLength,
-          qNorm: L.qNorm, kNorm: L.kNorm, normEps: spec.norm.eps, T: maxT, pos: 0,
-        }),
-      ),
-      byTPos(
-        await prepareAttention(gpu, {
-          q, kCache: k, vCache: v, out: attn, nHeads, nKvHeads, headDim, maxContext: contextLength,
-          T: maxT, pos: 0, scale: spec.attentionScale,
-        }),
-      ),
-      byM(await prepareMatmul(gpu, { x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true, ...shapeArgs })),
-      ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up, ...shapeArgs })),
-      // SwiGLU is applied as the down projection reads its input; GELU (GPT-2) is a launch of its own.
-      ...(s.act
-        ? [
-            byRows(await prepareGelu(gpu, { x: up, out: rows(s.act, maxT) })),
-            byM(await prepareMatmul(gpu, { x: rows(s.act, maxT), w: L.wDown, bias: L.bDown, y: x, accumulate: true, ...shapeArgs })),
-          ]
-        : [byM(await prepareMatmul(gpu, { x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, ...shapeArgs, swiglu: true }))]),
-    ];
-    layers.push(steps);
-  }
-  const lastRow = maxT === 1 ? x : s.last;
-  // The head always runs on one row, whatever the chunk.
-  const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits, ...shapeArgs })).map((step) => fixed(step.dispatch));
-  const topk =
-    s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
-  const select = {
-    token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],
-    topk: topk ? [{ dispatch: topk, update: (k: number) => topk.set({ k }) }] : [],
-    logits: [],
-  };
-  return {
-    maxT,
-    embed: { dispatch: embed, update: (T, pos) => embed.set({ rows: T, pos }) },
-    layers,
-    head,
-    select,
-    applied: { T: maxT, pos: 0 },
-  };
 }

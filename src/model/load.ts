@@ -7,7 +7,8 @@ import { openSafetensors, openShardedSafetensors, type TensorSource } from '../f
 import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer';
 import { parseModelConfig, type ModelSpec } from './config';
 import { ModelFileMissingError, type ModelFiles } from './files';
-import { checkModelFits, GpuModel, type GpuModelOptions } from './forward';
+import { GpuModel, type GpuModelOptions } from './forward';
+import { checkModelFits } from './limits';
 import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
 

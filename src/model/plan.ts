@@ -1,0 +1,133 @@
+/**
+ * The plan: every kernel launch of one forward call, prepared at load for a fixed largest chunk (the
+ * prefill plan, and the T = 1 decode plan), so a call only updates parameters and encodes. The layer recipe
+ * below is the whole transformer block; RMSNorm is fused into the projection that follows it.
+ */
+import type { Gpu } from '../gpu/device';
+import type { KernelDispatch } from '../gpu/dispatch';
+import { ShapeError } from '../gpu/errors';
+import type { Tensor } from '../gpu/tensor';
+import { prepareArgmax } from '../kernels/argmax/argmax';
+import { prepareAttention } from '../kernels/attention/attention';
+import { prepareEmbedding } from '../kernels/embedding/embedding';
+import { prepareGelu } from '../kernels/gelu/gelu';
+import { prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
+import { prepareNorm } from '../kernels/norm/norm';
+import { prepareRope } from '../kernels/rope/rope';
+import { prepareTopK, type TopKDispatch } from '../kernels/topk/topk';
+import type { ModelSpec } from './config';
+import type { GpuWeights } from './gpu-weights';
+import { flatten, rows, type RunState } from './run-state';
+
+/** What changes from one call to the next: the rows of the chunk and the position of its first token. */
+export interface Chunk {
+  T: number;
+  pos: number;
+}
+
+/** One prepared launch and how it follows the chunk. */
+export interface Step {
+  dispatch: { encode(pass: GPUComputePassEncoder): void; dispose(): void };
+  update(chunk: Chunk): void;
+}
+
+export interface Plan {
+  maxT: number;
+  /** The embedding and every layer's launches, in order. */
+  body: Step[];
+  /**
+   * Final norm and LM head over the last row: decode's only row of x, read in place in the same pass; a
+   * prefill chunk's last row, copied to `last` between two passes.
+   */
+  head: Step[];
+  /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
+  select: { token: Step[]; topk: Step[]; logits: Step[] };
+  /** The top-k launch, whose k a call may change. */
+  topk?: TopKDispatch;
+  applied: Chunk;
+}
+
+/** The matmul kernels' shapes every projection uses (tuned for the device, or the defaults). */
+export interface KernelShapes {
+  matvec: MatvecShape;
+  tile: TileShape;
+}
+
+/** A launch whose row-count parameter (`rows`, `M` or `T`, as its kernel names it) and position follow the chunk. */
+function follow<F extends string>(d: KernelDispatch<F>, rowsParam: F, posParam?: F): Step {
+  const update = ({ T, pos }: Chunk) => {
+    const changes: Partial<Record<F, number>> = {};
+    changes[rowsParam] = T;
+    if (posParam) changes[posParam] = pos;
+    d.set(changes);
+  };
+  return { dispatch: d, update };
+}
+
+/** A launch that does not change with the chunk (the head runs on one row whatever the chunk). */
+function fixed(dispatch: Step['dispatch']): Step {
+  return { dispatch, update: () => {} };
+}
+
+export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes): Promise<Plan> {
+  const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile };
+  const [x, qkv, q, attn, up] = [s.x, s.qkv, s.q, s.attn, s.up].map((t) => rows(t, maxT));
+  const xn = s.xn && rows(s.xn, maxT);
+  const act = s.act && rows(s.act, maxT);
+  const contextLength = s.kv.contextLength;
+  const { numHeads: nHeads, numKvHeads: nKvHeads, headDim } = spec;
+  const eps = spec.norm.eps;
+  const matmul = async (args: MatmulArgs) => follow(await prepareMatmul(gpu, { ...args, ...shapeArgs }), 'M');
+  /**
+   * `w`·norm(input) (+ bias): one launch with RMSNorm fused into the projection's input, or (LayerNorm) a
+   * norm launch into `normed` and the projection of that.
+   */
+  const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
+    if (spec.norm.kind === 'rms') return [await matmul({ ...projection, x: input, norm: { weight, eps } })];
+    if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
+    const norm = await prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps });
+    return [follow(norm, 'rows'), await matmul({ ...projection, x: normed })];
+  };
+
+  const body = [follow(await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: w.embedding, out: x, posTable: w.positionEmbedding }), 'rows', 'pos')];
+  for (const [l, L] of w.layers.entries()) {
+    const [kCache, vCache] = [s.kv.keys[l], s.kv.values[l]];
+    const wUp = L.wGateUp ?? L.wUp;
+    if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
+    const cache = { kCache, vCache, nHeads, nKvHeads, headDim, maxContext: contextLength, T: maxT, pos: 0 };
+    body.push(
+      // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
+      ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
+      follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim: spec.rope?.rotaryDim ?? 0, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
+      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale }), 'T', 'pos'),
+      await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true }),
+      // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
+      // (GPT-2) is a launch of its own.
+      ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up })),
+      ...(act
+        ? [follow(await prepareGelu(gpu, { x: up, out: act }), 'rows'), await matmul({ x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true })]
+        : [await matmul({ x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, swiglu: true })]),
+    );
+  }
+
+  const lastRow = maxT === 1 ? x : s.last;
+  const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits })).map((step) => fixed(step.dispatch));
+  const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
+  const select = {
+    token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],
+    topk: topk ? [fixed(topk)] : [],
+    logits: [],
+  };
+  return { maxT, body, head, select, topk, applied: { T: maxT, pos: 0 } };
+}
+
+/** Brings every launch of the body to `chunk` (nothing to write when the plan already is there). */
+export function applyChunk(plan: Plan, chunk: Chunk): void {
+  if (plan.applied.T === chunk.T && plan.applied.pos === chunk.pos) return;
+  for (const step of plan.body) step.update(chunk);
+  plan.applied = { ...chunk };
+}
+
+export function disposePlan(plan: Plan): void {
+  for (const step of [...plan.body, ...plan.head, ...plan.select.token, ...plan.select.topk]) step.dispatch.dispose();
+}

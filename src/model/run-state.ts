@@ -1,0 +1,117 @@
+/**
+ * The run state: every activation buffer, the KV cache and the readback staging, allocated once at load for
+ * the largest chunk and reused by every forward call (a chunk of T rows uses the first T rows of each).
+ */
+import type { Gpu } from '../gpu/device';
+import { createBuffer, createTensor, type DType, type Tensor } from '../gpu/tensor';
+import type { ModelSpec } from './config';
+import { createKvCache, type KvCache } from './kv-cache';
+
+/** Activations, sized for the largest chunk and reused by every call (T = rows in use). */
+export interface RunState {
+  /** [chunk] u32 token ids of the current chunk. */
+  ids: Tensor;
+  /** [chunk, D] the residual stream. */
+  x: Tensor;
+  /** [chunk, D] LayerNorm of x, input of the projections (RMSNorm models normalise inside the projections). */
+  xn?: Tensor;
+  /** [chunk, (nH + 2·nKV)·hd] fused q, k, v projections. */
+  qkv: Tensor;
+  /** [chunk, nH, hd] rotated queries. */
+  q: Tensor;
+  /** [chunk, nH, hd] attention output. */
+  attn: Tensor;
+  /** [chunk, 2I] gate and up (gated MLP) or [chunk, I]. */
+  up: Tensor;
+  /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
+  act?: Tensor;
+  /** [1, D] the last row of x, the only one the LM head needs (a prefill chunk copies it here). */
+  last: Tensor;
+  /** [1, D] LayerNorm of `last` (LayerNorm models). */
+  lastNorm?: Tensor;
+  /** [1, V] */
+  logits: Tensor;
+  /** [1] u32 greedy next token. */
+  next: Tensor;
+  /** [capacity] f32 and u32: the top-k candidates, when the model was loaded with topKCapacity. */
+  topValues?: Tensor;
+  topIndices?: Tensor;
+  /** MAP_READ staging for `next`, `logits` and the top-k candidates, reused by every readback. */
+  tokenReadback: GPUBuffer;
+  logitsReadback: GPUBuffer;
+  topKReadback?: GPUBuffer;
+  kv: KvCache;
+}
+
+export async function createRunState(
+  gpu: Gpu,
+  spec: ModelSpec,
+  contextLength: number,
+  chunk: number,
+  track: (t: Tensor) => Tensor,
+  buffers: GPUBuffer[],
+  topKCapacity: number,
+): Promise<RunState> {
+  const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
+  const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
+  const staging = async (label: string, size: number) => {
+    const b = await createBuffer(gpu, label, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    buffers.push(b);
+    return b;
+  };
+  const kv = await createKvCache(gpu, spec, contextLength);
+  for (const c of [...kv.keys, ...kv.values]) track(c);
+  return {
+    ids: await t('ids', [chunk], 'u32'),
+    x: await t('x', [chunk, D]),
+    xn: spec.norm.kind === 'layer' ? await t('xn', [chunk, D]) : undefined,
+    qkv: await t('qkv', [chunk, (nH + 2 * nKV) * hd]),
+    q: await t('q', [chunk, nH, hd]),
+    attn: await t('attn', [chunk, nH, hd]),
+    up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
+    act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
+    last: await t('last row', [1, D]),
+    lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
+    logits: await t('logits', [1, V]),
+    next: await t('next token', [1], 'u32'),
+    topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
+    topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
+    tokenReadback: await staging('token readback', 4),
+    logitsReadback: await staging('logits readback', V * 4),
+    topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,
+    kv,
+  };
+}
+
+/** The same buffer seen with fewer leading rows: decode launches bind the first row of each activation. */
+export function rows(t: Tensor, n: number): Tensor {
+  return { ...t, shape: [n, ...t.shape.slice(1)] };
+}
+
+/** A 3-D [T, nH, hd] activation seen as the 2-D [T, nH·hd] input of a matmul. */
+export function flatten(t: Tensor): Tensor {
+  return { ...t, shape: [t.shape[0], t.shape[1] * t.shape[2]] };
+}
+
+/** Timestamp queries around each submit: the first pass writes the start, the last pass the end. */
+export interface Profiler {
+  querySet: GPUQuerySet;
+  resolve: GPUBuffer;
+  readback: GPUBuffer;
+}
+
+export async function createProfiler(gpu: Gpu, buffers: GPUBuffer[]): Promise<Profiler> {
+  const querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 2 });
+  const resolve = await createBuffer(gpu, 'timestamps', 16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC);
+  const readback = await createBuffer(gpu, 'timestamps readback', 16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+  buffers.push(resolve, readback);
+  return { querySet, resolve, readback };
+}
+
+export async function readGpuMs(gpu: Gpu, profiler: Profiler): Promise<number> {
+  await Promise.race([profiler.readback.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
+  const [start, end] = new BigUint64Array(profiler.readback.getMappedRange(), 0, 2);
+  profiler.readback.unmap();
+  return end > start ? Number(end - start) / 1e6 : 0;
+}
+
