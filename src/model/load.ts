@@ -10,7 +10,7 @@ import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
 import { checkModelFits } from './limits';
 import type { QuantDType } from '../quant/quantize';
-import { loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
+import { checkLayerCount, loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
 
 export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize'> {
   /**
@@ -87,6 +87,7 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   tokenizer.addEosTokenIds(spec.eosTokenIds);
 
   const weights = await openWeights(files);
+  checkLayerCount(spec, weights.tensors.keys());
   const checkpointDtypes = new Set([...weights.tensors.values()].map((t) => t.dtype));
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;

@@ -164,6 +164,24 @@ export function weightBytes(spec: ModelSpec, dtype: WeightDtype): number {
   return Object.values<CanonicalTensor>(MODEL_TENSORS).reduce((n, t) => n + bytes(t), spec.numLayers * layer);
 }
 
+/**
+ * Refuses a checkpoint with tensors for layers past config.json's num_hidden_layers: loading only the first
+ * layers of a deeper model would run, and answer nonsense, without a word.
+ */
+export function checkLayerCount(spec: ModelSpec, tensorNames: Iterable<string>): void {
+  const map = architectureOf(spec).tensors;
+  for (const name of tensorNames) {
+    for (const prefix of map.prefixes) {
+      const start = prefix + map.layerPrefix;
+      if (!name.startsWith(start)) continue;
+      const layer = Number(/^\d+/.exec(name.slice(start.length))?.[0] ?? NaN);
+      if (layer >= spec.numLayers) {
+        throw new ModelWeightsError(name, [], null, `belongs to layer ${layer}, but config.json says num_hidden_layers is ${spec.numLayers}`);
+      }
+    }
+  }
+}
+
 /** Reads, checks and rearranges a checkpoint into the canonical layout for `spec`. */
 export async function loadCanonicalWeights(
   spec: ModelSpec,

@@ -6,7 +6,7 @@ import { memoryFiles, resolveModelUrl } from '../../src/model/files';
 import { folderFiles } from '../../src/model/files-node';
 import { loadModel } from '../../src/model/load';
 import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
-import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { loadCanonicalWeights, ModelWeightsError, tensorMapReader } from '../../src/model/weights';
 import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';
 import { modelPath } from '../models';
@@ -49,12 +49,34 @@ describe('loadModel', () => {
     model.destroy();
   });
 
-  it('takes chat_template.jinja when tokenizer_config.json says "chat_template": null', async () => {
-    const gpu = await testGpu();
+  /** stories260K's files in memory, to be edited by a test. */
+  async function storiesFiles(): Promise<Map<string, string | Uint8Array>> {
     const stories = folderFiles(modelPath('stories260K'));
     const files = new Map<string, string | Uint8Array>();
     for (const file of ['config.json', 'tokenizer.json']) files.set(file, (await stories.text(file))!);
-    files.set('model.safetensors', new Uint8Array(await (await stories.bytes('model.safetensors'))!.read(0, (await stories.bytes('model.safetensors'))!.size)));
+    const weights = (await stories.bytes('model.safetensors'))!;
+    files.set('model.safetensors', new Uint8Array(await weights.read(0, weights.size)));
+    return files;
+  }
+
+  it('refuses tensors for layers past num_hidden_layers, and loads the model with its real config', async () => {
+    const gpu = await testGpu();
+    const files = await storiesFiles();
+    const config = JSON.parse(files.get('config.json') as string) as { num_hidden_layers: number };
+    const layers = config.num_hidden_layers;
+    files.set('config.json', JSON.stringify({ ...config, num_hidden_layers: layers - 1 }));
+    const error = await loadModel(gpu, memoryFiles('too-many-layers', files), { contextLength: 16 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelWeightsError);
+    expect((error as Error).message).toMatch(new RegExp(`layers\\.${layers - 1}\\..*belongs to layer ${layers - 1}, but config.json says num_hidden_layers is ${layers - 1}`));
+    files.set('config.json', JSON.stringify(config));
+    const loaded = await loadModel(gpu, memoryFiles('stories', files), { contextLength: 16 });
+    expect(loaded.spec.numLayers).toBe(layers);
+    loaded.model.destroy();
+  });
+
+  it('takes chat_template.jinja when tokenizer_config.json says "chat_template": null', async () => {
+    const gpu = await testGpu();
+    const files = await storiesFiles();
     files.set('tokenizer_config.json', JSON.stringify({ chat_template: null }));
     files.set('chat_template.jinja', '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}');
     const loaded = await loadModel(gpu, memoryFiles('null-template', files), { contextLength: 16 });
