@@ -46,18 +46,16 @@ const PRELUDE: ShaderPart = {
   file: 'prelude_ok.wgsl',
   code: '// prelude line 1\nalias Value = f32;\nfn twice(v: Value) -> Value { return 2.0 * v; }\n',
 };
-const GOOD_SHADER = `struct Params {
-  n: u32,
-}
-@group(0) @binding(0) var<uniform> params: Params;
+/** `struct Params` is generated from the spec's uniforms, as for every kernel. */
+const GOOD_SHADER = `@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(1)
 fn main() {
   out[0] = twice(f32(params.n));
 }
 `;
-/** The same shader with an unknown identifier on line 8. */
-const BROKEN_LINE = 8;
+/** The same shader with an unknown identifier on line 5. */
+const BROKEN_LINE = 5;
 const BROKEN_SHADER = GOOD_SHADER.replace('twice(f32(params.n))', 'twice(f32(params.n)) + not_declared');
 
 describe('shader compile errors', () => {
