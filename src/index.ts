@@ -28,6 +28,7 @@ export {
   GpuOutOfMemoryError,
   GpuValidationError,
   LimitsExceededError,
+  NumericalError,
   ShaderCompileError,
   ShapeError,
   WebGPUUnavailableError,

@@ -5,6 +5,7 @@
  */
 import { createChatFormatter, encodeChat, validateMessages, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
+import { NumericalError } from '../gpu/errors';
 import type { ModelSpec } from '../model/config';
 import { urlFiles } from '../model/files';
 import type { ForwardRead, ForwardResult } from '../model/forward';
@@ -60,6 +61,8 @@ export class Engine implements ChatBackend {
   private cachedTokens: number[] = [];
   /** A logits row rebuilt from top-k candidates, reused every token. */
   private readonly sparseLogits: Float32Array;
+  /** Ids the tokenizer cannot decode: never produced, and refused in prompts. */
+  private readonly maskedIds: ReadonlySet<number>;
   private disposed = false;
 
   constructor(
@@ -73,6 +76,7 @@ export class Engine implements ChatBackend {
     this.formatter = createChatFormatter(loaded.tokenizerConfig, loaded.tokenizer);
     this.chat = { completions: createChatCompletions(this) };
     this.sparseLogits = new Float32Array(loaded.spec.vocabSize);
+    this.maskedIds = new Set(loaded.maskedTokenIds);
   }
 
   get contextLength(): number {
@@ -137,6 +141,12 @@ export class Engine implements ChatBackend {
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) {
         throw new InvalidRequestError(`token id ${id} is outside the vocabulary of ${this.spec.vocabSize}`, 'prompt');
+      }
+      if (this.maskedIds.has(id)) {
+        throw new InvalidRequestError(
+          `token id ${id} has no token in the tokenizer (${this.tokenizer.vocabSize} ids; the model's vocabulary of ${this.spec.vocabSize} is padded)`,
+          'prompt',
+        );
       }
     }
     if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength, 'The prompt is');
@@ -214,7 +224,7 @@ export class Engine implements ChatBackend {
   }
 
   /** Feeds `tokens` after reusing the longest cached prefix of `sequence` (= cached part + tokens). */
-  private async prefill(sequence: readonly number[], read: ForwardRead, k = 0): Promise<{ result: ForwardResult; reused: number }> {
+  private async prefill(sequence: readonly number[], step: string, read: ForwardRead, k = 0): Promise<{ result: ForwardResult; reused: number }> {
     const { model } = this.loaded;
     let common = 0;
     while (common < this.cachedTokens.length && common < sequence.length && this.cachedTokens[common] === sequence[common]) common++;
@@ -222,17 +232,24 @@ export class Engine implements ChatBackend {
     const reused = Math.min(common, sequence.length - 1);
     model.rewind(reused);
     this.cachedTokens.length = reused;
-    const result = await this.forward(sequence.slice(reused), read, k);
+    const result = await this.forward(sequence.slice(reused), step, read, k);
     return { result, reused };
   }
 
-  private async forward(tokens: readonly number[], read: ForwardRead, k = 0): Promise<ForwardResult> {
+  /** Runs `tokens` for the request step named `step` (for a NumericalError to say where it happened). */
+  private async forward(tokens: readonly number[], step: string, read: ForwardRead, k = 0): Promise<ForwardResult> {
     const { model } = this.loaded;
     try {
       const result = await model.forward(tokens, read, k);
       this.cachedTokens.push(...tokens);
       return result;
     } catch (e) {
+      if (e instanceof NumericalError) {
+        // Non-finite keys and values may sit in the cache where this call wrote: the next request starts afresh.
+        this.cachedTokens.length = 0;
+        model.rewind(0);
+        throw new NumericalError(step, e.position);
+      }
       // Whatever reached the cache before the failure is still valid; the rest is not.
       this.cachedTokens.length = Math.min(this.cachedTokens.length, model.cachedLength);
       model.rewind(this.cachedTokens.length);
@@ -253,7 +270,7 @@ export class Engine implements ChatBackend {
     const stops = new StopMatcher(opts.stop);
 
     const t0 = performance.now();
-    const { result: first, reused } = await this.prefill(promptIds, read, k);
+    const { result: first, reused } = await this.prefill(promptIds, 'prefill', read, k);
     const tFirst = performance.now();
     let next = first;
     let generated = 0;
@@ -277,7 +294,7 @@ export class Engine implements ChatBackend {
         break;
       }
       if (ended === 'length') break;
-      next = await this.forward([token], read, k);
+      next = await this.forward([token], `decode step ${generated}`, read, k);
     }
     if (finish !== 'stop') {
       const tail = stops.push(decoder.flush());
@@ -319,7 +336,7 @@ export class Engine implements ChatBackend {
         steps++;
         const logits: Float32Array[] = [];
         for (const beam of beams) {
-          const { result } = await this.prefill([...promptIds, ...beam], 'logits');
+          const { result } = await this.prefill([...promptIds, ...beam], `beam search step ${steps}`, 'logits');
           if (result.kind !== 'logits') throw new Error('beam search needs logits');
           logits.push(result.logits);
         }

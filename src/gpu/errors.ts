@@ -43,6 +43,25 @@ export class LimitsExceededError extends Error {
   }
 }
 
+/**
+ * The model computed logits the sampler cannot use: NaN or +Infinity, or no finite value at all. A corrupt or
+ * mis-converted checkpoint does this, as can f16 overflowing. Raised before any token is chosen from them.
+ */
+export class NumericalError extends Error {
+  override readonly name = 'NumericalError';
+  constructor(
+    /** Which step of the request: "prefill", "decode step 5", "beam search step 2", or "forward" outside one. */
+    readonly step: string,
+    /** The position (0-based, in the context) of the token whose logits were broken. */
+    readonly position: number,
+  ) {
+    super(
+      `The model produced non-finite logits (NaN or Infinity) at ${step}, position ${position}. The weights may be ` +
+        `corrupt or mis-converted, or f16 overflowed: try another checkpoint or f32 weights. Other requests still run.`,
+    );
+  }
+}
+
 /** A shape or buffer passed to a kernel does not fit what the kernel needs; raised before any dispatch. */
 export class ShapeError extends Error {
   override readonly name = 'ShapeError';

@@ -6,7 +6,7 @@
  * bind group after `GpuModel.create` returns.
  */
 import type { Gpu } from '../gpu/device';
-import { ShapeError } from '../gpu/errors';
+import { NumericalError, ShapeError } from '../gpu/errors';
 import type { Tensor } from '../gpu/tensor';
 import { DEFAULT_MATVEC, DEFAULT_TILE } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
@@ -45,6 +45,11 @@ export interface GpuModelOptions {
    * fastest; results persist per adapter (see src/kernels/matmul/tune.ts). A software adapter gets the defaults untimed.
    */
   tune?: boolean | TuneOptions;
+  /**
+   * Token ids the model must never produce (the tokenizer cannot decode them: a padded vocabulary's tail,
+   * holes in its numbering): their logits are set to -Infinity on the GPU before argmax, top-k or a readback.
+   */
+  maskedTokenIds?: readonly number[];
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -110,7 +115,8 @@ export class GpuModel {
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
     const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track, options.quantize);
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
-    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity);
+    const masked = maskedIds(spec, options.maskedTokenIds ?? []);
+    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked);
     const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
     const tune = options.tune === true ? {} : options.tune || undefined;
     const shapes: KernelShapes =
@@ -177,6 +183,7 @@ export class GpuModel {
       // Invalid commands do nothing on the GPU: never hand out what such a call left behind.
       const error = gpu.takeUncapturedError();
       if (error) throw error;
+      if (!usable(result)) throw new NumericalError('forward', start + tokens.length - 1);
       return result;
     } catch (e) {
       throw gpu.lostError ?? e;
@@ -295,4 +302,38 @@ export class GpuModel {
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }
+}
+
+/** The argmax kernel's answer for a row it flags: NaN or +Infinity in it, or no finite value. */
+const NON_FINITE_TOKEN = 0xffffffff;
+
+/**
+ * Whether a sampler can use what a forward call read: argmax and top-k flag broken logits on the GPU
+ * (a flagged token id; a non-finite best value); a full row is scanned here.
+ */
+function usable(result: ForwardResult): boolean {
+  switch (result.kind) {
+    case 'token':
+      return result.token !== NON_FINITE_TOKEN;
+    case 'topk':
+      return Number.isFinite(result.values[0]);
+    case 'logits': {
+      let finite = false;
+      for (const v of result.logits) {
+        if (Number.isNaN(v) || v === Infinity) return false;
+        finite ||= v !== -Infinity;
+      }
+      return finite;
+    }
+  }
+}
+
+/** The ids to mask, checked and without repeats. */
+function maskedIds(spec: ModelSpec, ids: readonly number[]): Uint32Array {
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) {
+      throw new ShapeError('model', `masked token id ${id} is outside the vocabulary of ${spec.vocabSize}`);
+    }
+  }
+  return Uint32Array.from(new Set(ids));
 }

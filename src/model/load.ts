@@ -12,7 +12,7 @@ import { checkModelFits } from './limits';
 import type { QuantDType } from '../quant/quantize';
 import { checkLayerCount, loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
 
-export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize'> {
+export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize' | 'maskedTokenIds'> {
   /**
    * Weight matrices on the GPU: f32, f16, or quantized at load to q8/q4 (int8/int4, group 32, f16 scales;
    * the embedding stays f16). Default f16 for F16/BF16 checkpoints, f32 for F32 ones.
@@ -26,6 +26,11 @@ export interface LoadedModel {
   spec: ModelSpec;
   tokenizer: Tokenizer;
   model: GpuModel;
+  /**
+   * Ids of the model's vocabulary the tokenizer cannot decode (a padded tail, holes), ascending: never
+   * produced (masked on the GPU) and refused in prompts.
+   */
+  maskedTokenIds: readonly number[];
   /** generation_config.json as given (sampling defaults), or an empty object. */
   generationConfig: Record<string, unknown>;
   /**
@@ -69,6 +74,15 @@ async function openWeights(files: ModelFiles): Promise<TensorSource> {
   });
 }
 
+/** The ids below `vocabSize` (the model's) that the tokenizer has no token for, ascending. */
+export function undecodableIds(tokenizer: Tokenizer, vocabSize: number): number[] {
+  const ids: number[] = [];
+  const known = Math.min(tokenizer.vocabSize, vocabSize);
+  for (let id = 0; id < known; id++) if (tokenizer.idToToken(id) === undefined) ids.push(id);
+  for (let id = known; id < vocabSize; id++) ids.push(id);
+  return ids;
+}
+
 export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const configText = await requiredText(files, 'config.json');
   const generationText = await files.text('generation_config.json');
@@ -102,6 +116,7 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
     options.onProgress?.({ loadedBytes, totalBytes, tensor: info.name });
   });
   const canonical = await loadCanonicalWeights(spec, read, { dtype });
-  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength, quantize });
-  return { spec, tokenizer, model, generationConfig, tokenizerConfig };
+  const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
+  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength, quantize, maskedTokenIds });
+  return { spec, tokenizer, model, maskedTokenIds, generationConfig, tokenizerConfig };
 }

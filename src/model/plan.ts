@@ -11,6 +11,7 @@ import { prepareArgmax } from '../kernels/argmax/argmax';
 import { prepareAttention } from '../kernels/attention/attention';
 import { prepareEmbedding } from '../kernels/embedding/embedding';
 import { prepareGelu } from '../kernels/gelu/gelu';
+import { prepareMaskLogits } from '../kernels/mask_logits/mask_logits';
 import { prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
 import { prepareNorm } from '../kernels/norm/norm';
 import { prepareRope } from '../kernels/rope/rope';
@@ -36,8 +37,8 @@ export interface Plan {
   /** The embedding and every layer's launches, in order. */
   body: Step[];
   /**
-   * Final norm and LM head over the last row: decode's only row of x, read in place in the same pass; a
-   * prefill chunk's last row, copied to `last` between two passes.
+   * Final norm and LM head over the last row (decode's only row of x, read in place in the same pass; a
+   * prefill chunk's last row, copied to `last` between two passes), then the mask of ids never produced.
    */
   head: Step[];
   /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
@@ -112,6 +113,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
 
   const lastRow = maxT === 1 ? x : s.last;
   const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits })).map((step) => fixed(step.dispatch));
+  if (s.maskedIds) head.push(fixed(await prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds })));
   const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
   const select = {
     token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],

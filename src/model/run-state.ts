@@ -3,7 +3,7 @@
  * the largest chunk and reused by every forward call (a chunk of T rows uses the first T rows of each).
  */
 import type { Gpu } from '../gpu/device';
-import { createBuffer, createTensor, type DType, type Tensor } from '../gpu/tensor';
+import { createBuffer, createTensor, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
 import type { ModelSpec } from './config';
 import { createKvCache, type KvCache } from './kv-cache';
 
@@ -33,6 +33,8 @@ export interface RunState {
   logits: Tensor;
   /** [1] u32 greedy next token. */
   next: Tensor;
+  /** [count] u32 ids whose logits are set to -Infinity after the LM head, when there are any. */
+  maskedIds?: Tensor;
   /** [capacity] f32 and u32: the top-k candidates, when the model was loaded with topKCapacity. */
   topValues?: Tensor;
   topIndices?: Tensor;
@@ -51,6 +53,7 @@ export async function createRunState(
   track: (t: Tensor) => Tensor,
   buffers: GPUBuffer[],
   topKCapacity: number,
+  masked: Uint32Array,
 ): Promise<RunState> {
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
@@ -74,6 +77,7 @@ export async function createRunState(
     lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
     logits: await t('logits', [1, V]),
     next: await t('next token', [1], 'u32'),
+    maskedIds: masked.length ? track(await uploadTensor(gpu, 'masked token ids', 'u32', [masked.length], masked)) : undefined,
     topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
     topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
     tokenReadback: await staging('token readback', 4),

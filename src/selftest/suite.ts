@@ -8,6 +8,7 @@ import { checkArgmax } from '../kernels/argmax/check';
 import { checkAttention } from '../kernels/attention/check';
 import { checkEmbedding } from '../kernels/embedding/check';
 import { checkGelu } from '../kernels/gelu/check';
+import { checkMaskLogits } from '../kernels/mask_logits/check';
 import { checkMatmul, type MatmulCase } from '../kernels/matmul/check';
 import { checkNorm } from '../kernels/norm/check';
 import { checkRope } from '../kernels/rope/check';
@@ -94,6 +95,7 @@ const smallOpCases: SelftestCase[] = [
   named('argmax V=4097', (gpu, seed) => checkArgmax(gpu, { V: 4097 }, seed)),
   named('top-k k=40 V=32000 ties', (gpu, seed) => checkTopK(gpu, { V: 32000, k: 40, data: 'ties' }, seed)),
   named('top-k k=5/64 V=4097 NaN', (gpu, seed) => checkTopK(gpu, { V: 4097, k: 5, capacity: 64, data: 'nan' }, seed)),
+  named('mask_logits V=151936 count=267', (gpu, seed) => checkMaskLogits(gpu, { V: 151936, count: 267 }, seed)),
 ];
 
 /** Every kernel, a few odd shapes each: the self-test page and test/browser/selftest.test.ts run them all. */

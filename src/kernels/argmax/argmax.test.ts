@@ -7,7 +7,7 @@ import { checkArgmax } from './check';
 
 describe('argmax on the GPU against the CPU reference', () => {
   for (const V of [1, 512, 4097, 151936]) {
-    it(`V=${V}: random rows, planted ties (lowest index wins), a -Infinity row`, async () => {
+    it(`V=${V}: random rows, planted ties (lowest index wins), a -Infinity row; NaN, +Infinity and all -Infinity rows flagged`, async () => {
       expectPass(await checkArgmax(await testGpu(), { V }, freshSeed()));
     });
   }

@@ -1,7 +1,11 @@
 // Greedy sampling: out[r] = the index of the largest logit of row r, the lowest such index on ties (as
 // torch.argmax). One workgroup per row: each thread scans a strided slice (its indices increasing), then a
 // tree reduction over (value, index) pairs in workgroup memory. WG must be a power of two. Rows are
-// numbered linearly over a grid that may be folded into 2-D. NaN logits give an unspecified index.
+// numbered linearly over a grid that may be folded into 2-D.
+//
+// A row the sampler could not turn into probabilities gets NONE instead of an index: one holding NaN or
+// +Infinity (a broken checkpoint), or one with no finite value (every logit -Infinity, as masked ids are).
+// Non-finite values are recognised from their bits, since WGSL lets float comparisons assume they are absent.
 
 override WG: u32 = 256u;
 
@@ -14,6 +18,12 @@ const NONE: u32 = 0xffffffffu;
 
 var<workgroup> bestValue: array<f32, WG>;
 var<workgroup> bestIndex: array<u32, WG>;
+// Set by any thread that reads NaN or +Infinity.
+var<workgroup> broken: atomic<u32>;
+
+fn isNanOrPosInf(bits: u32) -> bool {
+  return (bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u;
+}
 
 // Whether (v, i) beats the best so far (bv, bi). Comparing indices on equal values, rather than relying on
 // scan order, keeps the lowest index across threads; NONE as the best lets even -Infinity win.
@@ -32,15 +42,20 @@ fn main(
   let V = params.V;
   let base = row * V;
 
+  if (lid == 0u) { atomicStore(&broken, 0u); }
+  workgroupBarrier();
   var bv = 0.0;
   var bi = NONE;
+  var sawBroken = false;
   for (var i = lid; i < V; i += WG) {
     let v = logits[base + i];
+    sawBroken = sawBroken || isNanOrPosInf(bitcast<u32>(v));
     if (beats(v, i, bv, bi)) {
       bv = v;
       bi = i;
     }
   }
+  if (sawBroken) { atomicStore(&broken, 1u); }
   bestValue[lid] = bv;
   bestIndex[lid] = bi;
   workgroupBarrier();
@@ -51,5 +66,8 @@ fn main(
     }
     workgroupBarrier();
   }
-  if (lid == 0u) { out[row] = bestIndex[0]; }
+  if (lid == 0u) {
+    let noFiniteBest = bitcast<u32>(bestValue[0]) == 0xff800000u;
+    out[row] = select(bestIndex[0], NONE, atomicLoad(&broken) != 0u || noFiniteBest);
+  }
 }

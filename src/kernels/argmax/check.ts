@@ -1,4 +1,4 @@
-/** Checks the argmax kernel against its CPU reference: random rows, planted ties, a row of -Infinity. */
+/** Checks the argmax kernel against its CPU reference: random rows, planted ties, rows it must flag. */
 import type { Gpu } from '../../gpu/device';
 import type { CheckResult } from '../../selftest/compare';
 import { destroyAll, poisoned, runAndRead, upload } from '../../selftest/harness';
@@ -11,11 +11,22 @@ export interface ArgmaxCase {
 }
 
 /** What each row of an argmax check holds; the kernel reduces these rows and leaves one more untouched. */
-const ARGMAX_ROWS = ['random', 'tie at adjacent indices', 'tie 256 apart', 'tie at a random pair', '-Infinity but one'] as const;
+const ARGMAX_ROWS = [
+  'random',
+  'tie at adjacent indices',
+  'tie 256 apart',
+  'tie at a random pair',
+  '-Infinity but one',
+  'one NaN',
+  'one +Infinity',
+  'all -Infinity',
+] as const;
 
 /**
- * argmax over rows of random logits, rows with the maximum planted at two indices (the lower must win), and
- * a row of -Infinity with one finite value. Indices must match exactly: nmse is 0 or Infinity.
+ * argmax over rows of random logits, rows with the maximum planted at two indices (the lower must win), a
+ * row of -Infinity with one finite value, and rows the kernel must flag as non-finite: one NaN, one
+ * +Infinity (each at a random index, the other values normal), all -Infinity. Indices must match exactly:
+ * nmse is 0 or Infinity.
  */
 export async function checkArgmax(gpu: Gpu, c: ArgmaxCase, seed: number): Promise<CheckResult> {
   const rng = createRng(seed);
@@ -39,6 +50,9 @@ export async function checkArgmax(gpu: Gpu, c: ArgmaxCase, seed: number): Promis
   }
   data.fill(-Infinity, 4 * V, 5 * V);
   data[4 * V + rng.int(V)] = rng.normal();
+  data[5 * V + rng.int(V)] = NaN;
+  data[6 * V + rng.int(V)] = Infinity;
+  data.fill(-Infinity, 7 * V, 8 * V);
 
   const logits = await upload(gpu, 'logits', [maxRows, V], data);
   const out = await poisoned(gpu, 'out', [maxRows], 'u32');

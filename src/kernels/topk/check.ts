@@ -15,8 +15,9 @@ import { createRng, randomNormal, type Rng } from '../../util/random';
 /**
  * random: normal logits. ties: rounded to one decimal, so most values occur many times (and -0 next to +0).
  * ascending: sorted, so every logit beats the best so far (the worst case for the kernel's filtering).
- * sparse: -Infinity but for k/2 finite values and a few NaN, so -Infinity fills the rest of the top k.
- * nan: NaN but for k/3 finite values and k/3 -Infinity, so slots are left with no candidate.
+ * sparse: -Infinity but for k/2 finite values and a few NaN (which rank first), so -Infinity fills the
+ *   rest of the top k.
+ * nan: NaN but for k/3 finite values and k/3 -Infinity, so NaNs fill the top k (ties by index).
  * late: the k-1 best at the start and the k-th at the end of the first block, which the kernel reaches
  *   after its first merge: it must still beat the k-th best found so far, not just the (k-1)-th.
  */

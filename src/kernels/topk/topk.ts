@@ -1,9 +1,9 @@
 /**
  * top-k: the k largest logits of one row (V up to 262,144), best first, ties to the lower index, so the
- * result equals a stable sort by (-value, index) cut after k. NaN is never selected; -Infinity only when
- * fewer than k values are finite; slots left over when fewer than k values are not NaN hold value
- * -Infinity and index 0xffffffff. 1 ≤ k ≤ 256 and k ≤ V (a larger k is a ShapeError, not clamped: for
- * sampling, top_k ≥ V disables the stage, so the caller has nothing to select).
+ * result equals a stable sort by (-value, index) cut after k. NaN ranks above +Infinity, so the first value
+ * is finite exactly when the row holds no NaN or +Infinity and at least one finite value: a non-finite
+ * values[0] flags logits the sampler cannot use. 1 ≤ k ≤ 256 and k ≤ V (a larger k is a ShapeError, not
+ * clamped: for sampling, top_k ≥ V disables the stage, so the caller has nothing to select).
  *
  * How the engine would use it: encode it after the lm_head matmul, in the same pass, and copy back only
  * values and indices (8·k bytes, ~2 KB, instead of 4·V: ~600 KB for V = 151,936). Sampling with top_k > 0

@@ -1,4 +1,5 @@
-// Top-K of one row of logits: the K largest values, best first, ties to the lower index; NaN never selected.
+// Top-K of one row of logits: the K largest values, best first, ties to the lower index. NaN ranks above
+// every number, so a row holding NaN or +Infinity has a non-finite best value: that flags a broken row.
 // Two dispatches of this shader:
 //   stage 1 (MERGE = false): workgroup b takes logits [b·BLOCK, (b+1)·BLOCK) and writes its best K entries,
 //     sorted, to scratch[b·K, (b+1)·K) (workgroups numbered linearly over a grid that may be folded to 2-D);
@@ -41,10 +42,10 @@ fn before(a: vec2<u32>, b: vec2<u32>) -> bool {
   return a.x > b.x || (a.x == b.x && a.y < b.y);
 }
 
-// The entry for logits[i]; NaN gives EMPTY, which never beats anything.
+// The entry for logits[i]; every NaN gets the largest key, above +Infinity's (0xff800000).
 fn logitEntry(i: u32) -> vec2<u32> {
   var bits = bitcast<u32>(logits[i]);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) { return EMPTY; }
+  if ((bits & 0x7fffffffu) > 0x7f800000u) { return vec2<u32>(0xffffffffu, i); }
   if (bits == 0x80000000u) { bits = 0u; } // -0 ties with +0, as in f32 comparison
   // Negative values: flip all bits (more negative → smaller); non-negative: set the sign bit.
   return vec2<u32>(select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u), i);
@@ -156,7 +157,7 @@ fn main(
     if (!MERGE) {
       scratch[block * K + r] = e;
     } else if (e.y == NONE) {
-      // Fewer than K values that are not NaN: the slot holds no candidate. -Infinity's bits go through a
+      // Fewer than K logits (the CPU keeps K ≤ V, so only a bad K): no candidate, and logits[NONE] is never read. -Infinity's bits go through a
       // var because a constant expression may not evaluate to an infinity.
       var noValue = 0xff800000u;
       values[r] = bitcast<f32>(noValue);
