@@ -1,12 +1,12 @@
 /**
  * The page behind `npm run bench:peer` (src/bench/peer.ts): runs this engine and wllama (llama.cpp in
  * WebAssembly, WebGPU when it can) on the same stories260K weights in the same Chromium. The GGUF for wllama is
- * exported here from the model's safetensors (src/formats/gguf.ts), so nothing comes from the network.
+ * exported here from the model's safetensors (src/bench/gguf-export.ts), so nothing comes from the network.
  * The result lands in window.__peerResult.
  */
 import { Wllama, type LoadModelParams, type RawCompletionParams, type RawCompletionResponse } from '@wllama/wllama';
 import { createEngine } from '../engine/engine';
-import { llamaToGguf } from '../formats/gguf';
+import { llamaToGguf } from './gguf-export';
 import { openSafetensors } from '../formats/safetensors';
 import { bytesSource } from '../formats/sources';
 import { parseModelConfig } from '../model/config';

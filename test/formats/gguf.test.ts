@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GgmlType, GgufTokenType, llamaToGguf, llamaVocab, unpermuteRotateHalfRows, writeGguf } from '../../src/formats/gguf';
+import { llamaToGguf, GgufTokenType, llamaVocab, unpermuteRotateHalfRows } from '../../src/bench/gguf-export';
+import { GgmlType, writeGguf } from '../../src/formats/gguf';
 import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
 import { parseModelConfig } from '../../src/model/config';
