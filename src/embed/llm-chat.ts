@@ -6,21 +6,22 @@
  * max-tokens, placeholder, in-thread (run the engine without a worker).
  * Theming: CSS custom properties --llm-chat-font, -bg, -fg, -muted, -accent, -accent-fg, -border, -radius,
  * -user-bg, -user-fg, -assistant-bg, -assistant-fg, -height; and ::part(container | header | title | status |
- * progress | error | reload | messages | message | user | assistant | composer | input | send | stop).
+ * progress | error | reload | new-chat | messages | message | user | assistant | composer | input | send | stop).
  * Events: llm-ready (detail: EngineInfo), llm-error (detail: the error), llm-reply (detail: { content,
  * finishReason }). The host's `data-status` is loading | ready | generating | error.
  *
  * Styles are adopted stylesheets, not <style> elements, so `style-src 'self'` does not block them.
  */
 import messagesCss from '../ui/messages.css?inline';
+import type { ChatCompletionMessageParam } from '../engine/types';
 import { describeError } from '../errors';
 import { checkWebGpu } from '../gpu/device';
+import { Conversation } from '../ui/conversation';
 import { formatBytes } from '../ui/format';
 import { createMessageList } from '../ui/messages';
 import type { ChatEngine } from '../worker/chat-engine';
 import { createChatEngine, type EngineMode } from './engine';
 import chatCss from './llm-chat.css?inline';
-import type { ChatCompletionMessageParam, FinishReason } from '../engine/types';
 
 export interface LlmChatElement extends HTMLElement {
   /** The engine once the model is loaded, for the page's own calls (`chat.completions.create`). */
@@ -51,8 +52,8 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     static readonly observedAttributes = RELOAD_ATTRIBUTES;
     engine: ChatEngine | null = null;
     engineMode: EngineMode | null = null;
-    messages: ChatCompletionMessageParam[] = [];
     private readonly list = createMessageList();
+    private readonly conversation = new Conversation(this.list);
     private readonly titleText = this.makePart('span', 'title');
     private readonly status = this.makePart('span', 'status');
     private readonly progress = this.makePart('progress', 'progress');
@@ -61,7 +62,6 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     private readonly send = this.makePart('button', 'send');
     private readonly stop = this.makePart('button', 'stop');
     private loading: AbortController | undefined;
-    private generation: AbortController | undefined;
 
     constructor() {
       super();
@@ -93,7 +93,11 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
           composer.requestSubmit();
         }
       });
-      this.stop.addEventListener('click', () => this.generation?.abort());
+      this.stop.addEventListener('click', () => this.conversation.stop());
+    }
+
+    get messages(): readonly ChatCompletionMessageParam[] {
+      return this.conversation.messages;
     }
 
     private makePart<K extends keyof HTMLElementTagNameMap>(tag: K, name: string): HTMLElementTagNameMap[K] {
@@ -110,7 +114,7 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     disconnectedCallback(): void {
       this.loading?.abort();
       this.loading = undefined;
-      this.generation?.abort();
+      this.conversation.stop();
       void this.engine?.dispose();
       this.engine = null;
     }
@@ -140,6 +144,13 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
         reload.textContent = description.kind === 'device-lost' ? 'Reload model' : 'Try again';
         reload.addEventListener('click', () => void this.load());
         this.error.append(reload);
+      }
+      if (description.kind === 'context') {
+        const restart = this.makePart('button', 'new-chat');
+        restart.type = 'button';
+        restart.textContent = 'New chat';
+        restart.addEventListener('click', () => this.newChat());
+        this.error.append(restart);
       }
       this.dispatchEvent(new CustomEvent('llm-error', { detail: error }));
     }
@@ -203,51 +214,33 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
       const text = this.input.value;
       if (!engine || this.dataset.status !== 'ready' || !text.trim()) return;
       this.input.value = '';
-      this.messages.push({ role: 'user', content: text });
-      this.list.append('user', text);
-      const bubble = this.list.append('assistant', '', 'streaming');
-      const system = this.getAttribute('system-prompt');
-      const controller = new AbortController();
-      this.generation = controller;
+      this.error.hidden = true;
       this.setStatus('generating', 'Writing…');
-      let content = '';
-      let finishReason: FinishReason | null = null;
+      const outcome = await this.conversation.send(engine, text, {
+        systemPrompt: this.getAttribute('system-prompt'),
+        sampling: {
+          temperature: numberAttribute(this, 'temperature', 0.7),
+          top_p: numberAttribute(this, 'top-p', undefined),
+          top_k: numberAttribute(this, 'top-k', undefined),
+          max_tokens: numberAttribute(this, 'max-tokens', 256),
+        },
+      });
       let speed = '';
-      try {
-        const stream = await engine.chat.completions.create(
-          {
-            messages: [...(system ? [{ role: 'system' as const, content: system }] : []), ...this.messages],
-            stream: true,
-            temperature: numberAttribute(this, 'temperature', 0.7),
-            top_p: numberAttribute(this, 'top-p', undefined),
-            top_k: numberAttribute(this, 'top-k', undefined),
-            max_tokens: numberAttribute(this, 'max-tokens', 256),
-          },
-          { signal: controller.signal },
-        );
-        for await (const chunk of stream) {
-          const choice = chunk.choices[0];
-          if (choice.delta.content) {
-            content += choice.delta.content;
-            bubble.setText(content);
-          }
-          if (choice.finish_reason) {
-            finishReason = choice.finish_reason;
-            const perSecond = chunk.timings?.decode_tokens_per_second;
-            if (perSecond) speed = `${perSecond.toFixed(1)} tokens/s`;
-          }
-        }
-        this.messages.push({ role: 'assistant', content });
-        bubble.finish(finishReason === 'abort' ? 'stopped' : 'done', finishReason === 'abort' ? 'Stopped.' : '');
-        this.dispatchEvent(new CustomEvent('llm-reply', { detail: { content, finishReason } }));
-      } catch (e) {
-        this.messages.push({ role: 'assistant', content });
-        bubble.finish('error', describeError(e).title);
-        if (this.engine === engine) this.fail(e, false);
-      } finally {
-        if (this.generation === controller) this.generation = undefined;
-        if (this.engine === engine) this.setStatus('ready', speed || 'Ready');
+      if (outcome.status === 'done') {
+        const perSecond = outcome.timings?.decode_tokens_per_second;
+        if (perSecond) speed = `${perSecond.toFixed(1)} tokens/s`;
+        this.dispatchEvent(new CustomEvent('llm-reply', { detail: { content: outcome.content, finishReason: outcome.finishReason } }));
+      } else if (outcome.status === 'failed') {
+        if (!this.input.value) this.input.value = outcome.text;
+        if (this.engine === engine) this.fail(outcome.error, false);
       }
+      if (this.engine === engine) this.setStatus('ready', speed || 'Ready');
+    }
+
+    /** Forgets the conversation (offered when it has outgrown the context). */
+    private newChat(): void {
+      this.conversation.clear();
+      this.error.hidden = true;
     }
   }
 

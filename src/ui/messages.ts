@@ -14,6 +14,8 @@ export interface MessageView {
   setText(text: string): void;
   /** Renders any pending text now and marks the bubble. */
   finish(state: Exclude<MessageState, 'streaming'>, note?: string): void;
+  /** Takes the bubble off the list (a turn taken back). */
+  remove(): void;
 }
 
 export interface MessageList {
@@ -73,6 +75,11 @@ export function createMessageList(): MessageList {
           render();
           item.dataset.state = final;
           note.textContent = noteText;
+        },
+        remove() {
+          if (frame !== undefined) cancelAnimationFrame(frame);
+          frame = undefined;
+          item.remove();
         },
       };
     },

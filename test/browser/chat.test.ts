@@ -2,7 +2,8 @@
  * The chat page as `npm start` serves it (production build, `vite preview`, a strict CSP), in headless
  * Chromium: the default model (stories260K from the local models folder) downloads with progress into
  * IndexedDB, replies stream exactly what the engine produces, Stop stops, a reload loads from the cache,
- * hostile model output stays inert, a lost device is recovered without losing the conversation.
+ * hostile model output stays inert, a message the context cannot hold is taken back with New chat offered,
+ * a lost device is recovered without losing the conversation.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -194,6 +195,31 @@ it('fits 1280 px and 360 px screens (screenshots)', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+it('takes back a message the context cannot hold, says the conversation is too long and offers New chat', async () => {
+  const before = (await chatState()).messages;
+  expect(before.length).toBeGreaterThan(0);
+  // Far past stories260K's 512 positions, so the engine refuses the prompt.
+  const tooLong = 'Once upon a time there was a very long story. '.repeat(60);
+  await send(tooLong);
+  await page.locator('.banner.context').waitFor();
+  await waitForStatus('ready');
+  const state = await chatState();
+  expect(state.error?.kind).toBe('context');
+  expect(state.messages).toEqual(before);
+  await expect(page.locator('.message').count()).resolves.toBe(before.length);
+  await expect(page.locator('.composer textarea').inputValue()).resolves.toBe(tooLong);
+  await expect(page.locator('.banner.context strong').textContent()).resolves.toBe('The conversation is too long');
+
+  await page.click('.banner.context .restart');
+  expect((await chatState()).messages).toEqual([]);
+  await expect(page.locator('.banner.context').count()).resolves.toBe(0);
+  await expect(page.locator('.message').count()).resolves.toBe(0);
+  await page.fill('.composer textarea', '');
+  await send(PROMPT);
+  await waitForStatus('ready');
+  expect((await chatState()).messages).toHaveLength(2);
 });
 
 it('shows a device-lost banner whose Reload keeps the conversation', async () => {

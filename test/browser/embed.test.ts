@@ -48,6 +48,27 @@ async function chatOnce(page: Page, chat: Locator, text: string): Promise<string
   return reply;
 }
 
+/** A message past the context: the turn is taken back, the error says why and its New chat empties the chat. */
+async function tooLongThenNewChat(page: Page, chat: Locator): Promise<void> {
+  const messageCount = () => chat.evaluate((el) => ('messages' in el && Array.isArray(el.messages) ? el.messages.length : -1));
+  const before = await messageCount();
+  expect(before).toBeGreaterThan(0);
+  const tooLong = 'Once upon a time there was a very long story. '.repeat(60);
+  await chat.locator('.input').fill(tooLong);
+  await chat.locator('.input').press('Enter');
+  await chat.locator('.error .new-chat').waitFor();
+  await page.waitForFunction(() => document.querySelector('llm-chat')?.getAttribute('data-status') === 'ready');
+  await expect(chat.locator('.error strong').textContent()).resolves.toBe('The conversation is too long');
+  expect(await messageCount()).toBe(before);
+  await expect(chat.locator('.message').count()).resolves.toBe(before);
+  await expect(chat.locator('.input').inputValue()).resolves.toBe(tooLong);
+  await chat.locator('.error .new-chat').click();
+  expect(await messageCount()).toBe(0);
+  await expect(chat.locator('.message').count()).resolves.toBe(0);
+  await expect(chat.locator('.error').isHidden()).resolves.toBe(true);
+  await chat.locator('.input').fill('');
+}
+
 it('chats through <llm-chat> from the one-file build under a strict CSP', { timeout: 240_000 }, async () => {
   const { page, consoleErrors } = await harness.newPage();
   await page.addInitScript(() => {
@@ -62,6 +83,7 @@ it('chats through <llm-chat> from the one-file build under a strict CSP', { time
   expect(await page.evaluate(() => typeof window.WebGPULLM?.createEngine)).toBe('function');
 
   await chatOnce(page, chat, 'Once upon a time');
+  await tooLongThenNewChat(page, chat);
   mkdirSync(resolve(ROOT, 'test-output'), { recursive: true });
   await page.screenshot({ path: resolve(ROOT, 'test-output/embed.png'), fullPage: true });
 

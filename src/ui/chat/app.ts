@@ -9,12 +9,13 @@
 import { deleteCachedModel } from '../../storage';
 import type { ChatEngine } from '../../worker/chat-engine';
 import { createWorkerEngine } from '../../worker/client';
-import type { EngineInfo, LoadProgress, WireChatRequest } from '../../worker/protocol';
+import type { EngineInfo, LoadProgress } from '../../worker/protocol';
 import { h } from '../dom';
 import { describeError, type ErrorKind } from '../../errors';
 import { checkWebGpu } from '../../gpu/device';
 import { formatBytes, formatSeconds } from '../format';
-import { createMessageList, type MessageView } from '../messages';
+import { Conversation, type TurnRequest } from '../conversation';
+import { createMessageList } from '../messages';
 import { spawnEngineWorker } from '../../worker/spawn';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
 import { loadSettings, mountSettings } from './settings';
@@ -31,8 +32,8 @@ export interface ChatPageState {
   /** The last download progress event of the current load; null when nothing was downloaded. */
   lastDownload: LoadProgress | null;
   /** The conversation as sent to the engine (without the system prompt). */
-  messages: ChatCompletionMessageParam[];
-  lastRequest: WireChatRequest | null;
+  readonly messages: readonly ChatCompletionMessageParam[];
+  readonly lastRequest: TurnRequest | null;
   lastFinishReason: FinishReason | null;
   lastTimings: Timings | null;
   lastUsage: Usage | null;
@@ -52,14 +53,19 @@ const LAST_MODEL_KEY = 'webgpu-llm:last-model';
 
 export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   const messages = createMessageList();
+  const conversation = new Conversation(messages);
   const state: ChatPageState = {
     status: 'starting',
     modelId: null,
     info: null,
     progressEvents: 0,
     lastDownload: null,
-    messages: [],
-    lastRequest: null,
+    get messages() {
+      return conversation.messages;
+    },
+    get lastRequest() {
+      return conversation.lastRequest;
+    },
     lastFinishReason: null,
     lastTimings: null,
     lastUsage: null,
@@ -133,7 +139,6 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   let engine: ChatEngine | null = null;
   let loadedEntry: { entry: ModelEntry; dtype: DtypeChoice } | null = null;
   let loadController: AbortController | undefined;
-  let generation: AbortController | undefined;
 
   function setStatus(status: ChatStatus): void {
     state.status = status;
@@ -168,6 +173,11 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       const reload = h('button', { type: 'button', class: 'reload' }, 'Reload model');
       reload.addEventListener('click', () => void load(again.entry, again.dtype));
       banner.append(reload);
+    }
+    if (description.kind === 'context') {
+      const restart = h('button', { type: 'button', class: 'restart' }, 'New chat');
+      restart.addEventListener('click', newChat);
+      banner.append(restart);
     }
     banners.append(banner);
   }
@@ -242,7 +252,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   async function load(entry: ModelEntry, dtype: DtypeChoice): Promise<void> {
     loadController?.abort();
-    generation?.abort();
+    conversation.stop();
     const controller = new AbortController();
     loadController = controller;
     const previous = engine;
@@ -283,7 +293,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
         if (engine !== loaded) return;
         engine = null;
         state.engine = null;
-        generation?.abort();
+        conversation.stop();
         // The engine cannot be used again; its worker goes, the conversation stays for the reload.
         void loaded.dispose().catch(() => {});
         setStatus('error');
@@ -304,18 +314,6 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     }
   }
 
-  function requestFor(conversation: ChatCompletionMessageParam[]): WireChatRequest {
-    const system: ChatCompletionMessageParam[] = settings.systemPrompt.trim() ? [{ role: 'system', content: settings.systemPrompt }] : [];
-    return {
-      messages: [...system, ...conversation],
-      stream: true,
-      temperature: settings.temperature,
-      top_p: settings.topP,
-      top_k: settings.topK,
-      max_tokens: settings.maxTokens,
-    };
-  }
-
   function showStats(parts: string[]): void {
     stats.textContent = parts.join(' · ');
   }
@@ -323,43 +321,26 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   async function send(text: string): Promise<void> {
     const current = engine;
     if (!current || state.status !== 'ready' || !text.trim()) return;
-    state.messages.push({ role: 'user', content: text });
-    const userBubble = messages.append('user', text);
-    const request = requestFor(state.messages);
-    state.lastRequest = request;
-    const bubble: MessageView = messages.append('assistant', '', 'streaming');
-    const controller = new AbortController();
-    generation = controller;
     setStatus('generating');
     clearBanner('context');
-    let content = '';
     let pieces = 0;
     const start = performance.now();
     let firstAt: number | undefined;
-    let finish: FinishReason | null = null;
-    try {
-      const stream = await current.chat.completions.create({ ...request, stream: true }, { signal: controller.signal });
-      for await (const chunk of stream) {
-        const choice = chunk.choices[0];
-        if (choice.delta.content) {
-          content += choice.delta.content;
-          bubble.setText(content);
-          pieces++;
-          firstAt ??= performance.now();
-          const perSecond = pieces > 1 ? ((pieces - 1) * 1000) / Math.max(performance.now() - firstAt, 1) : 0;
-          showStats([`first token ${(firstAt - start).toFixed(0)} ms`, `${perSecond.toFixed(1)} tokens/s`, `${pieces} tokens…`]);
-        }
-        if (choice.finish_reason) {
-          finish = choice.finish_reason;
-          state.lastTimings = chunk.timings ?? null;
-          state.lastUsage = chunk.usage ?? null;
-        }
-      }
-      state.lastFinishReason = finish;
-      state.messages.push({ role: 'assistant', content });
-      bubble.finish(finish === 'abort' ? 'stopped' : 'done', finish === 'abort' ? 'Stopped.' : finish === 'length' ? 'Reached the token limit.' : '');
-      const t = state.lastTimings;
-      const u = state.lastUsage;
+    const turnSettings = {
+      systemPrompt: settings.systemPrompt,
+      sampling: { temperature: settings.temperature, top_p: settings.topP, top_k: settings.topK, max_tokens: settings.maxTokens },
+    };
+    const outcome = await conversation.send(current, text, turnSettings, () => {
+      pieces++;
+      firstAt ??= performance.now();
+      const perSecond = pieces > 1 ? ((pieces - 1) * 1000) / Math.max(performance.now() - firstAt, 1) : 0;
+      showStats([`first token ${(firstAt - start).toFixed(0)} ms`, `${perSecond.toFixed(1)} tokens/s`, `${pieces} tokens…`]);
+    });
+    if (outcome.status === 'done') {
+      state.lastFinishReason = outcome.finishReason;
+      state.lastTimings = outcome.timings;
+      state.lastUsage = outcome.usage;
+      const { timings: t, usage: u } = outcome;
       if (t && u) {
         showStats([
           `first token ${t.time_to_first_token_ms.toFixed(0)} ms`,
@@ -368,29 +349,15 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
           `prompt ${u.prompt_tokens} (${u.prompt_tokens_details.cached_tokens} cached)`,
         ]);
       }
-    } catch (e) {
-      if (content) {
-        // Keep what arrived: it is part of the conversation now.
-        state.messages.push({ role: 'assistant', content });
-        bubble.finish('error', describeError(e).title);
-      } else {
-        // Nothing came back: take the turn back so the conversation still alternates, and return the text.
-        state.messages.pop();
-        userBubble.element.remove();
-        bubble.element.remove();
-        if (!input.value) input.value = text;
-      }
-      if (engine === current) showError(e);
-    } finally {
-      if (generation === controller) generation = undefined;
-      if (engine === current) setStatus('ready');
+    } else if (outcome.status === 'failed') {
+      if (!input.value) input.value = outcome.text;
+      if (engine === current) showError(outcome.error);
     }
+    if (engine === current) setStatus('ready');
   }
 
   function newChat(): void {
-    generation?.abort();
-    state.messages = [];
-    messages.clear();
+    conversation.clear();
     clearBanner('context');
     stats.textContent = state.info ? `${state.info.modelId} ready` : '';
   }
@@ -415,7 +382,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   };
   input.addEventListener('input', resizeInput);
-  stopButton.addEventListener('click', () => generation?.abort());
+  stopButton.addEventListener('click', () => conversation.stop());
   newChatButton.addEventListener('click', newChat);
   cancelButton.addEventListener('click', () => {
     loadController?.abort();

@@ -1,0 +1,226 @@
+/**
+ * The conversation controller both chat UIs use, against a scripted engine and bubbles that record what
+ * they show: replies join the conversation, a failed turn is taken back whole (before or after text
+ * arrived), a conversation too long for the context says so and offers New chat, Stop keeps the reply,
+ * and a turn that outlives New chat leaves the new conversation alone.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ChatCompletionChunk, FinishReason, RequestOptions } from '../../src/engine/types';
+import { ContextWindowExceededError } from '../../src/model/kv-cache';
+import { Conversation, type Bubble, type Bubbles, type TurnEngine, type TurnRequest } from '../../src/ui/conversation';
+import type { MessageRole, MessageState } from '../../src/ui/messages';
+import { reviveError, serializeError } from '../../src/worker/errors';
+
+interface ShownBubble {
+  role: MessageRole;
+  text: string;
+  state: MessageState;
+  note: string;
+}
+
+/** Bubbles as plain records: what is on screen is `shown`. */
+function recordingBubbles(): Bubbles & { shown: ShownBubble[] } {
+  const shown: ShownBubble[] = [];
+  return {
+    shown,
+    append(role, text, state = 'done'): Bubble {
+      const bubble: ShownBubble = { role, text, state, note: '' };
+      shown.push(bubble);
+      return {
+        setText: (next) => void (bubble.text = next),
+        finish: (final, note = '') => Object.assign(bubble, { state: final, note }),
+        remove: () => void shown.splice(shown.indexOf(bubble), 1),
+      };
+    },
+    clear: () => void shown.splice(0),
+  };
+}
+
+function chunk(content: string | undefined, finish: FinishReason | null = null): ChatCompletionChunk {
+  const last = finish ? { usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } } } : {};
+  return {
+    id: 'chatcmpl-test',
+    object: 'chat.completion.chunk',
+    created: 0,
+    model: 'test',
+    choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish, logprobs: null }],
+    ...last,
+  };
+}
+
+/** Each request is answered by the next script: it gets the request and its signal and yields chunks. */
+type Script = (request: TurnRequest, signal: AbortSignal) => AsyncGenerator<ChatCompletionChunk>;
+
+function scriptedEngine(...scripts: Script[]): TurnEngine & { requests: TurnRequest[] } {
+  const requests: TurnRequest[] = [];
+  return {
+    requests,
+    chat: {
+      completions: {
+        async create(request: TurnRequest, options: RequestOptions) {
+          requests.push(structuredClone(request));
+          const script = scripts.shift();
+          if (!script) throw new Error('no script left for this request');
+          return script(request, options.signal!);
+        },
+      },
+    },
+  };
+}
+
+const replyWith = (...pieces: string[]): Script =>
+  async function* () {
+    for (const piece of pieces) yield chunk(piece);
+    yield chunk(undefined, 'stop');
+  };
+
+const failWith = (error: unknown, ...before: string[]): Script =>
+  async function* () {
+    for (const piece of before) yield chunk(piece);
+    throw error;
+  };
+
+const SETTINGS = { systemPrompt: 'Be brief.', sampling: { temperature: 0, max_tokens: 16 } };
+
+describe('Conversation', () => {
+  it('streams a reply into its bubble and adds the turn, with the system prompt first in the request', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const engine = scriptedEngine(replyWith('Hel', 'lo'), replyWith('Again'));
+    const seen: string[] = [];
+    const outcome = await conversation.send(engine, 'Hi', SETTINGS, (text) => seen.push(text));
+    expect(outcome).toMatchObject({ status: 'done', content: 'Hello', finishReason: 'stop', usage: { total_tokens: 5 } });
+    expect(seen).toEqual(['Hel', 'Hello']);
+    expect(conversation.messages).toEqual([
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello' },
+    ]);
+    expect(bubbles.shown).toEqual([
+      { role: 'user', text: 'Hi', state: 'done', note: '' },
+      { role: 'assistant', text: 'Hello', state: 'done', note: '' },
+    ]);
+    expect(engine.requests[0]).toEqual({
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+      ],
+      stream: true,
+      temperature: 0,
+      max_tokens: 16,
+    });
+    expect(conversation.lastRequest).toEqual(engine.requests[0]);
+    expect(conversation.busy).toBe(false);
+
+    await conversation.send(engine, 'More', { systemPrompt: '  ', sampling: {} });
+    expect(engine.requests[1].messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect(conversation.messages).toHaveLength(4);
+  });
+
+  it('takes a failed turn back whole, whether it failed before or after text arrived', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const engine = scriptedEngine(replyWith('One'), failWith(new Error('boom')), failWith(new TypeError('lost'), 'Half a rep'), replyWith('Two'));
+    await conversation.send(engine, 'first', SETTINGS);
+    const before = structuredClone(conversation.messages);
+
+    const early = await conversation.send(engine, 'second', SETTINGS);
+    expect(early).toMatchObject({ status: 'failed', text: 'second', offerNewChat: false, description: { kind: 'other', detail: 'boom' } });
+    expect(conversation.messages).toEqual(before);
+    expect(bubbles.shown.map((b) => b.text)).toEqual(['first', 'One']);
+
+    const late = await conversation.send(engine, 'third', SETTINGS);
+    expect(late).toMatchObject({ status: 'failed', text: 'third', offerNewChat: false });
+    expect(conversation.messages).toEqual(before);
+    expect(bubbles.shown.map((b) => b.text)).toEqual(['first', 'One']);
+    expect(conversation.busy).toBe(false);
+
+    // The conversation goes on as if the failed turns had not been sent.
+    await conversation.send(engine, 'fourth', SETTINGS);
+    expect(engine.requests[3].messages.slice(1).map((m) => m.content)).toEqual(['first', 'One', 'fourth']);
+  });
+
+  it('says a conversation too long for the context is too long and offers New chat, also for errors from a worker', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const tooLong = new ContextWindowExceededError(600, 512, 'The prompt is');
+    const engine = scriptedEngine(replyWith('Sure'), failWith(tooLong), failWith(reviveError(serializeError(tooLong))), replyWith('Fresh'));
+    await conversation.send(engine, 'a long story', SETTINGS);
+    for (const text of ['go on', 'and on']) {
+      const outcome = await conversation.send(engine, text, SETTINGS);
+      expect(outcome).toMatchObject({
+        status: 'failed',
+        text,
+        offerNewChat: true,
+        description: { kind: 'context', title: 'The conversation is too long', detail: tooLong.message },
+      });
+      expect(conversation.messages).toHaveLength(2);
+    }
+    conversation.clear();
+    expect(conversation.messages).toEqual([]);
+    expect(bubbles.shown).toEqual([]);
+    await expect(conversation.send(engine, 'hello again', SETTINGS)).resolves.toMatchObject({ status: 'done', content: 'Fresh' });
+    expect(engine.requests[3].messages.slice(1)).toEqual([{ role: 'user', content: 'hello again' }]);
+  });
+
+  it('Stop ends the reply where it is and keeps it, marked as stopped; a reply cut by max_tokens says so', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const untilStopped: Script = async function* (_request, signal) {
+      yield chunk('Once');
+      conversation.stop();
+      expect(signal.aborted).toBe(true);
+      yield chunk(undefined, 'abort');
+    };
+    const cut: Script = async function* () {
+      yield chunk('Long');
+      yield chunk(undefined, 'length');
+    };
+    const engine = scriptedEngine(untilStopped, cut);
+    await expect(conversation.send(engine, 'Tell me', SETTINGS)).resolves.toMatchObject({ status: 'done', finishReason: 'abort' });
+    expect(conversation.messages.at(-1)).toEqual({ role: 'assistant', content: 'Once' });
+    expect(bubbles.shown.at(-1)).toMatchObject({ state: 'stopped', note: 'Stopped.' });
+    await conversation.send(engine, 'More', SETTINGS);
+    expect(bubbles.shown.at(-1)).toMatchObject({ text: 'Long', state: 'done', note: 'Reached the token limit.' });
+  });
+
+  it('a turn that outlives New chat, ending or failing, leaves the new conversation alone', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    let clearedWhile = '';
+    const clearMidReply: Script = async function* (_request, signal) {
+      yield chunk('Partial');
+      conversation.clear();
+      clearedWhile = signal.aborted ? 'aborted' : 'running';
+      yield chunk(undefined, 'abort');
+    };
+    const clearThenFail: Script = async function* () {
+      conversation.clear();
+      throw new Error('late failure');
+    };
+    const engine = scriptedEngine(clearMidReply, clearThenFail);
+    await expect(conversation.send(engine, 'one', SETTINGS)).resolves.toEqual({ status: 'cleared' });
+    expect(clearedWhile).toBe('aborted');
+    expect(conversation.messages).toEqual([]);
+    expect(bubbles.shown).toEqual([]);
+    await expect(conversation.send(engine, 'two', SETTINGS)).resolves.toEqual({ status: 'cleared' });
+    expect(conversation.messages).toEqual([]);
+    expect(bubbles.shown).toEqual([]);
+  });
+
+  it('refuses a second message while a reply is being written', async () => {
+    const conversation = new Conversation(recordingBubbles());
+    let release!: () => void;
+    const slow: Script = async function* () {
+      await new Promise<void>((resolve) => (release = resolve));
+      yield chunk('Done', 'stop');
+    };
+    const engine = scriptedEngine(slow);
+    const first = conversation.send(engine, 'one', SETTINGS);
+    expect(conversation.busy).toBe(true);
+    await expect(conversation.send(engine, 'two', SETTINGS)).rejects.toThrow(/still being written/);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    release();
+    await expect(first).resolves.toMatchObject({ status: 'done', content: 'Done' });
+    expect(conversation.messages.map((m) => m.content)).toEqual(['one', 'Done']);
+  });
+});
