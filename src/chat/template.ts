@@ -149,7 +149,22 @@ export function encodeChat(
   options: RenderOptions = {},
 ): number[] {
   const text = formatter.render(messages, options);
-  const ids = tokenizer.encode(text, { addSpecialTokens: false });
+  return withDefaultPrefix(tokenizer, text, tokenizer.encode(text, { addSpecialTokens: false }));
+}
+
+/** encodeChat for requests: the text is encoded in pieces, so a long conversation yields to the event loop and sees an abort. */
+export async function encodeChatInPieces(
+  formatter: ChatFormatter,
+  tokenizer: Pick<Tokenizer, 'encode' | 'encodeInPieces' | 'idToToken' | 'bosTokenId'>,
+  messages: readonly ChatMessageInput[],
+  options: RenderOptions & { signal?: AbortSignal } = {},
+): Promise<number[]> {
+  const text = formatter.render(messages, options);
+  return withDefaultPrefix(tokenizer, text, await tokenizer.encodeInPieces(text, { addSpecialTokens: false, signal: options.signal }));
+}
+
+/** The ids of rendered text with the tokenizer's default prefix in front, unless the text starts with BOS itself. */
+function withDefaultPrefix(tokenizer: Pick<Tokenizer, 'encode' | 'idToToken' | 'bosTokenId'>, text: string, ids: number[]): number[] {
   const bos = tokenizer.bosTokenId === null ? undefined : tokenizer.idToToken(tokenizer.bosTokenId);
   if (bos !== undefined && text.startsWith(bos)) return ids;
   return [...defaultPrefix(tokenizer), ...ids];

@@ -20,7 +20,8 @@ import type {
 export interface ChatBackend {
   /** The `model` field of completions. */
   readonly modelId: string;
-  encodeMessages(messages: unknown): number[];
+  /** Renders and tokenizes in pieces; `signal` aborts a long encoding. */
+  encodeMessages(messages: unknown, signal?: AbortSignal): Promise<number[]>;
   resolveOptions(options: Omit<GenerateOptions, 'signal'>): ResolvedSamplingOptions;
   chatEosTokenIds(): number[];
   stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal): GenerationStream;
@@ -72,8 +73,9 @@ export function createChatCompletions(engine: ChatBackend): ChatCompletions {
     if (parsed.stream && opts.numBeams > 1) {
       throw new InvalidOptionError('num_beams', '1 when streaming (beam search returns the whole reply at once)', opts.numBeams);
     }
-    const ids = engine.encodeMessages(parsed.messages);
-    const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), options.signal ?? parsed.signal);
+    const signal = options.signal ?? parsed.signal;
+    const ids = await engine.encodeMessages(parsed.messages, signal);
+    const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), signal);
     const id = completionId();
     const created = Math.floor(Date.now() / 1000);
     return parsed.stream ? chunks(generation, id, created, engine.modelId) : collect(generation, id, created, engine.modelId);

@@ -3,7 +3,7 @@
  * OpenAI-shaped `chat.completions.create()`. Requests run first-come-first-served; each reuses the KV cache
  * for the longest common token prefix with what the previous request left in it.
  */
-import { createChatFormatter, encodeChat, validateMessages, type ChatFormatter } from '../chat/template';
+import { createChatFormatter, encodeChatInPieces, validateMessages, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
 import { NumericalError } from '../gpu/errors';
 import type { ModelSpec } from '../model/config';
@@ -92,12 +92,13 @@ export class Engine implements ChatBackend {
   }
 
   /** Renders and tokenizes a conversation with the model's chat template (or the documented fallback). */
-  encodeMessages(messages: unknown): number[] {
+  async encodeMessages(messages: unknown, signal?: AbortSignal): Promise<number[]> {
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of messages', 'messages');
     const valid = validateMessages(messages);
     this.checkPromptChars(valid.reduce((sum, m) => sum + m.content.length, 0));
     // The template's output is capped at what could fit the context, so a template cannot inflate it past that.
-    return encodeChat(this.formatter, this.tokenizer, valid, { addGenerationPrompt: true, maxChars: this.maxPromptChars() });
+    const options = { addGenerationPrompt: true, maxChars: this.maxPromptChars(), signal };
+    return encodeChatInPieces(this.formatter, this.tokenizer, valid, options);
   }
 
   /** The most characters a prompt that fits the context can have: NFC may triple a text, no token is longer than maxTokenChars. */

@@ -19,6 +19,23 @@ export interface EncodeOptions {
   addSpecialTokens?: boolean;
 }
 
+export interface PieceEncodeOptions extends EncodeOptions {
+  /** Checked between pieces; an abort ends the encoding with the signal's reason. */
+  signal?: AbortSignal;
+  /** Characters per piece, at least (pieces end at the next exact cut). Default 64 Ki. */
+  pieceChars?: number;
+}
+
+/** Where encoding the parts of a text separately gives the same ids as encoding it whole. */
+interface CutRules {
+  /** Matches the added tokens (split out before anything else), or null when there are none. */
+  addedTokens: RegExp | null;
+  /** Whether the GPT-4-style split regex bounds a pre-token after a newline run followed by a non-space. */
+  afterNewlines: boolean;
+}
+
+const PIECE_CHARS = 1 << 16;
+
 export interface DecodeOptions {
   /** Leave out special tokens such as <s> and </s> (default false). */
   skipSpecialTokens?: boolean;
@@ -51,6 +68,8 @@ export class Tokenizer {
     readonly specialTokenIds: ReadonlySet<number>,
     private readonly prefix: readonly number[],
     private readonly suffix: readonly number[],
+    /** null when no cut is known to be exact: the text is then encoded in one piece. */
+    private readonly cuts: CutRules | null,
   ) {
     this.eos = eosTokenIds;
   }
@@ -71,6 +90,46 @@ export class Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
     return options.addSpecialTokens === false ? ids : [...this.prefix, ...ids, ...this.suffix];
+  }
+
+  /**
+   * `encode` for long texts: encodes piece by piece, yielding to the event loop between pieces so a long
+   * prompt cannot block the page and an abort is seen. Pieces are cut only where the ids come out the same as
+   * encoding the whole text: before an added token, and for split-regex tokenizers (Qwen, Llama 3) after a
+   * run of newlines before a non-space character.
+   */
+  async encodeInPieces(text: string, options: PieceEncodeOptions = {}): Promise<number[]> {
+    const pieceChars = options.pieceChars ?? PIECE_CHARS;
+    const ids: number[] = options.addSpecialTokens === false ? [] : [...this.prefix];
+    let start = 0;
+    while (start < text.length) {
+      if (options.signal?.aborted) throw abortReason(options.signal);
+      const end = text.length - start > pieceChars ? this.cutAfter(text, start + pieceChars) : text.length;
+      for (const id of this.hf.encode(text.slice(start, end), { add_special_tokens: false }).ids) ids.push(id);
+      start = end;
+      if (start < text.length) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    if (options.addSpecialTokens !== false) for (const id of this.suffix) ids.push(id);
+    return ids;
+  }
+
+  /** The first exact cut at or after `from`, or the text's end. */
+  private cutAfter(text: string, from: number): number {
+    if (this.cuts === null) return text.length;
+    let cut = text.length;
+    const { addedTokens, afterNewlines } = this.cuts;
+    if (addedTokens) {
+      addedTokens.lastIndex = from;
+      const m = addedTokens.exec(text);
+      if (m) cut = m.index;
+    }
+    if (afterNewlines) {
+      const newline = /[\r\n](?=\S)/g;
+      newline.lastIndex = Math.max(0, from - 1);
+      const m = newline.exec(text);
+      if (m && m.index + 1 < cut) cut = m.index + 1;
+    }
+    return Math.max(cut, from);
   }
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
@@ -168,7 +227,43 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
     vocabSize = Math.max(vocabSize, id + 1);
     maxTokenChars = Math.max(maxTokenChars, token.length);
   }
-  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix);
+  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix, cutRules(json, addedTokens));
+}
+
+/**
+ * Exact cut points, from what the library does: added tokens are split out of the text first, so a cut just
+ * before one is exact, unless a token strips the whitespace around it (its neighbour could be in another
+ * piece). The Qwen / Llama 3 split regex never makes a pre-token reach past a newline run into a following
+ * non-space character, and BPE merges stay inside pre-tokens.
+ */
+function cutRules(json: JsonObject, addedTokens: unknown[]): CutRules | null {
+  const contents: string[] = [];
+  for (const t of addedTokens) {
+    if (!isJsonObject(t) || typeof t.content !== 'string' || t.content === '') return null;
+    if (t.lstrip === true || t.rstrip === true || t.single_word === true || t.normalized === true) return null;
+    contents.push(t.content);
+  }
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const addedRegex = contents.length > 0 ? new RegExp(contents.map(escape).join('|'), 'g') : null;
+  return { addedTokens: addedRegex, afterNewlines: splitsLikeGpt4(json.pre_tokenizer) };
+}
+
+/** The split regexes of Qwen 2/3 (single digits) and Llama 3 (up to three digits), as tokenizer.json spells them. */
+const GPT4_STYLE_SPLITS = new Set(
+  ['\\p{N}', '\\p{N}{1,3}'].map(
+    (digits) => `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|${digits}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
+  ),
+);
+
+function splitsLikeGpt4(pre: unknown): boolean {
+  if (!isJsonObject(pre)) return false;
+  if (pre.type === 'Sequence' && Array.isArray(pre.pretokenizers)) return pre.pretokenizers.some(splitsLikeGpt4);
+  const pattern = pre.pattern;
+  return pre.type === 'Split' && pre.behavior === 'Isolated' && isJsonObject(pattern) && GPT4_STYLE_SPLITS.has(String(pattern.Regex));
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
 
 /** Used only when tokenizer_config.json names no eos_token (or is absent). */

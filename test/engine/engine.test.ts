@@ -1,5 +1,7 @@
 /** The generation API on stories260K: streaming, stop conditions, abort, queueing and KV reuse. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatTemplateError } from '../../src/chat/template';
+import { memoryFiles } from '../../src/model/files';
 import { createEngine, type Engine } from '../../src/engine/engine';
 import { ContextWindowExceededError, InvalidOptionError, InvalidRequestError } from '../../src/engine/errors';
 import { folderFiles } from '../../src/model/files-node';
@@ -182,6 +184,34 @@ describe('engine.chat.completions.create', () => {
     expect(last.choices[0].finish_reason).toBe('length');
     expect(last.usage?.completion_tokens).toBe(10);
     expect(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null && c.usage === undefined)).toBe(true);
+  });
+
+  it('a request aborted while its prompt is encoded ends with the abort reason, and the next request works', async () => {
+    const controller = new AbortController();
+    const reason = new Error('stop');
+    controller.abort(reason);
+    await expect(engine.chat.completions.create({ messages: [{ role: 'user', content: 'Once upon a time' }] }, { signal: controller.signal })).rejects.toBe(reason);
+    const reply = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 3, temperature: 0 });
+    expect(reply.usage.completion_tokens).toBe(3);
+  });
+
+  it('a hostile chat template cannot hang a request: the budget stops it, and the engine serves the next one', async () => {
+    const stories = folderFiles(modelPath('stories260K'));
+    const weights = (await stories.bytes('model.safetensors'))!;
+    const files = new Map<string, string | Uint8Array>([
+      ['config.json', (await stories.text('config.json'))!],
+      ['tokenizer.json', (await stories.text('tokenizer.json'))!],
+      ['tokenizer_config.json', JSON.stringify({ chat_template: '{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}' })],
+      ['model.safetensors', new Uint8Array(await weights.read(0, weights.size))],
+    ]);
+    const hostile = await createEngine(memoryFiles('hostile-template', files), { gpu: await testGpu(), contextLength: 64 });
+    try {
+      await expect(hostile.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(ChatTemplateError);
+      const after = await collect(hostile.generate([1], { temperature: 0, max_tokens: 5 }));
+      expect(after.ids).toEqual(greedyGolden().greedy_ids.slice(0, 5));
+    } finally {
+      await hostile.dispose();
+    }
   });
 
   it('rejects empty messages, bad roles and streamed beam search with typed errors', async () => {

@@ -137,6 +137,18 @@ describe.each(CASES)('$name tokenizer', (c) => {
     expect(encodeChat(formatter, tokenizer, CONVERSATION)).toEqual(bpe.encode(c.chat));
   });
 
+  it('encodes a long text in pieces to exactly the ids of encoding it whole, and stops on abort', async () => {
+    const text = (c.chat + SAMPLES.join('\n\n') + '\n').repeat(20);
+    const whole = tokenizer.encode(text);
+    expect(await tokenizer.encodeInPieces(text, { pieceChars: 97 })).toEqual(whole);
+    expect(await tokenizer.encodeInPieces(text, { pieceChars: 1000, addSpecialTokens: false })).toEqual(tokenizer.encode(text, { addSpecialTokens: false }));
+    const controller = new AbortController();
+    const reason = new Error('stop');
+    const pending = tokenizer.encodeInPieces(text, { pieceChars: 97, signal: controller.signal });
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+  });
+
   it('renders its real chat template with tools, encoded to the independently derived ids', () => {
     const formatter = createChatFormatter(config, tokenizer);
     const messages: ChatMessageInput[] = [{ role: 'user', content: 'What is the weather in Paris?' }];
