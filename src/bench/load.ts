@@ -241,11 +241,12 @@ async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDty
       dtype,
       tune,
       contextLength: 2048,
-      onProgress: (p: Record<string, unknown>) => {
+      onProgress: (p: object) => {
+        const q = p as Record<string, unknown>;
         sample();
-        const stage = typeof p.stage === 'string' ? p.stage : 'read';
-        const done = Number(p.done ?? p.loadedBytes ?? 0);
-        const total = Number(p.total ?? p.totalBytes ?? 0);
+        const stage = typeof q.stage === 'string' ? q.stage : 'read';
+        const done = Number(q.done ?? q.loadedBytes ?? 0);
+        const total = Number(q.total ?? q.totalBytes ?? 0);
         const at = (performance.now() - t0) / 1000;
         const s = (stages[stage] ??= { start: at, end: at, done, total });
         s.end = at;

@@ -102,6 +102,11 @@ export interface TensorSource {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   /** One tensor's bytes, read from the source on demand (only that tensor's range). */
   readTensorBytes(name: string): Promise<Uint8Array>;
+  /**
+   * `length` bytes of one tensor's data from byte `offset` within it (a slice of a tensor too large to hold
+   * whole); a RangeError when the range is outside the tensor.
+   */
+  readTensorRange(name: string, offset: number, length: number): Promise<Uint8Array>;
   /** One tensor decoded to a typed array (see TensorDataByDtype). */
   readTensor(name: string): Promise<LoadedTensor>;
 }
@@ -716,6 +721,13 @@ export async function openSafetensors(source: ByteSource, options: OpenOptions =
     const t = info(name);
     return readExact(source, t.byteOffset, t.byteLength, file, name);
   };
+  const readTensorRange = async (name: string, offset: number, length: number) => {
+    const t = info(name);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > t.byteLength) {
+      throw new RangeError(`${name}: bytes ${offset}..${offset + length} are outside its ${t.byteLength} bytes`);
+    }
+    return readExact(source, t.byteOffset + offset, length, file, name);
+  };
   return {
     name: file,
     size,
@@ -724,6 +736,7 @@ export async function openSafetensors(source: ByteSource, options: OpenOptions =
     dataOffset: header.dataOffset,
     tensors: header.tensors,
     readTensorBytes,
+    readTensorRange,
     readTensor: async (name) => decodeTensor(info(name), await readTensorBytes(name)),
   };
 }
@@ -913,6 +926,7 @@ export async function openShardedSafetensors(
     shards,
     tensors,
     readTensorBytes: async (name) => shardOf(name).readTensorBytes(name),
+    readTensorRange: async (name, offset, length) => shardOf(name).readTensorRange(name, offset, length),
     readTensor: async (name) => shardOf(name).readTensor(name),
   };
 }

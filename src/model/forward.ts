@@ -17,7 +17,9 @@ import { ContextWindowExceededError } from './kv-cache';
 import { checkModelFits } from './limits';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
-import type { CanonicalWeights } from './weights';
+import { canonicalStream, type WeightStream } from './stream';
+import type { LoadProgress } from './upload';
+import type { CanonicalWeights, WeightDtype } from './weights';
 
 export interface GpuModelOptions {
   /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
@@ -50,6 +52,8 @@ export interface GpuModelOptions {
    * holes in its numbering): their logits are set to -Infinity on the GPU before argmax, top-k or a readback.
    */
   maskedTokenIds?: readonly number[];
+  /** Upload, quantize and compile progress (see LoadProgress). */
+  onProgress?: (progress: LoadProgress) => void;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -103,33 +107,49 @@ export class GpuModel {
   }
 
   static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
+    const dtype = weights.embedding.dtype === 'f16' && weights.lmHead.dtype === 'f16' ? 'f16' : 'f32';
+    return GpuModel.fromStream(gpu, spec, canonicalStream(spec, weights), dtype, options);
+  }
+
+  /**
+   * A model whose weights arrive from `stream` (a checkpoint read slice by slice, see ./stream.ts), with
+   * matrices in `dtype`. If anything fails or the stream is aborted, every buffer created so far is destroyed.
+   */
+  static async fromStream(gpu: Gpu, spec: ModelSpec, stream: WeightStream, dtype: WeightDtype, options: GpuModelOptions = {}): Promise<GpuModel> {
     const contextLength = options.contextLength ?? spec.maxContext;
     if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > spec.maxContext) {
       throw new ShapeError('model', `contextLength must be an integer in [1, ${spec.maxContext}], got ${contextLength}`);
     }
     const chunk = Math.min(options.prefillChunk ?? 128, contextLength);
-    const dtype = weights.embedding.dtype === 'f16' && weights.lmHead.dtype === 'f16' ? 'f16' : 'f32';
     checkModelFits(gpu, spec, dtype, contextLength, chunk);
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
-    const gpuWeights = await uploadWeights(gpu, spec, weights, contextLength, track, options.quantize);
-    const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
-    const masked = maskedIds(spec, options.maskedTokenIds ?? []);
-    const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked);
-    const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
-    const tune = options.tune === true ? {} : options.tune || undefined;
-    const shapes: KernelShapes =
-      tune && up
-        ? {
-            matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
-            tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
-          }
-        : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
-    const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
-    const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
-    const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-    return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
+    try {
+      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, options);
+      const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
+      const masked = maskedIds(spec, options.maskedTokenIds ?? []);
+      const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked);
+      const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
+      const tune = options.tune === true ? {} : options.tune || undefined;
+      options.onProgress?.({ stage: 'compile', done: 0, total: 2 });
+      const shapes: KernelShapes =
+        tune && up
+          ? {
+              matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
+              tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
+            }
+          : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
+      const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
+      options.onProgress?.({ stage: 'compile', done: 1, total: 2 });
+      const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
+      options.onProgress?.({ stage: 'compile', done: 2, total: 2 });
+      const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
+      return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
+    } catch (e) {
+      for (const b of buffers) b.destroy();
+      throw e;
+    }
   }
 
   /** Positions of the KV cache that hold processed tokens. */

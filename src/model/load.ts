@@ -10,7 +10,9 @@ import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
 import { checkModelFits } from './limits';
 import type { QuantDType } from '../quant/quantize';
-import { checkLayerCount, loadCanonicalWeights, safetensorsWeightReader, type WeightDtype } from './weights';
+import { checkpointStream } from './stream';
+import type { LoadProgress } from './upload';
+import { checkLayerCount, type WeightDtype } from './weights';
 
 export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize' | 'maskedTokenIds'> {
   /**
@@ -18,8 +20,15 @@ export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize' | 'ma
    * the embedding stays f16). Default f16 for F16/BF16 checkpoints, f32 for F32 ones.
    */
   dtype?: WeightDtype | QuantDType;
-  /** Called after each tensor is read, with the bytes read so far and the total of the weight files. */
-  onProgress?: (progress: { loadedBytes: number; totalBytes: number; tensor: string }) => void;
+  /**
+   * Progress by stage: `read` checkpoint bytes (of the weight files' total) as each slice is read, `upload`
+   * bytes written to the GPU, `quantize` weights quantized, `compile` steps.
+   */
+  onProgress?: (progress: LoadProgress) => void;
+  /** Stops the load between slices; the buffers created so far are destroyed. */
+  signal?: AbortSignal;
+  /** Most checkpoint bytes held at once while streaming (default 16 MiB; a slice is at least 32 rows). */
+  sliceBytes?: number;
 }
 
 export interface LoadedModel {
@@ -110,13 +119,17 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   checkModelFits(gpu, spec, dtype, contextLength, Math.min(options.prefillChunk ?? 128, contextLength));
 
   const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
-  let loadedBytes = 0;
-  const read = safetensorsWeightReader(weights, (info) => {
-    loadedBytes += info.byteLength;
-    options.onProgress?.({ loadedBytes, totalBytes, tensor: info.name });
+  let readBytes = 0;
+  const stream = checkpointStream(spec, weights, {
+    dtype,
+    sliceBytes: options.sliceBytes,
+    signal: options.signal,
+    onRead: (bytes, tensor) => {
+      readBytes += bytes;
+      options.onProgress?.({ stage: 'read', done: readBytes, total: totalBytes, tensor });
+    },
   });
-  const canonical = await loadCanonicalWeights(spec, read, { dtype });
   const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
-  const model = await GpuModel.create(gpu, spec, canonical, { ...options, contextLength, quantize, maskedTokenIds });
+  const model = await GpuModel.fromStream(gpu, spec, stream, dtype, { ...options, contextLength, quantize, maskedTokenIds });
   return { spec, tokenizer, model, maskedTokenIds, generationConfig, tokenizerConfig };
 }

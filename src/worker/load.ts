@@ -24,7 +24,7 @@ export async function loadCachedEngine(url: string, options: LoadCachedEngineOpt
     dtype,
     contextLength,
     signal,
-    onProgress: (p) => onProgress?.({ phase: 'load', loaded: p.loadedBytes, total: p.totalBytes, tensor: p.tensor }),
+    onProgress: (p) => onProgress?.({ phase: 'load', stage: p.stage, loaded: p.done, total: p.total, tensor: p.tensor }),
   });
 }
 

@@ -8,7 +8,10 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Engine
 import type { DownloadProgress } from '../storage';
 
 /** Download progress (from the model cache), then upload progress (weights to the GPU). */
-export type LoadProgress = ({ phase: 'download' } & DownloadProgress) | { phase: 'load'; loaded: number; total: number; tensor: string };
+/** Download progress, then the load's stages (see LoadProgress in model/upload.ts); total is 0 where unknown. */
+export type LoadProgress =
+  | ({ phase: 'download' } & DownloadProgress)
+  | { phase: 'load'; stage: 'read' | 'upload' | 'quantize' | 'compile'; loaded: number; total: number; tensor?: string };
 
 /**
  * The worker never started: its script could not be loaded or run (a 404, a content security policy that

@@ -35,7 +35,7 @@ describe('loadModel', () => {
     const progress: number[] = [];
     const { model, spec } = await loadModel(gpu, memoryFiles('sharded', files), {
       contextLength: 32,
-      onProgress: (p) => progress.push(p.loadedBytes / p.totalBytes),
+      onProgress: (p) => p.stage === 'read' && progress.push(p.done / p.total),
     });
     expect(progress.at(-1)).toBe(1);
     const reference = createReferenceModel(spec, await loadCanonicalWeights(parseModelConfig(config), tensorMapReader(tensors)));

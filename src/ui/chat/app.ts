@@ -232,13 +232,17 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   function showProgress(p: LoadProgress): void {
     state.progressEvents++;
+    // Slices are uploaded (and quantized) as they are read: the read stage's bytes carry the bar.
+    if (p.phase === 'load' && (p.stage === 'upload' || p.stage === 'quantize')) return;
     if (p.phase === 'download') state.lastDownload = p;
     progress.hidden = false;
     progressBar.value = p.total > 0 ? p.loaded / p.total : 0;
     progressText.textContent =
       p.phase === 'download'
         ? `Downloading ${p.file}: ${formatBytes(p.loaded)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${formatSeconds(p.etaSeconds)} left`
-        : `Loading weights onto the GPU: ${formatBytes(p.loaded)} of ${formatBytes(p.total)}`;
+        : p.stage === 'compile'
+          ? `Preparing the GPU kernels: step ${p.loaded} of ${p.total}`
+          : `Loading weights onto the GPU: ${formatBytes(p.loaded)} of ${formatBytes(p.total)}`;
   }
 
   function showInfo(info: EngineInfo): void {

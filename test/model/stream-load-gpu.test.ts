@@ -1,0 +1,229 @@
+/**
+ * Streaming load: the GPU buffers a checkpoint streams into, slice by slice, hold exactly the bytes the
+ * whole-tensor path produces (canonical CPU tensors from loadCanonicalWeights, quantized whole), for every
+ * architecture, checkpoint dtype and load dtype, single file and shards; JS memory stays bounded by the
+ * slice, not the model; an aborted load leaves no GPU buffer behind.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSafetensors, openShardedSafetensors, writeSafetensors, type TensorSource, type TensorToWrite } from '../../src/formats/safetensors';
+import { bytesSource } from '../../src/formats/sources';
+import type { Gpu } from '../../src/gpu/device';
+import { dataBytes, readBuffer, type Tensor } from '../../src/gpu/tensor';
+import { LAYER_TENSORS, MODEL_TENSORS, type Arch } from '../../src/model/architectures';
+import { parseModelConfig, type ModelSpec } from '../../src/model/config';
+import { memoryFiles } from '../../src/model/files';
+import { folderFiles } from '../../src/model/files-node';
+import { loadModel } from '../../src/model/load';
+import { randomModel, SMALL_MODELS, type RandomModelOptions } from '../../src/model/random-model';
+import { checkpointStream } from '../../src/model/stream';
+import { uploadStream } from '../../src/model/upload';
+import { loadCanonicalWeights, safetensorsWeightReader, type CanonicalWeights, type WeightDtype, type WeightTensor } from '../../src/model/weights';
+import { f16BitsToF32 } from '../../src/gpu/f16';
+import { quantize, type QuantDType } from '../../src/quant/quantize';
+import { modelPath } from '../models';
+import { freshSeed, testGpu } from '../gpu';
+
+type CheckpointDtype = 'F32' | 'F16' | 'BF16';
+type LoadDtype = WeightDtype | QuantDType;
+
+/** f32 → bf16 bits, round to nearest even (as torch does). */
+function toBf16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) out[i] = (bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 16;
+  return out;
+}
+
+function checkpointTensors(tensors: Map<string, WeightTensor>, dtype: CheckpointDtype): TensorToWrite[] {
+  return [...tensors.entries()].map(([name, t]) => {
+    if (dtype === 'F16') {
+      if (t.dtype !== 'f16') throw new Error('an F16 checkpoint needs an f16 random model');
+      return { name, dtype, shape: t.shape, data: t.data };
+    }
+    if (t.dtype !== 'f32') throw new Error(`a ${dtype} checkpoint needs an f32 random model`);
+    return dtype === 'F32' ? { name, dtype, shape: t.shape, data: t.data } : { name, dtype, shape: t.shape, data: toBf16(t.data) };
+  });
+}
+
+/** The checkpoint as one file or as two shards with an index. */
+async function openCheckpoint(tensors: TensorToWrite[], sharded: boolean): Promise<TensorSource> {
+  if (!sharded) return openSafetensors(bytesSource(writeSafetensors(tensors), 'model.safetensors'));
+  const half = Math.ceil(tensors.length / 2);
+  const shards = new Map([
+    ['a.safetensors', writeSafetensors(tensors.slice(0, half))],
+    ['b.safetensors', writeSafetensors(tensors.slice(half))],
+  ]);
+  const weightMap = Object.fromEntries(tensors.map((t, i) => [t.name, i < half ? 'a.safetensors' : 'b.safetensors']));
+  return openShardedSafetensors(JSON.stringify({ metadata: {}, weight_map: weightMap }), async (shard) => bytesSource(shards.get(shard)!, shard));
+}
+
+/** The bytes the whole-tensor path uploads for one canonical tensor (what the GPU buffer must hold). */
+function expectedBytes(t: WeightTensor, as: 'f32' | 'raw' | QuantDType): Uint8Array {
+  if (as === 'q8' || as === 'q4') {
+    const words = quantize(as, t.data, t.shape);
+    return new Uint8Array(words.buffer, 0, words.byteLength);
+  }
+  if (as === 'f32' && t.dtype === 'f16') {
+    const wide = Float32Array.from(t.data, (b) => f16BitsToF32(b));
+    return new Uint8Array(wide.buffer);
+  }
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+async function expectBuffer(gpu: Gpu, what: string, actual: Tensor | undefined, expected: Uint8Array): Promise<void> {
+  if (!actual) throw new Error(`${what}: not uploaded`);
+  const size = dataBytes(actual.dtype, actual.shape);
+  expect(size, what).toBe(expected.byteLength);
+  const bytes = new Uint8Array(await readBuffer(gpu, actual.buffer, Math.ceil(size / 4) * 4), 0, size);
+  // One comparison per tensor: a mismatch names the first differing byte.
+  const first = bytes.findIndex((b, i) => b !== expected[i]);
+  expect(first, `${what}: first differing byte`).toBe(-1);
+}
+
+async function checkStreamed(gpu: Gpu, spec: ModelSpec, source: TensorSource, canonical: CanonicalWeights, dtype: WeightDtype, quant: QuantDType | undefined): Promise<void> {
+  const buffers: GPUBuffer[] = [];
+  const track = (t: Tensor) => (buffers.push(t.buffer), t);
+  // One slice is at least 32 rows: sliceBytes 1 makes every matrix of more than 32 rows several slices.
+  const uploaded = await uploadStream(gpu, spec, checkpointStream(spec, source, { dtype, sliceBytes: 1 }), { quantize: quant, track });
+  try {
+    const matrixAs = (name: string) => (quant === 'q4' && name === 'lmHead' ? 'q8' : (quant ?? 'raw'));
+    for (const [name, t] of Object.entries(MODEL_TENSORS)) {
+      const key = name as keyof typeof MODEL_TENSORS;
+      const w = canonical[key];
+      if (!w || !t.present(spec)) continue;
+      const as = key === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : key === 'embedding' ? 'raw' : matrixAs(key);
+      await expectBuffer(gpu, name, uploaded.model[key], expectedBytes(w, as));
+    }
+    if (spec.tiedEmbeddings) {
+      if (quant) await expectBuffer(gpu, 'tied LM head', uploaded.model.lmHead, expectedBytes(canonical.embedding, matrixAs('lmHead')));
+      else expect(uploaded.model.lmHead).toBe(uploaded.model.embedding);
+    }
+    for (const [l, layer] of canonical.layers.entries()) {
+      for (const [name, t] of Object.entries(LAYER_TENSORS)) {
+        const key = name as keyof typeof LAYER_TENSORS;
+        const w = layer[key];
+        if (!w) continue;
+        await expectBuffer(gpu, `layer ${l} ${name}`, uploaded.layers[l][key], expectedBytes(w, t.kind === 'matrix' ? matrixAs(key) : 'f32'));
+      }
+    }
+  } finally {
+    for (const b of buffers) b.destroy();
+  }
+}
+
+/** Odd widths: q, k and v rows do not start on 32-element blocks, so the fused matrix takes the whole-tensor way. */
+const ODD_LLAMA: RandomModelOptions = { ...SMALL_MODELS.llama, hiddenSize: 36, numHeads: 2, numKvHeads: 1, headDim: 18, intermediateSize: 50, ropeScaling: null };
+
+const cases: { label: string; arch: Arch; options: RandomModelOptions }[] = [
+  ...(Object.keys(SMALL_MODELS) as Arch[]).map((arch) => ({ label: arch, arch, options: SMALL_MODELS[arch] })),
+  { label: 'llama, odd widths', arch: 'llama', options: ODD_LLAMA },
+];
+
+describe('streaming load writes the same GPU bytes as the whole-tensor path', () => {
+  for (const c of cases) {
+    it(c.label, async () => {
+      const gpu = await testGpu();
+      const seed = freshSeed();
+      const f32Model = randomModel(c.arch, c.options, seed);
+      const f16Model = randomModel(c.arch, { ...c.options, dtype: 'f16' }, seed);
+      const spec = parseModelConfig(f32Model.config);
+      const plans: [CheckpointDtype, LoadDtype[]][] = [
+        ['F32', ['f32', 'f16', 'q8']],
+        ['F16', ['f16', 'f32', 'q4']],
+        ['BF16', ['f16', 'q4', 'q8']],
+      ];
+      for (const [checkpointDtype, loadDtypes] of plans) {
+        const tensors = checkpointTensors(checkpointDtype === 'F16' ? f16Model.tensors : f32Model.tensors, checkpointDtype);
+        for (const [i, loadDtype] of loadDtypes.entries()) {
+          const sharded = i === 0;
+          const source = await openCheckpoint(tensors, sharded);
+          const quant = loadDtype === 'q8' || loadDtype === 'q4' ? loadDtype : undefined;
+          const dtype: WeightDtype = quant ? 'f16' : (loadDtype as WeightDtype);
+          const canonical = await loadCanonicalWeights(spec, safetensorsWeightReader(source), { dtype });
+          await checkStreamed(gpu, spec, source, canonical, dtype, quant).catch((e: Error) => {
+            throw new Error(`${checkpointDtype} checkpoint${sharded ? ' (2 shards)' : ''} loaded as ${loadDtype}, seed ${seed}: ${e.message}`);
+          });
+        }
+      }
+    });
+  }
+});
+
+describe('streaming load bounds memory and cleans up', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webgpu-llm-stream-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A ~75 MB F32 Llama checkpoint in a folder, read through file handles as the CLI does. */
+  async function writeLargeCheckpoint(): Promise<{ bytes: number }> {
+    const options: RandomModelOptions = { ...SMALL_MODELS.llama, vocabSize: 8192, hiddenSize: 512, intermediateSize: 1376, numLayers: 4, numHeads: 8, numKvHeads: 4, headDim: 64, ropeScaling: null };
+    const { config, tensors } = randomModel('llama', options, freshSeed());
+    const file = writeSafetensors(checkpointTensors(tensors, 'F32'));
+    writeFileSync(join(dir, 'model.safetensors'), file);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    writeFileSync(join(dir, 'tokenizer.json'), (await folderFiles(modelPath('stories260K')).text('tokenizer.json'))!);
+    return { bytes: file.byteLength };
+  }
+
+  const jsBytes = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+
+  it('a checkpoint many times the slice size loads with JS memory bounded by the slice, not the model', async () => {
+    const gpu = await testGpu();
+    const { bytes } = await writeLargeCheckpoint();
+    const sliceBytes = 1 << 20;
+    const before = jsBytes();
+    let peak = before;
+    const { model } = await loadModel(gpu, folderFiles(dir), { dtype: 'f16', contextLength: 64, sliceBytes, onProgress: () => (peak = Math.max(peak, jsBytes())) });
+    model.destroy();
+    // The whole-tensor path held every canonical tensor (≥ the checkpoint's bytes); streaming holds a few
+    // slices plus garbage not yet collected. The bound is a third of the checkpoint, ~25 slices.
+    expect(bytes).toBeGreaterThan(70e6);
+    expect(peak - before).toBeLessThan(bytes / 3);
+  });
+
+  it('an aborted load leaves no GPU buffer behind', async () => {
+    const gpu = await testGpu();
+    const { device } = gpu;
+    let live = 0;
+    const create = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor) => {
+      const buffer = create(descriptor);
+      live++;
+      const destroy = buffer.destroy.bind(buffer);
+      let destroyed = false;
+      buffer.destroy = () => {
+        if (!destroyed) live--;
+        destroyed = true;
+        destroy();
+      };
+      return buffer;
+    };
+    try {
+      const { config, tensors } = randomModel('llama', SMALL_MODELS.llama, freshSeed());
+      const files = new Map<string, string | Uint8Array>([
+        ['config.json', JSON.stringify(config)],
+        ['tokenizer.json', (await folderFiles(modelPath('stories260K')).text('tokenizer.json'))!],
+        ['model.safetensors', writeSafetensors(checkpointTensors(tensors, 'F32'))],
+      ]);
+      const controller = new AbortController();
+      const reason = new Error('stop halfway');
+      let reads = 0;
+      const load = loadModel(gpu, memoryFiles('abort', files), {
+        contextLength: 32,
+        signal: controller.signal,
+        sliceBytes: 1,
+        onProgress: (p) => p.stage === 'read' && ++reads === 12 && controller.abort(reason),
+      });
+      await expect(load).rejects.toBe(reason);
+      expect(reads).toBe(12);
+      expect(live).toBe(0);
+    } finally {
+      device.createBuffer = create;
+    }
+  });
+});
