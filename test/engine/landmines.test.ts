@@ -94,8 +94,8 @@ const CHAT = [
 ];
 
 /** A chat turn through the model's real template, as chat completions run it, returning the token ids. */
-function chat(options: GenerateOptions): Promise<number[]> {
-  return ids(engine.stream(engine.encodeMessages(CHAT), engine.resolveOptions(options), engine.chatEosTokenIds()));
+async function chat(options: GenerateOptions): Promise<number[]> {
+  return ids(engine.stream(await engine.encodeMessages(CHAT), engine.resolveOptions(options), engine.chatEosTokenIds()));
 }
 
 describe('padded vocabulary (Qwen3: 151,936 logits, 151,669 tokens)', () => {
@@ -104,7 +104,7 @@ describe('padded vocabulary (Qwen3: 151,936 logits, 151,669 tokens)', () => {
     const spec = parseModelConfig(checkpoint.config);
     const weights = await loadCanonicalWeights(spec, tensorMapReader(checkpoint.tensors), { dtype: 'f16' });
     const unmasked = await GpuModel.create(gpu, spec, weights, { contextLength: 64 });
-    const result = await unmasked.forward(engine.encodeMessages(CHAT), 'token');
+    const result = await unmasked.forward(await engine.encodeMessages(CHAT), 'token');
     unmasked.destroy();
     expect(result.kind === 'token' && result.token).toBeGreaterThanOrEqual(TOKENIZER_IDS);
     expect(engine.contextLength).toBe(256);
@@ -125,7 +125,7 @@ describe('padded vocabulary (Qwen3: 151,936 logits, 151,669 tokens)', () => {
   });
 
   it('a prompt holding a padded id is an InvalidRequestError, and the engine serves the next request', async () => {
-    const prompt = engine.encodeMessages(CHAT);
+    const prompt = await engine.encodeMessages(CHAT);
     expect(() => engine.generate([...prompt, TOKENIZER_IDS], { max_tokens: 4 })).toThrow(InvalidRequestError);
     expect(() => engine.generate([151935], { max_tokens: 4 })).toThrow(/no token in the tokenizer/);
     expect(await ids(engine.generate(prompt, { temperature: 0, max_tokens: 4 }))).toHaveLength(4);
@@ -133,7 +133,11 @@ describe('padded vocabulary (Qwen3: 151,936 logits, 151,669 tokens)', () => {
 });
 
 describe('non-finite logits (a NaN embedding row)', () => {
-  const prompt = () => engine.encodeMessages(CHAT);
+  let chatIds: number[] = [];
+  beforeAll(async () => {
+    chatIds = await engine.encodeMessages(CHAT);
+  });
+  const prompt = () => chatIds;
   const withPoison = () => [...prompt(), POISONED_ID];
 
   async function expectNumericalError(run: () => Promise<unknown>, step: string): Promise<void> {
