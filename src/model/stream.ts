@@ -8,7 +8,7 @@
  * The values are exactly those loadCanonicalWeights produces (same conversions, element for element).
  */
 import { decodeTensor, type TensorInfo, type TensorSource } from '../formats/safetensors';
-import { f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
+import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
 import { QUANT_BLOCK } from '../quant/format';
 import {
   architectureOf,
@@ -180,6 +180,7 @@ class SliceReader {
     if (this.options.signal?.aborted) throw this.options.signal.reason;
     const bytes = await this.file.readTensorRange(info.name, offset, length);
     this.options.onRead?.(length, info.name);
+    if (info.dtype === 'BF16' && dtype === 'f16') return bf16BytesToF16(bytes);
     const { data } = decodeTensor({ ...info, byteLength: length }, bytes);
     if (dtype === 'f16') {
       if (data instanceof Uint16Array) return data;
@@ -192,4 +193,21 @@ class SliceReader {
     for (let i = 0; i < data.length; i++) out[i] = f16BitsToF32(data[i] as number);
     return out;
   }
+}
+
+let bf16ToF16: Uint16Array | undefined;
+
+/**
+ * BF16 bytes straight to f16 bits through a 65536-entry table of f32ToF16Bits(bf16 value): the same halves
+ * as widening to f32 and narrowing, at one lookup per element.
+ */
+function bf16BytesToF16(bytes: Uint8Array): Uint16Array {
+  if (!bf16ToF16) {
+    bf16ToF16 = new Uint16Array(65536);
+    for (let b = 0; b < 65536; b++) bf16ToF16[b] = f32ToF16Bits(bf16BitsToF32(b));
+  }
+  const table = bf16ToF16;
+  const out = new Uint16Array(bytes.byteLength >>> 1);
+  for (let i = 0; i < out.length; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+  return out;
 }
