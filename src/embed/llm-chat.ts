@@ -179,9 +179,13 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
           inThread: this.hasAttribute('in-thread'),
           signal: controller.signal,
           onProgress: (p) => {
-            if (this.loading !== controller) return;
+            // Slices are uploaded (and quantized) as they are read: the read stage's bytes carry the bar.
+            if (this.loading !== controller || (p.phase === 'load' && (p.stage === 'upload' || p.stage === 'quantize'))) return;
             this.progress.value = p.total > 0 ? p.loaded / p.total : 0;
-            this.status.textContent = `${p.phase === 'download' ? 'Downloading' : 'Loading'} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`;
+            this.status.textContent =
+              p.phase === 'load' && p.stage === 'compile'
+                ? `Preparing the GPU kernels (${p.loaded} / ${p.total})`
+                : `${p.phase === 'download' ? 'Downloading' : 'Loading'} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`;
           },
         });
         if (this.loading !== controller) return void engine.dispose();
