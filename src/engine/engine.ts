@@ -19,6 +19,7 @@ import { createStreamDecoder } from '../tokenizer/stream';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { createChatCompletions, type ChatBackend } from './chat-completions';
 import { ContextWindowExceededError, EngineDisposedError, InvalidRequestError } from './errors';
+import type { ContextChoice } from '../model/memory';
 import { RequestQueue } from './queue';
 import type {
   ChatCompletions,
@@ -81,6 +82,11 @@ export class Engine implements ChatBackend {
 
   get contextLength(): number {
     return this.loaded.model.contextLength;
+  }
+
+  /** The context allocated at load, why it is that long, and the GPU bytes the model holds. */
+  get context(): ContextChoice {
+    return this.loaded.context;
   }
 
   /** Stop ids for chat: the model's EOS ids, plus ChatML's end of turn when the ChatML fallback is in use. */

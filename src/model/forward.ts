@@ -15,6 +15,7 @@ import type { ModelSpec } from './config';
 import { decodeWeightBytes, uploadWeights, type GpuWeights } from './gpu-weights';
 import { ContextWindowExceededError } from './kv-cache';
 import { checkModelFits } from './limits';
+import { planContext, type ContextChoice } from './memory';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import { canonicalStream, type WeightStream } from './stream';
@@ -22,8 +23,13 @@ import type { LoadProgress } from './upload';
 import type { CanonicalWeights, WeightDtype } from './weights';
 
 export interface GpuModelOptions {
-  /** Tokens of context to allocate the KV cache for; defaults to the model's maximum. */
+  /**
+   * Tokens of context to allocate the KV cache for, refused (LimitsExceededError) when the model's total GPU
+   * bytes with it exceed memoryBudget. Default: min(the model's maximum, 4096, what memoryBudget leaves).
+   */
   contextLength?: number;
+  /** GPU bytes the model may hold in all; default: an estimate of the device's memory (src/model/memory.ts). */
+  memoryBudget?: number;
   /** Most tokens one prefill dispatch covers, bounding memory and the time of any single submit. */
   prefillChunk?: number;
   /**
@@ -91,7 +97,8 @@ export class GpuModel {
   private constructor(
     readonly gpu: Gpu,
     readonly spec: ModelSpec,
-    readonly contextLength: number,
+    /** The context allocated, why it is that long, and the GPU bytes it brings the model to. */
+    readonly context: ContextChoice,
     private readonly state: RunState,
     private readonly prefill: Plan,
     private readonly decode: Plan,
@@ -116,19 +123,17 @@ export class GpuModel {
    * matrices in `dtype`. If anything fails or the stream is aborted, every buffer created so far is destroyed.
    */
   static async fromStream(gpu: Gpu, spec: ModelSpec, stream: WeightStream, dtype: WeightDtype, options: GpuModelOptions = {}): Promise<GpuModel> {
-    const contextLength = options.contextLength ?? spec.maxContext;
-    if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > spec.maxContext) {
-      throw new ShapeError('model', `contextLength must be an integer in [1, ${spec.maxContext}], got ${contextLength}`);
-    }
-    const chunk = Math.min(options.prefillChunk ?? 128, contextLength);
+    const masked = maskedIds(spec, options.maskedTokenIds ?? []);
+    const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
+    // Everything the model will hold, checked against the memory budget before the first allocation.
+    const { context, chunk } = planContext(spec, { ...options, dtype, maskedTokens: masked.length, topKCapacity });
+    const { contextLength } = context;
     checkModelFits(gpu, spec, dtype, contextLength, chunk);
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
     try {
       const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, options);
-      const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
-      const masked = maskedIds(spec, options.maskedTokenIds ?? []);
       const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked);
       const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
       const tune = options.tune === true ? {} : options.tune || undefined;
@@ -145,11 +150,15 @@ export class GpuModel {
       const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
       options.onProgress?.({ stage: 'compile', done: 2, total: 2 });
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-      return new GpuModel(gpu, spec, contextLength, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
+      return new GpuModel(gpu, spec, context, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
     } catch (e) {
       for (const b of buffers) b.destroy();
       throw e;
     }
+  }
+
+  get contextLength(): number {
+    return this.context.contextLength;
   }
 
   /** Positions of the KV cache that hold processed tokens. */

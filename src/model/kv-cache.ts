@@ -40,6 +40,11 @@ export function kvCacheShape(spec: ModelSpec, contextLength: number): number[] {
   return [spec.numKvHeads, contextLength, spec.headDim];
 }
 
+/** Bytes the cache holds per position: keys and values of every layer. */
+export function kvCacheBytesPerToken(spec: ModelSpec): number {
+  return 2 * spec.numLayers * spec.numKvHeads * spec.headDim * 4;
+}
+
 export async function createKvCache(gpu: Gpu, spec: ModelSpec, contextLength: number): Promise<KvCache> {
   const shape = kvCacheShape(spec, contextLength);
   const keys: Tensor[] = [];

@@ -9,6 +9,7 @@ import { parseModelConfig, type ModelSpec } from './config';
 import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
 import { checkModelFits } from './limits';
+import { planContext, type ContextChoice } from './memory';
 import type { QuantDType } from '../quant/quantize';
 import { checkpointStream } from './stream';
 import type { LoadProgress } from './upload';
@@ -40,6 +41,11 @@ export interface LoadedModel {
    * produced (masked on the GPU) and refused in prompts.
    */
   maskedTokenIds: readonly number[];
+  /**
+   * The context allocated and why it is that long (asked for, the model's maximum, the 4096 default, or
+   * what the memory budget allows), with the GPU bytes the model holds and the budget.
+   */
+  context: ContextChoice;
   /** generation_config.json as given (sampling defaults), or an empty object. */
   generationConfig: Record<string, unknown>;
   /**
@@ -115,8 +121,9 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;
   const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
-  const contextLength = options.contextLength ?? spec.maxContext;
-  checkModelFits(gpu, spec, dtype, contextLength, Math.min(options.prefillChunk ?? 128, contextLength));
+  const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
+  const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length });
+  checkModelFits(gpu, spec, dtype, context.contextLength, chunk);
 
   const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
   let readBytes = 0;
@@ -129,7 +136,6 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
       options.onProgress?.({ stage: 'read', done: readBytes, total: totalBytes, tensor });
     },
   });
-  const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
-  const model = await GpuModel.fromStream(gpu, spec, stream, dtype, { ...options, contextLength, quantize, maskedTokenIds });
-  return { spec, tokenizer, model, maskedTokenIds, generationConfig, tokenizerConfig };
+  const model = await GpuModel.fromStream(gpu, spec, stream, dtype, { ...options, contextLength: context.contextLength, quantize, maskedTokenIds });
+  return { spec, tokenizer, model, context, maskedTokenIds, generationConfig, tokenizerConfig };
 }

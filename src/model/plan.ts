@@ -114,7 +114,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   const lastRow = maxT === 1 ? x : s.last;
   const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits })).map((step) => fixed(step.dispatch));
   if (s.maskedIds) head.push(fixed(await prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds })));
-  const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices }) : undefined;
+  const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
   const select = {
     token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],
     topk: topk ? [fixed(topk)] : [],

@@ -4,6 +4,7 @@
  */
 import type { Gpu } from '../gpu/device';
 import { createBuffer, createTensor, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
+import { topKScratchShape } from '../kernels/topk/topk';
 import type { ModelSpec } from './config';
 import { createKvCache, type KvCache } from './kv-cache';
 
@@ -38,6 +39,8 @@ export interface RunState {
   /** [capacity] f32 and u32: the top-k candidates, when the model was loaded with topKCapacity. */
   topValues?: Tensor;
   topIndices?: Tensor;
+  /** The top-k kernel's per-block candidates, shared by the prefill and decode launches. */
+  topScratch?: Tensor;
   /** MAP_READ staging for `next`, `logits` and the top-k candidates, reused by every readback. */
   tokenReadback: GPUBuffer;
   logitsReadback: GPUBuffer;
@@ -80,6 +83,7 @@ export async function createRunState(
     maskedIds: masked.length ? track(await uploadTensor(gpu, 'masked token ids', 'u32', [masked.length], masked)) : undefined,
     topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
     topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
+    topScratch: topKCapacity ? await t('top-k scratch', topKScratchShape(V, topKCapacity), 'u32') : undefined,
     tokenReadback: await staging('token readback', 4),
     logitsReadback: await staging('logits readback', V * 4),
     topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,

@@ -32,6 +32,7 @@ export function engineInfo(engine: Engine, modelId: string): EngineInfo {
   return {
     modelId,
     contextLength: engine.contextLength,
+    contextLimitedBy: engine.context.limitedBy,
     adapterName: engine.gpu.adapterName,
     chatTemplate: engine.formatter.templateName,
     usesFallbackTemplate: !engine.formatter.hasTemplate,

@@ -5,6 +5,7 @@
  * client throws it when the worker never got to speak this protocol.
  */
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/types';
+import type { ContextLimit } from '../model/memory';
 import type { DownloadProgress } from '../storage';
 
 /** Download progress (from the model cache), then upload progress (weights to the GPU). */
@@ -25,6 +26,8 @@ export class WorkerStartError extends Error {
 export interface EngineInfo {
   modelId: string;
   contextLength: number;
+  /** Why the context is that long: asked for, the model's maximum, the 4096 default, or the memory budget. */
+  contextLimitedBy: ContextLimit;
   adapterName: string;
   /** 'default' (the model's own chat template), or the fallback a base model is chatted through. */
   chatTemplate: string;

@@ -251,7 +251,8 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       ? `${info.modelId} has no chat template, so it is prompted with a plain “User:/Assistant:” transcript (${info.chatTemplate}). ` +
         'Base models continue text rather than answer: try the start of a story, e.g. “Once upon a time”.'
       : '';
-    stats.textContent = `${info.modelId} ready · context ${info.contextLength} tokens · ${info.adapterName || 'GPU'}`;
+    const why = { memory: ' (what fits in memory)', default: ' (the default)', model: '', requested: '' }[info.contextLimitedBy];
+    stats.textContent = `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${info.adapterName || 'GPU'}`;
   }
 
   async function load(entry: ModelEntry, dtype: DtypeChoice): Promise<void> {
