@@ -1,3 +1,5 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// (Kept in the package's declarations, so apps that import the engine get the WebGPU types it names.)
 import { DeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGPUUnavailableError } from './errors';
 
 /** Optional features we use when the adapter has them; `features` records which ones are on. */
