@@ -15,9 +15,9 @@
 import { ShapeError } from '../gpu/errors';
 import { f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
 import { numel } from '../gpu/tensor';
-import { QUANT_BLOCK, QUANT_BLOCK_WORDS, quantizedWords, type QuantDType } from './format';
+import { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, quantBlocks, quantScaleOffset, quantizedWords, type QuantDType } from './format';
 
-export { QUANT_BLOCK, QUANT_BLOCK_WORDS, isQuantDType, quantizedWords, type QuantDType } from './format';
+export { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, isQuantDType, quantScaleOffset, quantizedWords, type QuantDType } from './format';
 
 /** The integers each dtype stores: int8, and q4's nibble − 8. */
 export const QUANT_RANGE: Record<QuantDType, { min: number; max: number }> = {
@@ -104,11 +104,12 @@ function nearestInt(v: number, scale: number, inverse: number): number {
 function quantizeBlocks(dtype: QuantDType, src: Float32Array, first: number, n: number, out: Uint32Array): void {
   const { min, max } = QUANT_RANGE[dtype];
   const [level0, level1, level2] = TRIAL_LEVELS[dtype];
-  const blockWords = QUANT_BLOCK_WORDS[dtype];
-  const bits = dtype === 'q8' ? 8 : 4;
-  const offset = dtype === 'q8' ? 0 : 8; // q8 stores two's complement bytes, q4 stores q + 8
+  const intWords = QUANT_INT_WORDS[dtype];
+  const shifts = INT_SHIFTS[dtype];
+  const offset = QUANT_OFFSET[dtype];
   let zeroWord = 0; // a word of q = 0
-  for (let shift = 0; shift < 32; shift += bits) zeroWord |= offset << shift;
+  for (let j = 0; j < shifts.length; j++) zeroWord |= offset << shifts[j];
+  const scaleOffset = quantScaleOffset(dtype, n);
   const halfValues = f16Values();
 
   for (let s = 0; s < src.length; s += BLOCK) {
@@ -117,8 +118,10 @@ function quantizeBlocks(dtype: QuantDType, src: Float32Array, first: number, n: 
     const partial = s + BLOCK > src.length;
     const block = partial ? zeroPadded(src.subarray(s)) : src;
     const at = partial ? 0 : s;
-    const base = (start / BLOCK) * blockWords;
-    const scaleWord = base + blockWords - 1;
+    const blockIndex = start / BLOCK;
+    const base = blockIndex * intWords;
+    const scaleWord = scaleOffset + (blockIndex >> 1);
+    const scaleShift = (blockIndex & 1) * 16;
 
     let absmax = 0;
     let extreme = 0;
@@ -136,7 +139,7 @@ function quantizeBlocks(dtype: QuantDType, src: Float32Array, first: number, n: 
     const absmaxScaleBits = f16RoundUp(absmax / max, halfValues);
     if (absmaxScaleBits >= 0x7c00) throw badBlock(start, n, `needs a scale of ${absmax / max}, beyond the f16 range`);
     if (absmax === 0) {
-      out.fill(zeroWord, base, scaleWord); // the scale word stays 0
+      out.fill(zeroWord, base, base + intWords); // the scale stays 0
       continue;
     }
 
@@ -179,11 +182,11 @@ function quantizeBlocks(dtype: QuantDType, src: Float32Array, first: number, n: 
     // A fitted scale that rounds to zero or overflows f16 cannot compete. Its integers are stored as they are
     // scored; the absmax scale's only if they lose (rarely in q4, a quarter of the time in q8).
     const fittedUsable = (fittedBits & 0x7fff) !== 0 && (fittedBits & 0x7fff) < 0x7c00;
-    if (fittedUsable && storeInts(block, at, halfValues[fittedBits], min, max, bits, offset, out, base) < absmaxError) {
-      out[scaleWord] = fittedBits;
+    if (fittedUsable && storeInts(block, at, halfValues[fittedBits], min, max, shifts, offset, out, base) < absmaxError) {
+      out[scaleWord] |= fittedBits << scaleShift;
     } else {
-      storeInts(block, at, absmaxScale, min, max, bits, offset, out, base);
-      out[scaleWord] = absmaxScaleBits;
+      storeInts(block, at, absmaxScale, min, max, shifts, offset, out, base);
+      out[scaleWord] |= absmaxScaleBits << scaleShift;
     }
   }
 }
@@ -198,25 +201,25 @@ function storeInts(
   scale: number,
   min: number,
   max: number,
-  bits: number,
+  shifts: readonly number[],
   offset: number,
   out: Uint32Array,
   base: number,
 ): number {
   const inverse = 1 / scale;
-  const mask = (1 << bits) - 1;
+  const perWord = shifts.length;
   let error = 0;
   for (let i = at, w = base, end = at + BLOCK; i < end; w++) {
     let word = 0;
-    for (let shift = 0; shift < 32; shift += bits, i++) {
+    for (let j = 0; j < perWord; j++, i++) {
       const v = block[i];
       const rounded = nearestInt(v, scale, inverse);
       const q = rounded < min ? min : rounded > max ? max : rounded;
-      word |= ((q + offset) & mask) << shift;
+      word |= (q + offset) << shifts[j];
       const difference = v - q * scale;
       error += difference * difference;
     }
-    out[w] = word;
+    out[w] = word >>> 0;
   }
   return error;
 }
@@ -266,6 +269,19 @@ export function quantizeQ4(data: QuantInput, shape: readonly number[]): Uint32Ar
   return quantize('q4', data, shape);
 }
 
+/** The bit offset of each element of a word within it (./format.ts): q4 fills low nibbles, then high ones. */
+const INT_SHIFTS: Record<QuantDType, readonly number[]> = {
+  q8: [0, 8, 16, 24],
+  q4: [0, 8, 16, 24, 4, 12, 20, 28],
+};
+
+/** The integer q of flat element i, from the words of a `dtype` tensor. */
+export function storedInt(dtype: QuantDType, words: Uint32Array, i: number): number {
+  const perWord = INT_SHIFTS[dtype].length;
+  const mask = dtype === 'q8' ? 0xff : 0xf;
+  return ((words[Math.floor(i / perWord)] >>> INT_SHIFTS[dtype][i % perWord]) & mask) - QUANT_OFFSET[dtype];
+}
+
 /** The values the GPU's `load_w` yields for each element: q · scale, exact in f32. */
 export function dequantize(dtype: QuantDType, words: Uint32Array, shape: readonly number[]): Float32Array {
   const n = numel(shape);
@@ -273,23 +289,16 @@ export function dequantize(dtype: QuantDType, words: Uint32Array, shape: readonl
   if (words.length !== expected) {
     throw new ShapeError('dequantize', `expected ${expected} ${dtype} words for shape [${shape}], got ${words.length}`);
   }
-  const blockWords = QUANT_BLOCK_WORDS[dtype];
+  const scales = blockScales(dtype, words, n);
   const out = new Float32Array(n);
-  for (let start = 0, base = 0; start < n; start += QUANT_BLOCK, base += blockWords) {
-    const scale = f16BitsToF32(words[base + blockWords - 1] & 0xffff);
-    for (let j = 0; j < QUANT_BLOCK && start + j < n; j++) {
-      // `<< then >>` sign-extends the byte; the nibble is stored offset by 8.
-      const q = dtype === 'q8' ? (words[base + (j >> 2)] << (24 - (j & 3) * 8)) >> 24 : ((words[base + (j >> 3)] >>> ((j & 7) * 4)) & 15) - 8;
-      out[start + j] = q * scale;
-    }
-  }
+  for (let i = 0; i < n; i++) out[i] = storedInt(dtype, words, i) * scales[i >> 5];
   return out;
 }
 
-/** The scale (as stored, widened; it may be negative) of every block. */
-export function blockScales(dtype: QuantDType, words: Uint32Array): Float32Array {
-  const blockWords = QUANT_BLOCK_WORDS[dtype];
-  const out = new Float32Array(words.length / blockWords);
-  for (let b = 0; b < out.length; b++) out[b] = f16BitsToF32(words[b * blockWords + blockWords - 1] & 0xffff);
+/** The scale (as stored, widened; it may be negative) of every block of a tensor of `count` elements. */
+export function blockScales(dtype: QuantDType, words: Uint32Array, count: number): Float32Array {
+  const offset = quantScaleOffset(dtype, count);
+  const out = new Float32Array(quantBlocks(count));
+  for (let b = 0; b < out.length; b++) out[b] = f16BitsToF32((words[offset + (b >> 1)] >>> ((b & 1) * 16)) & 0xffff);
   return out;
 }

@@ -25,13 +25,17 @@ const DTYPES: QuantDType[] = ['q8', 'q4'];
 
 /** The integer of element i, decoded independently of `dequantize` (straight from the documented layout). */
 function storedInt(dtype: QuantDType, words: Uint32Array, i: number): number {
-  const b = Math.floor(i / 32);
-  const j = i % 32;
-  if (dtype === 'q8') {
-    const byte = (words[b * 9 + Math.floor(j / 4)] >>> (8 * (j % 4))) & 0xff;
-    return byte >= 128 ? byte - 256 : byte;
-  }
-  return ((words[b * 5 + Math.floor(j / 8)] >>> (4 * (j % 8))) & 0xf) - 8;
+  if (dtype === 'q8') return ((words[Math.floor(i / 4)] >>> (8 * (i % 4))) & 0xff) - 128;
+  // Elements 0..3 of a word in the low nibbles of its bytes, 4..7 in the high nibbles.
+  const j = i % 8;
+  return ((words[Math.floor(i / 8)] >>> (8 * (j % 4) + 4 * Math.floor(j / 4))) & 0xf) - 8;
+}
+
+/** Each block's scale, decoded straight from the documented layout: f16 pairs after the integers. */
+function storedScales(dtype: QuantDType, words: Uint32Array, count: number): number[] {
+  const blocks = Math.ceil(count / 32);
+  const first = blocks * (dtype === 'q8' ? 8 : 4);
+  return Array.from({ length: blocks }, (_, b) => f16BitsToF32((words[first + Math.floor(b / 2)] >>> (16 * (b % 2))) & 0xffff));
 }
 
 /**
@@ -62,7 +66,8 @@ function absmaxScaleErrors(dtype: QuantDType, x: ArrayLike<number>): number[] {
  */
 function expectAtMostAbsmaxError(dtype: QuantDType, x: ArrayLike<number>, words: Uint32Array, shape: number[], seed: number) {
   const deq = dequantize(dtype, words, shape);
-  const scales = blockScales(dtype, words);
+  const scales = storedScales(dtype, words, x.length);
+  expect(Array.from(blockScales(dtype, words, x.length))).toEqual(scales);
   const { min, max } = QUANT_RANGE[dtype];
   const bound = absmaxScaleErrors(dtype, x);
   const totals = { error: 0, absmaxError: 0 };
@@ -110,18 +115,23 @@ describe('quantize', () => {
     // absmax 127 → q8 scale exactly 1; absmax 7 → q4 scale exactly 1.
     const q8In = Float32Array.from({ length: 32 }, (_, j) => (j === 0 ? -127 : j === 1 ? 127 : j - 16));
     const q8 = quantizeQ8(q8In, [32]);
-    expect(q8.length).toBe(9);
-    expect(q8[0]).toBe(((0x81 | (0x7f << 8) | (0xf2 << 16) | (0xf3 << 24)) >>> 0)); // -127, 127, -14, -13
-    expect(q8[8]).toBe(0x3c00); // f16 1.0, high half zero
+    expect(q8.length).toBe(12); // 8 words of bytes, the scale, 3 words of padding
+    expect(q8[0]).toBe(((0x01 | (0xff << 8) | (0x72 << 16) | (0x73 << 24)) >>> 0)); // -127, 127, -14, -13 stored + 128
+    expect(Array.from(q8.subarray(8))).toEqual([0x3c00, 0, 0, 0]); // f16 1.0; no second block
     expect(Array.from(dequantize('q8', q8, [32]))).toEqual(Array.from(q8In));
 
     const q4In = Float32Array.from({ length: 32 }, (_, j) => (j % 15) - 7);
     const q4 = quantizeQ4(q4In, [32]);
-    expect(q4.length).toBe(5);
-    // Elements 0..7 are -7..0, stored +8: nibbles 1..8, low nibble first.
-    expect(q4[0]).toBe(0x87654321);
-    expect(q4[4]).toBe(0x3c00);
+    expect(q4.length).toBe(8);
+    // Elements 0..7 are -7..0, stored + 8 as 1..8: 1..4 in the low nibbles of bytes 0..3, 5..8 in the high ones.
+    expect(q4[0]).toBe(0x84736251);
+    expect(Array.from(q4.subarray(4))).toEqual([0x3c00, 0, 0, 0]);
     expect(Array.from(dequantize('q4', q4, [32]))).toEqual(Array.from(q4In));
+
+    // Two blocks share a scale word, the first in its low half.
+    const two = quantizeQ4(Float32Array.from({ length: 64 }, (_, j) => (j < 32 ? (j % 15) - 7 : 2 * ((j % 15) - 7))), [64]);
+    expect(two.length).toBe(12);
+    expect(Array.from(two.subarray(8))).toEqual([(0x4000 << 16) | 0x3c00, 0, 0, 0]); // scales 1 and 2
   });
 
   it('rounds ties up, as Math.round(x / scale), where x · (1 / scale) falls on the other side', () => {
@@ -134,7 +144,7 @@ describe('quantize', () => {
     x[12] = 3.5 * scale;
     expect(Math.floor(x[5] * (1 / scale) + 0.5)).toBe(-4);
     const words = quantizeQ8(x, [32]);
-    expect(blockScales('q8', words)[0]).toBe(scale);
+    expect(storedScales('q8', words, 32)[0]).toBe(scale);
     expect([5, 9, 12].map((i) => storedInt('q8', words, i))).toEqual([-3, -7, 4]);
     expectAtMostAbsmaxError('q8', x, words, [32], 0);
   });
@@ -143,16 +153,16 @@ describe('quantize', () => {
     // -8..7 twice: scale 1 represents it exactly, nibbles 0..15 (absmax / 7 could not).
     const q4In = Float32Array.from({ length: 32 }, (_, j) => (j % 16) - 8);
     const q4 = quantizeQ4(q4In, [32]);
-    expect(Array.from(q4)).toEqual([0x76543210, 0xfedcba98, 0x76543210, 0xfedcba98, 0x3c00]);
+    expect(Array.from(q4)).toEqual([0x73625140, 0xfbead9c8, 0x73625140, 0xfbead9c8, 0x3c00, 0, 0, 0]);
     // The negation: 8 is the extreme, so scale -1 (f16 0xbc00) maps it to nibble 0.
     const negated = q4In.map((v) => -v);
     const q4Negated = quantizeQ4(negated, [32]);
-    expect(Array.from(q4Negated)).toEqual([0x76543210, 0xfedcba98, 0x76543210, 0xfedcba98, 0xbc00]);
+    expect(Array.from(q4Negated)).toEqual([0x73625140, 0xfbead9c8, 0x73625140, 0xfbead9c8, 0xbc00, 0, 0, 0]);
     expect(Array.from(dequantize('q4', q4Negated, [32]))).toEqual(Array.from(negated));
 
     const q8In = Float32Array.from({ length: 32 }, (_, j) => (j === 0 ? 128 : 5 * j - 100));
     const q8 = quantizeQ8(q8In, [32]);
-    expect(q8[0] & 0xff).toBe(0x80); // -128
+    expect(q8[0] & 0xff).toBe(0); // -128 stored + 128
     expect(q8[8]).toBe(0xbc00);
     // + 0 turns the -0 that 0 times a negative scale decodes to into 0.
     expect(Array.from(dequantize('q8', q8, [32]), (v) => v + 0)).toEqual(Array.from(q8In));
@@ -168,7 +178,8 @@ describe('quantize', () => {
           const x = weightLike(rng, shape[0] * shape[1], kind);
           const words = quantize(dtype, x, shape);
           expect(words.length).toBe(quantizedWords(dtype, x.length));
-          expect(words.length).toBe(Math.ceil(x.length / 32) * (dtype === 'q8' ? 9 : 5));
+          const blocks = Math.ceil(x.length / 32);
+          expect(words.length).toBe(blocks * (dtype === 'q8' ? 8 : 4) + 4 * Math.ceil(blocks / 8));
           const t = expectAtMostAbsmaxError(dtype, x, words, shape, seed);
           totals.error += t.error;
           totals.absmaxError += t.absmaxError;
@@ -183,7 +194,7 @@ describe('quantize', () => {
     it(`${dtype}: pads only the last block, with zeros`, () => {
       const x = Float32Array.from({ length: 7 * 19 }, (_, i) => Math.sin(i) + 0.1);
       const words = quantize(dtype, x, [7, 19]);
-      expect(words.length).toBe(5 * (dtype === 'q8' ? 9 : 5)); // 133 elements: 4 full blocks and 5 of a 5th
+      expect(words.length).toBe(5 * (dtype === 'q8' ? 8 : 4) + 4); // 133 elements: 4 full blocks and 5 of a 5th
       // Elements 133..159 of the last block are stored as 0.
       for (let i = 133; i < 160; i++) expect(storedInt(dtype, words, i)).toBe(0);
       // A block spans rows: block 0 holds row 0 and the first 13 elements of row 1.
@@ -195,7 +206,7 @@ describe('quantize', () => {
       x.fill(0.5, 64); // blocks 0 and 1 zero (one of them -0), block 2 not
       x[40] = -0;
       const words = quantize(dtype, x, [96]);
-      const scales = blockScales(dtype, words);
+      const scales = storedScales(dtype, words, 96);
       expect([scales[0], scales[1]]).toEqual([0, 0]);
       const deq = dequantize(dtype, words, [96]);
       expect(Array.from(deq.subarray(0, 64))).toEqual(new Array(64).fill(0));
@@ -207,7 +218,7 @@ describe('quantize', () => {
     it(`${dtype}: a tiny block gets a subnormal f16 scale, no worse than the absmax one`, () => {
       const x = Float32Array.from({ length: 32 }, (_, j) => (j - 15.5) * 1e-7);
       const words = quantize(dtype, x, [32]);
-      const [scale] = blockScales(dtype, words);
+      const [scale] = storedScales(dtype, words, 32);
       expect(scale).not.toBe(0);
       expect(Math.abs(scale)).toBeLessThan(2 ** -14); // below the smallest normal f16
       expectAtMostAbsmaxError(dtype, x, words, [32], 0);
@@ -238,10 +249,11 @@ describe('quantize', () => {
   }
 
   it('byte sizes: whole blocks, for the tensor helpers too', () => {
-    expect(dataBytes('q8', [7, 19])).toBe(5 * 36);
-    expect(dataBytes('q4', [7, 19])).toBe(5 * 20);
-    expect(dataBytes('q8', [4096, 4096])).toBe(4096 * 128 * 36);
-    expect(tensorBytes('q4', [1, 1])).toBe(20);
+    // 5 blocks: their integers, then 3 words of scales padded to 4.
+    expect(dataBytes('q8', [7, 19])).toBe(5 * 32 + 16);
+    expect(dataBytes('q4', [7, 19])).toBe(5 * 16 + 16);
+    expect(dataBytes('q8', [4096, 4096])).toBe(4096 * 128 * 34);
+    expect(tensorBytes('q4', [1, 1])).toBe(32);
     expect(tensorBytes('q8', [0])).toBe(4);
     expect(dataBytes('f16', [3])).toBe(6);
     expect(tensorBytes('f16', [3])).toBe(8);

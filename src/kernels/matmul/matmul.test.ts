@@ -158,3 +158,28 @@ describe('matmul on the GPU against the CPU reference', () => {
     });
   }
 });
+
+describe('vector matvec (K a multiple of the format step: 4 f32, 8 f16, 32 q8/q4) against the CPU reference', () => {
+  const all = [...formats, 'q8', 'q4'] as const;
+  for (const weights of all) {
+    it(`whole steps, N not a multiple of the rows per workgroup, every tuner shape, ${weights}`, async () => {
+      const gpu = await testGpu();
+      // K = 96: three q blocks per row. Each shape once with N < rows per workgroup.
+      for (const matvecShape of [{ wg: 32, rows: 8 }, { wg: 64, rows: 4 }, { wg: 256, rows: 3 }]) {
+        expectPass(await checkMatmul(gpu, { M: 1, N: 1001, K: 96, weights, variant: 'matvec', matvecShape }, freshSeed()));
+        expectPass(await checkMatmul(gpu, { M: 3, N: 2, K: 64, weights, variant: 'matvec', matvecShape }, freshSeed()));
+      }
+      // K a multiple of 8 but not 32, of 4 but not 8: vector for f32 (and f16), element by element otherwise.
+      for (const s of [{ M: 1, N: 37, K: 40 }, { M: 2, N: 9, K: 12 }]) {
+        expectPass(await checkMatmul(gpu, { ...s, weights, variant: 'matvec', bias: true }, freshSeed()));
+      }
+    });
+    it(`fused RMSNorm and SwiGLU inputs, bias and residual, both reductions, ${weights}`, async () => {
+      const gpu = await testGpu();
+      const subgroupOrNot = gpu.features.subgroups ? 'subgroup' : 'workgroup';
+      expectPass(await checkMatmul(gpu, { M: 1, N: 203, K: 160, weights, variant: 'matvec', reduce: 'workgroup', norm: true, bias: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 1, N: 75, K: 96, weights, variant: 'matvec', reduce: subgroupOrNot, norm: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 2, N: 75, K: 96, weights, variant: 'matvec', reduce: subgroupOrNot, swiglu: true, accumulate: true }, freshSeed()));
+    });
+  }
+});

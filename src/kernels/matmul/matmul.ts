@@ -4,8 +4,12 @@
  * M = 1 (decode) uses the matrix-vector kernel; larger M the workgroup-tiled one.
  */
 import matmulWgsl from './matmul.wgsl?raw';
+import matmulVecWgsl from './matmul_vec.wgsl?raw';
 import matvecWgsl from './matvec.wgsl?raw';
+import matvecVecWgsl from './matvec_vec.wgsl?raw';
+import xFusedWgsl from './x_fused.wgsl?raw';
 import xInputWgsl from './x_input.wgsl?raw';
+import xInputVecWgsl from './x_input_vec.wgsl?raw';
 import reduceSubgroupWgsl from './reduce_subgroup.wgsl?raw';
 import reduceWorkgroupWgsl from './reduce_workgroup.wgsl?raw';
 import type { Gpu } from '../../gpu/device';
@@ -14,7 +18,7 @@ import { ShapeError } from '../../gpu/errors';
 import type { KernelSpec } from '../../gpu/pipelines';
 import { expectTensor, type Tensor } from '../../gpu/tensor';
 import { defineUniforms } from '../../gpu/uniforms';
-import { WEIGHT_DTYPES, weightFormat, weightPrelude, type WeightFormat } from './weights';
+import { WEIGHT_DTYPES, vectorWeightPrelude, weightFormat, weightPrelude, weightStep, type WeightFormat } from './weights';
 
 interface MatmulKey {
   weights: WeightFormat;
@@ -53,10 +57,14 @@ export interface TileShape {
 
 /** Every device runs it (256 threads, 8.25 KiB of workgroup memory); `tuneTiled` measures the best. */
 export const DEFAULT_TILE: TileShape = { wgM: 16, wgN: 16, tileK: 16 };
+/** The default for q8/q4, whose 32-wide K slice makes the default tile need more than 16 KiB. */
+const SMALL_TILE: TileShape = { wgM: 8, wgN: 16, tileK: 32 };
 /** Outputs per thread along M and along N (the shader's R). */
 const TILE_R = 4;
 const MAX_MATVEC_ROWS = 8;
+const X_FUSED = { file: 'x_fused.wgsl', code: xFusedWgsl };
 const X_INPUT = { file: 'x_input.wgsl', code: xInputWgsl };
+const X_INPUT_VEC = { file: 'x_input_vec.wgsl', code: xInputVecWgsl };
 
 /** Subgroup operations where the device has them, workgroup memory otherwise. */
 export type ReduceMode = 'subgroup' | 'workgroup';
@@ -75,39 +83,64 @@ type MatmulField = 'M' | 'N' | 'K' | 'eps';
 
 const inputConstants = (key: MatmulKey) => ({ SWIGLU_X: Number(key.swiglu), NORM_X: Number(key.norm) });
 
+const tiledConstants = (key: MatmulKey) => ({
+  WG_M: key.tile.wgM,
+  WG_N: key.tile.wgN,
+  TILE_K: key.tile.tileK,
+  HAS_BIAS: Number(key.hasBias),
+  ACCUMULATE: Number(key.accumulate),
+  ...inputConstants(key),
+});
+
+/** Prefill for any K, staging one element per load. */
 export const matmulKernel: KernelSpec<MatmulKey, MatmulField> = {
   name: 'matmul',
   bindings,
   uniforms,
   shader: { file: 'matmul.wgsl', code: matmulWgsl },
-  preludes: (key) => [weightPrelude(key.weights), X_INPUT],
-  constants: (key) => ({
-    WG_M: key.tile.wgM,
-    WG_N: key.tile.wgN,
-    TILE_K: key.tile.tileK,
-    HAS_BIAS: Number(key.hasBias),
-    ACCUMULATE: Number(key.accumulate),
-    ...inputConstants(key),
-  }),
+  preludes: (key) => [weightPrelude(key.weights), X_FUSED, X_INPUT],
+  constants: tiledConstants,
 };
 
+/** Prefill for K a multiple of the format's step: vector staging, weights dequantized once per tile (the fast path). */
+export const matmulVecKernel: KernelSpec<MatmulKey, MatmulField> = {
+  name: 'matmul-vec',
+  bindings,
+  uniforms,
+  shader: { file: 'matmul_vec.wgsl', code: matmulVecWgsl },
+  preludes: (key) => [vectorWeightPrelude(key.weights), X_FUSED, X_INPUT_VEC],
+  constants: tiledConstants,
+};
+
+const reducePrelude = (key: MatmulKey) =>
+  key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl };
+
+const matvecConstants = (key: MatmulKey) => ({
+  WG: key.matvec.wg,
+  ROWS: key.matvec.rows,
+  HAS_BIAS: Number(key.hasBias),
+  ACCUMULATE: Number(key.accumulate),
+  ...inputConstants(key),
+});
+
+/** Decode for any K, one weight at a time. */
 export const matvecKernel: KernelSpec<MatmulKey, MatmulField> = {
   name: 'matvec',
   bindings,
   uniforms,
   shader: { file: 'matvec.wgsl', code: matvecWgsl },
-  preludes: (key) => [
-    weightPrelude(key.weights),
-    X_INPUT,
-    key.reduce === 'subgroup' ? { file: 'reduce_subgroup.wgsl', code: reduceSubgroupWgsl } : { file: 'reduce_workgroup.wgsl', code: reduceWorkgroupWgsl },
-  ],
-  constants: (key) => ({
-    WG: key.matvec.wg,
-    ROWS: key.matvec.rows,
-    HAS_BIAS: Number(key.hasBias),
-    ACCUMULATE: Number(key.accumulate),
-    ...inputConstants(key),
-  }),
+  preludes: (key) => [weightPrelude(key.weights), X_FUSED, X_INPUT, reducePrelude(key)],
+  constants: matvecConstants,
+};
+
+/** Decode for K a multiple of the format's step, whole packed vectors at a time (the fast path). */
+export const matvecVecKernel: KernelSpec<MatmulKey, MatmulField> = {
+  name: 'matvec-vec',
+  bindings,
+  uniforms,
+  shader: { file: 'matvec_vec.wgsl', code: matvecVecWgsl },
+  preludes: (key) => [vectorWeightPrelude(key.weights), X_FUSED, X_INPUT_VEC, reducePrelude(key)],
+  constants: matvecConstants,
 };
 
 export interface MatmulArgs {
@@ -163,9 +196,12 @@ export function matvecShapeProblem(gpu: Gpu, { wg, rows }: MatvecShape): string 
   return undefined;
 }
 
-/** Bytes of workgroup memory the tiled kernel declares for `tile`: the X and W slices and the row scales. */
+/**
+ * Bytes of workgroup memory the tiled kernels declare for `tile`: the X and W slices (rows padded by 4 values
+ * in the vector kernel, counted for both) and the row scales.
+ */
 function tileWorkgroupBytes({ wgM, wgN, tileK }: TileShape): number {
-  return 4 * (TILE_R * (wgM + wgN) * tileK + TILE_R * wgM);
+  return 4 * (TILE_R * (wgM + wgN) * (tileK + 4) + TILE_R * wgM);
 }
 
 /** Why the tiled kernel cannot run in `tile` on this device, or undefined when it can. */
@@ -210,14 +246,21 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     const shape = a.matvecShape ?? DEFAULT_MATVEC;
     const problem = matvecShapeProblem(gpu, shape);
     if (problem) throw new ShapeError('matmul', problem);
-    return KernelDispatch.create(gpu, matvecKernel, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
+    // The vector kernel needs whole steps per row (real models' K always are; tiny test models' may not be).
+    const spec = dims.K % weightStep(key.weights) === 0 ? matvecVecKernel : matvecKernel;
+    return KernelDispatch.create(gpu, spec, { ...key, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
   }
-  const tile = a.tileShape ?? DEFAULT_TILE;
+  const step = weightStep(key.weights);
+  const vector = dims.K % step === 0 && dims.K % 4 === 0;
+  // The vector kernel stages whole steps: its K slice is at least one (32 for q8/q4).
+  const widen = (t: TileShape): TileShape => (vector ? { ...t, tileK: Math.max(t.tileK, step) } : t);
+  let tile = widen(a.tileShape ?? DEFAULT_TILE);
+  if (!a.tileShape && tileShapeProblem(gpu, tile)) tile = widen(SMALL_TILE);
   const problem = tileShapeProblem(gpu, tile);
   if (problem) throw new ShapeError('matmul', problem);
   const tileM = tile.wgM * TILE_R;
   const tileN = tile.wgN * TILE_R;
-  return KernelDispatch.create(gpu, matmulKernel, { ...key, tile }, dims, resources, (p) => [
+  return KernelDispatch.create(gpu, vector ? matmulVecKernel : matmulKernel, { ...key, tile }, dims, resources, (p) => [
     Math.ceil(p.N / tileN),
     Math.ceil(p.M / tileM),
     1,

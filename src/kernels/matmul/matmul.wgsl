@@ -3,7 +3,7 @@
 // workgroup size, so neighbouring threads write neighbouring columns. K is walked in TILE_K slices staged
 // in workgroup memory. With NORM_X (RMSNorm fused into the input) the staged weights carry the norm weight
 // and the first TILE_M threads sum each row's squares from the staged X, scaling the rows at the end.
-// Needs the weights_*.wgsl (load_w) and x_input.wgsl (load_x) preludes.
+// Needs the weights_*.wgsl (load_w), x_fused.wgsl and x_input.wgsl (load_x) preludes.
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
@@ -21,6 +21,8 @@ override TILE_N: u32 = WG_N * R;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+
+fn weight_count() -> u32 { return params.N * params.K; }
 
 var<workgroup> xs: array<f32, TILE_M * TILE_K>; // [k][m]
 var<workgroup> ws: array<f32, TILE_N * TILE_K>; // [k][n]

@@ -1,10 +1,11 @@
 // Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (+ Y when ACCUMULATE) for decode, where M is 1 (or tiny) and the
-// cost is reading W once. Each workgroup computes ROWS outputs of one row of X: its WG threads stride over
-// K (neighbouring threads read neighbouring weights of each row), then `row_sums` from a reduce_*.wgsl
-// prelude adds the threads' partial sums (subgroup operations where the device has them). With NORM_X the
-// threads also sum the row's squares as they read it, and the outputs are scaled by its 1/rms at the end.
-// Workgroups are numbered linearly over a grid that may be folded into 2-D for large N. Needs the
-// weights_*.wgsl and x_input.wgsl preludes.
+// cost is reading W once, one element at a time: the form for any K (matvec_vec.wgsl, for K a multiple of
+// the weight format's vector step, is the fast one). Each workgroup computes ROWS outputs of one row of X:
+// its WG threads stride over K (neighbouring threads read neighbouring weights of each row), then
+// `row_sums` from a reduce_*.wgsl prelude adds the threads' partial sums (subgroup operations where the
+// device has them). With NORM_X the threads also sum the row's squares as they read it, and the outputs
+// are scaled by its 1/rms at the end. Workgroups are numbered linearly over a grid that may be folded into
+// 2-D for large N. Needs the weights_*.wgsl, x_fused.wgsl and x_input.wgsl preludes.
 
 override WG: u32 = 64u;
 override ROWS: u32 = 4u;
@@ -18,6 +19,8 @@ override ACCUMULATE: bool = false;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
+
+fn weight_count() -> u32 { return params.N * params.K; }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {

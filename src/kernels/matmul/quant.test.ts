@@ -68,7 +68,7 @@ describe('load_w decodes q8/q4 exactly', () => {
       const { min, max } = QUANT_RANGE[dtype];
       for (let j = 0; j < 32; j++) data[128 + j] = -(j === 0 ? min : j === 1 ? max : min + ((5 * j) % (max - min + 1)));
       const words = quantize(dtype, data, [N, K]);
-      expect(blockScales(dtype, words)[4]).toBe(-1);
+      expect(blockScales(dtype, words, N * K)[4]).toBe(-1);
       const expected = dequantize(dtype, words, [N, K]);
 
       // Y = I · Wᵀ: each output is one weight times 1 plus exact zeros, so any decoding error shows.

@@ -8,6 +8,7 @@
  */
 import type { Gpu } from '../../gpu/device';
 import type { KernelDispatch } from '../../gpu/dispatch';
+import { ShapeError } from '../../gpu/errors';
 import { createTensor, type DType } from '../../gpu/tensor';
 import { defaultTuningStore, type TuningStore } from '../../gpu/tuning-store';
 import { DEFAULT_MATVEC, DEFAULT_TILE, matvecShapeProblem, prepareMatmul, tileShapeProblem, type MatmulArgs, type MatvecShape, type TileShape } from './matmul';
@@ -112,7 +113,14 @@ async function tune<S>(gpu: Gpu, tuning: Tuning<S>, M: number, N: number, K: num
   const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
   try {
     for (const shape of tuning.candidates.filter((c) => tuning.fits(gpu, c))) {
-      const op = await prepareMatmul(gpu, { x, w, y, ...tuning.args(shape) });
+      let op: KernelDispatch<string>;
+      try {
+        op = await prepareMatmul(gpu, { x, w, y, ...tuning.args(shape) });
+      } catch (e) {
+        // A shape the format widens past the device's limits (q8/q4 stage at least 32 of K per tile).
+        if (e instanceof ShapeError) continue;
+        throw e;
+      }
       const ms = await medianMs(gpu, op, tuning.launches);
       op.dispose();
       options.onTimed?.(tuning.kernel, ms);

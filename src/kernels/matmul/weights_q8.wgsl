@@ -1,10 +1,9 @@
-// Weight accessor prelude: q8 blocks of 32 flat elements, 9 u32 each (src/quant/format.ts): 8 words of
-// int8, then the f16 scale in the low half of the 9th. Dequantized in registers: value = int8 · scale.
+// Weight accessor prelude: q8 (src/quant/format.ts): bytes q + 128, four per word (element i in byte i & 3
+// of word i >> 2), then one f16 scale per block of 32, two per word, from word ceil(count / 32) · 8.
+// value = (byte − 128) · scale. The kernel defines `weight_count()`.
 alias WStore = u32;
 fn load_w(i: u32) -> f32 {
-  let base = (i >> 5u) * 9u;
-  let j = i & 31u;
-  // extractBits on i32 sign-extends the byte.
-  let q = extractBits(bitcast<i32>(w[base + (j >> 2u)]), (j & 3u) * 8u, 8u);
-  return f32(q) * unpack2x16float(w[base + 8u]).x;
+  let byte = extractBits(w[i >> 2u], (i & 3u) * 8u, 8u);
+  let scales = ((weight_count() + 31u) / 32u) * 8u;
+  return (f32(byte) - 128.0) * unpack2x16float(w[scales + (i >> 6u)])[(i >> 5u) & 1u];
 }

@@ -1,0 +1,18 @@
+// Vector weight prelude, f16 packed two per u32 (no shader-f16 needed): a step is 8 weights, one vec4<u32>.
+alias WVec = vec4<u32>;
+const W_STEP: u32 = 8u;
+const W_OFFSET: f32 = 0.0;
+
+fn load_w_step(g: u32) -> array<vec4<f32>, 2> {
+  let q = w[g];
+  return array<vec4<f32>, 2>(
+    vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y)),
+    vec4<f32>(unpack2x16float(q.z), unpack2x16float(q.w)),
+  );
+}
+
+// Σ w·x over step g (flat elements 8g..8g+7).
+fn dot_w_step(g: u32, xs: array<vec4<f32>, 2>, x_sum: f32) -> f32 {
+  let v = load_w_step(g);
+  return dot(v[0], xs[0]) + dot(v[1], xs[1]);
+}

@@ -1,0 +1,38 @@
+// Vector weight prelude, q4 (layout in src/quant/format.ts and weights_q4.wgsl): a step is one block of 32,
+// one vec4<u32> of nibbles and its f16 scale. The kernel defines `weight_count()` (elements of W).
+alias WVec = vec4<u32>;
+const W_STEP: u32 = 32u;
+// What the nibbles store over the integer: dot_w_step takes Σ x of the step to remove it once per block.
+const W_OFFSET: f32 = 8.0;
+
+fn w_scale(block: u32) -> f32 {
+  let word = ((weight_count() + 31u) / 32u) * 4u + (block >> 1u);
+  return unpack2x16float(w[word >> 2u][word & 3u])[block & 1u];
+}
+
+// Byte lanes of one word as f32 (the i32 conversion is cheaper than the u32 one on CPUs, the values are < 2^8).
+fn w_lanes(word: u32, shift: u32, mask: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(mask)));
+}
+
+// Σ w·x over step g (flat elements 32g..32g+31), with `x_sum` = Σ x of the step.
+fn dot_w_step(g: u32, xs: array<vec4<f32>, 8>, x_sum: f32) -> f32 {
+  let q = w[g];
+  var d = 0.0;
+  for (var t = 0u; t < 4u; t++) {
+    d += dot(w_lanes(q[t], 0u, 15u), xs[2u * t]) + dot(w_lanes(q[t], 4u, 15u), xs[2u * t + 1u]);
+  }
+  return (d - W_OFFSET * x_sum) * w_scale(g);
+}
+
+// The 32 weights of step g, dequantized.
+fn load_w_step(g: u32) -> array<vec4<f32>, 8> {
+  let q = w[g];
+  let scale = w_scale(g);
+  var out: array<vec4<f32>, 8>;
+  for (var t = 0u; t < 4u; t++) {
+    out[2u * t] = (w_lanes(q[t], 0u, 15u) - W_OFFSET) * scale;
+    out[2u * t + 1u] = (w_lanes(q[t], 4u, 15u) - W_OFFSET) * scale;
+  }
+  return out;
+}
