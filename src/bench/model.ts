@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: whole-model benchmark on Node's Dawn adapter (VK_ICD_FILENAMES picks the Vulkan driver;
  * SwiftShader by default). Options: --models=stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B
- * --dtypes=f32,f16,q8,q4 --full (all positions; the default on a software adapter is a short plan)
+ * (and TinyLlama-1.1B) --dtypes=f32,f16,q8,q4 --full (all positions; the default on a software adapter is a short
+ * plan) --prefill=128,512 --decode-at=0,2048 --decode-tokens=4 (override the plan, e.g. for a 1B model on a
+ * software adapter)
  * --readme (rewrite the README's performance section from this run) --no-browser (skip the headless
  * Chromium run of the same plan). Prints a Markdown table and writes
  * bench-output/model.json.
@@ -66,11 +68,24 @@ export async function main(argv: string[]): Promise<number> {
       full: { type: 'boolean', default: false },
       readme: { type: 'boolean', default: false },
       'no-browser': { type: 'boolean', default: false },
+      prefill: { type: 'string' },
+      'decode-at': { type: 'string' },
+      'decode-tokens': { type: 'string' },
     },
   });
   const gpu = await acquireNodeGpu();
   const software = gpu.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(gpu.adapterName);
-  const plan = values.full || !software ? FULL : SHORT;
+  const numbers = (list: string) => list.split(',').map((v) => Number.parseInt(v, 10));
+  const base = values.full || !software ? FULL : SHORT;
+  const plan: ModelBenchPlan = {
+    prefillLengths: values.prefill ? numbers(values.prefill) : base.prefillLengths,
+    decodePositions: values['decode-at'] ? numbers(values['decode-at']) : base.decodePositions,
+    decodeTokens: values['decode-tokens'] ? Number.parseInt(values['decode-tokens'], 10) : base.decodeTokens,
+  };
+  const counts = [...plan.prefillLengths, ...plan.decodePositions, plan.decodeTokens];
+  if (!counts.every((n) => Number.isInteger(n) && n >= 0) || plan.decodeTokens < 2) {
+    throw new Error('--prefill and --decode-at take non-negative integers, --decode-tokens an integer ≥ 2');
+  }
   // A software adapter prefills SmolLM2-135M at ~0.5 tok/s: bigger models only when asked for.
   const models = (values.models ?? (software ? 'stories260K' : 'stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B')).split(',');
   const dtypes = values.dtypes.split(',').filter((d): d is BenchDtype => d === 'f32' || d === 'f16' || d === 'q8' || d === 'q4');

@@ -143,7 +143,7 @@ export const SMALL_MODELS: Record<Arch, RandomModelOptions> = {
   },
 };
 
-export type BenchmarkModelName = 'SmolLM2-135M' | 'Qwen2.5-0.5B' | 'Llama-3.2-1B';
+export type BenchmarkModelName = 'SmolLM2-135M' | 'Qwen2.5-0.5B' | 'TinyLlama-1.1B' | 'Llama-3.2-1B';
 
 /** Real configurations (random weights) for benchmarks. Generating Llama-3.2-1B takes tens of seconds. */
 export const BENCHMARK_MODELS: Record<BenchmarkModelName, { arch: Arch; options: RandomModelOptions }> = {
@@ -180,6 +180,24 @@ export const BENCHMARK_MODELS: Record<BenchmarkModelName, { arch: Arch; options:
       normEps: 1e-6,
       bosTokenId: 151643,
       eosTokenId: 151643,
+    },
+  },
+  'TinyLlama-1.1B': {
+    arch: 'llama',
+    options: {
+      vocabSize: 32000,
+      hiddenSize: 2048,
+      intermediateSize: 5632,
+      numLayers: 22,
+      numHeads: 32,
+      numKvHeads: 4,
+      headDim: 64,
+      // The real model's is 2048; longer so that decode can be measured at position 2048.
+      maxContext: 4096,
+      tiedEmbeddings: false,
+      ropeTheta: 10000,
+      bosTokenId: 1,
+      eosTokenId: 2,
     },
   },
   'Llama-3.2-1B': {

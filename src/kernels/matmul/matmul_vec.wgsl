@@ -9,13 +9,6 @@
 // row's squares from the staged X and scale the rows at the end. Needs the weights_vec_*.wgsl,
 // x_fused.wgsl and x_input_vec.wgsl preludes.
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  eps: f32,
-}
-
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
 override TILE_K: u32 = 32u;

@@ -9,13 +9,6 @@
 // over a grid that may be folded into 2-D for large N. Needs the weights_vec_*.wgsl, x_fused.wgsl and
 // x_input_vec.wgsl preludes.
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  eps: f32,
-}
-
 override WG: u32 = 64u;
 override ROWS: u32 = 4u;
 const MAX_ROWS: u32 = 8u;
