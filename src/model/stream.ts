@@ -4,12 +4,13 @@
  * and dtype, then its elements arrive as row slices of at most `sliceBytes` checkpoint bytes, each read by a
  * range request, widened or narrowed to the canonical dtype, written and dropped. Concatenated tensors (q|k|v,
  * gate|up) arrive as each part's slices at that part's offset; a transposed tensor (GPT-2's Conv1D) and
- * vectors arrive whole. Slices start on multiples of 32 elements, so a quantizing sink sees whole blocks.
+ * vectors arrive whole. Slices start on multiples of 64 elements (QUANT_SLICE_ALIGN), so a quantizing sink
+ * sees whole blocks and whole scale words.
  * The values are exactly those loadCanonicalWeights produces (same conversions, element for element).
  */
 import { decodeTensor, type TensorInfo, type TensorSource } from '../formats/safetensors';
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
-import { QUANT_BLOCK } from '../quant/format';
+import { QUANT_SLICE_ALIGN } from '../quant/format';
 import {
   architectureOf,
   canonicalShape,
@@ -136,8 +137,9 @@ class SliceReader {
     const infos = parts.map((p) => this.info(p.name, t.cols ? [p.rows, cols] : [p.rows]));
     const dtype: WeightDtype = t.kind !== 'matrix' ? 'f32' : (this.options.dtype ?? (infos.every((i) => i.dtype === 'F16') ? 'f16' : 'f32'));
     await sink.begin(key, t, shape, dtype);
-    // Parts whose starts are not on a block boundary (odd shapes) go through one whole-tensor write instead.
-    const aligned = t.kind === 'matrix' && parts.every((_, i) => (parts.slice(0, i).reduce((n, p) => n + p.rows, 0) * cols) % QUANT_BLOCK === 0);
+    // Parts whose starts are not on a boundary where quantizing may start (odd shapes) go through one
+    // whole-tensor write instead.
+    const aligned = t.kind === 'matrix' && parts.every((_, i) => (parts.slice(0, i).reduce((n, p) => n + p.rows, 0) * cols) % QUANT_SLICE_ALIGN === 0);
     if (!aligned) {
       const whole = dtype === 'f16' ? new Uint16Array(shape[0] * cols) : new Float32Array(shape[0] * cols);
       let at = 0;
@@ -151,7 +153,7 @@ class SliceReader {
     let rowOffset = 0;
     for (const [i, info] of infos.entries()) {
       const rowBytes = cols * SOURCE_DTYPES[info.dtype];
-      const sliceRows = Math.max(QUANT_BLOCK, Math.floor(this.sliceBytes / rowBytes / QUANT_BLOCK) * QUANT_BLOCK);
+      const sliceRows = Math.max(QUANT_SLICE_ALIGN, Math.floor(this.sliceBytes / rowBytes / QUANT_SLICE_ALIGN) * QUANT_SLICE_ALIGN);
       for (let row = 0; row < parts[i].rows; row += sliceRows) {
         const rows = Math.min(sliceRows, parts[i].rows - row);
         const data = await this.read(info, row * rowBytes, rows * rowBytes, dtype);

@@ -6,9 +6,8 @@
  */
 import type { Gpu } from '../gpu/device';
 import { f16BitsToF32 } from '../gpu/f16';
-import { createTensor, type DType, type Tensor } from '../gpu/tensor';
-import { QUANT_BLOCK, QUANT_BLOCK_WORDS } from '../quant/format';
-import { quantize, type QuantDType } from '../quant/quantize';
+import { createTensor, numel, type DType, type Tensor } from '../gpu/tensor';
+import { quantizeSlice, type QuantDType } from '../quant/quantize';
 import type { LayerTensorName, ModelTensorName } from './architectures';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';
@@ -78,10 +77,14 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
         let bytes: Uint8Array<ArrayBuffer>;
         let at: number;
         if (dtype === 'q8' || dtype === 'q4') {
-          const words = quantize(dtype, data, [data.length]);
+          // Integers and block scales live in two regions of the buffer (src/quant/format.ts).
+          const slice = quantizeSlice(dtype, data, offset, numel(tensor.shape));
           quantized += data.length;
-          bytes = asBytes(words);
-          at = (offset / QUANT_BLOCK) * QUANT_BLOCK_WORDS[dtype] * 4;
+          gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
+          uploaded += slice.scales.byteLength;
+          pending += slice.scales.byteLength;
+          bytes = asBytes(slice.ints);
+          at = slice.intsByteOffset;
         } else if (dtype === 'f32') {
           bytes = asBytes(data instanceof Float32Array ? data : widen(data));
           at = offset * 4;

@@ -22,6 +22,12 @@
  */
 export const QUANT_BLOCK = 32;
 
+/**
+ * Where a slice of a tensor may start to be quantized on its own (`quantizeSlice`): two blocks, so that no
+ * scale word is shared with the slice before it.
+ */
+export const QUANT_SLICE_ALIGN = 2 * QUANT_BLOCK;
+
 /** u32 words of integers per block of 32 elements. */
 export const QUANT_INT_WORDS = { q8: 8, q4: 4 } as const;
 

@@ -15,9 +15,9 @@
 import { ShapeError } from '../gpu/errors';
 import { f16BitsToF32, f32ToF16Bits } from '../gpu/f16';
 import { numel } from '../gpu/tensor';
-import { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, quantBlocks, quantScaleOffset, quantizedWords, type QuantDType } from './format';
+import { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, QUANT_SLICE_ALIGN, quantBlocks, quantScaleOffset, quantizedWords, type QuantDType } from './format';
 
-export { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, isQuantDType, quantScaleOffset, quantizedWords, type QuantDType } from './format';
+export { QUANT_BLOCK, QUANT_INT_WORDS, QUANT_OFFSET, QUANT_SLICE_ALIGN, isQuantDType, quantScaleOffset, quantizedWords, type QuantDType } from './format';
 
 /** The integers each dtype stores: int8, and q4's nibble − 8. */
 export const QUANT_RANGE: Record<QuantDType, { min: number; max: number }> = {
@@ -259,6 +259,35 @@ function zeroPadded(values: Float32Array): Float32Array {
   const out = new Float32Array(BLOCK);
   out.set(values);
   return out;
+}
+
+/** A slice's words and the byte offsets in the whole tensor's buffer where they go. */
+export interface QuantizedSlice {
+  ints: Uint32Array;
+  intsByteOffset: number;
+  scales: Uint32Array;
+  scalesByteOffset: number;
+}
+
+/**
+ * Quantizes elements `offset` .. `offset + data.length` of a tensor of `count` elements, as `quantize` would
+ * quantize them within the whole tensor. `offset` is a multiple of QUANT_SLICE_ALIGN, and so is the slice's
+ * length unless it ends the tensor (then no scale word is shared between slices).
+ */
+export function quantizeSlice(dtype: QuantDType, data: QuantInput, offset: number, count: number): QuantizedSlice {
+  const end = offset + data.length;
+  if (offset % QUANT_SLICE_ALIGN !== 0 || end > count || (end !== count && data.length % QUANT_SLICE_ALIGN !== 0)) {
+    throw new ShapeError('quantize', `slice ${offset}..${end} of ${count} elements is not on ${QUANT_SLICE_ALIGN}-element boundaries`);
+  }
+  const words = quantize(dtype, data, [data.length]);
+  const blocks = quantBlocks(data.length);
+  const intWords = blocks * QUANT_INT_WORDS[dtype];
+  return {
+    ints: words.subarray(0, intWords),
+    intsByteOffset: (offset / QUANT_BLOCK) * QUANT_INT_WORDS[dtype] * 4,
+    scales: words.subarray(intWords, intWords + Math.ceil(blocks / 2)),
+    scalesByteOffset: (quantScaleOffset(dtype, count) + offset / QUANT_SLICE_ALIGN) * 4,
+  };
 }
 
 export function quantizeQ8(data: QuantInput, shape: readonly number[]): Uint32Array {
