@@ -29,8 +29,12 @@ import { IntegrityError, StorageQuotaError } from './storage/errors';
 import { TokenizerError } from './tokenizer/tokenizer';
 import { WorkerStartError } from './worker/protocol';
 
-/** What kind of problem an error is for the person using the app; the UI groups its banners by it. */
-export type ErrorKind = 'no-webgpu' | 'device-lost' | 'gpu-memory' | 'storage' | 'download' | 'context' | 'other';
+/**
+ * What kind of problem an error is for the person using the app; the UI groups its banners by it, the
+ * OpenAI-compatible server its HTTP statuses. 'request': what was asked (messages, options, the text to
+ * encode) must change.
+ */
+export type ErrorKind = 'no-webgpu' | 'device-lost' | 'gpu-memory' | 'storage' | 'download' | 'context' | 'request' | 'other';
 
 export interface ErrorRow {
   // Any constructor signature: the table only needs the prototype and instanceof.
@@ -55,7 +59,7 @@ const STORAGE_HINT = 'Delete cached models you no longer need (Models panel), th
  * themselves (the test checks each key against its class).
  */
 export const ERRORS = {
-  ChatTemplateError: { type: ChatTemplateError, kind: 'other' },
+  ChatTemplateError: { type: ChatTemplateError, kind: 'request' },
   ContextWindowExceededError: {
     type: ContextWindowExceededError,
     kind: 'context',
@@ -82,8 +86,8 @@ export const ERRORS = {
         : 'Check the model URL (and access rights for a gated model), then load again.',
   },
   IntegrityError: { type: IntegrityError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
-  InvalidOptionError: { type: InvalidOptionError, kind: 'other' },
-  InvalidRequestError: { type: InvalidRequestError, kind: 'other' },
+  InvalidOptionError: { type: InvalidOptionError, kind: 'request' },
+  InvalidRequestError: { type: InvalidRequestError, kind: 'request' },
   LimitsExceededError: { type: LimitsExceededError, kind: 'gpu-memory', title: 'The model exceeds this GPU’s limits', hint: GPU_MEMORY_HINT },
   ModelConfigError: { type: ModelConfigError, kind: 'other' },
   ModelFileMissingError: { type: ModelFileMissingError, kind: 'other' },
@@ -99,7 +103,7 @@ export const ERRORS = {
   ShaderCompileError: { type: ShaderCompileError, kind: 'other' },
   ShapeError: { type: ShapeError, kind: 'other' },
   StorageQuotaError: { type: StorageQuotaError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
-  TokenizerError: { type: TokenizerError, kind: 'other' },
+  TokenizerError: { type: TokenizerError, kind: 'request' },
   UnsupportedModelError: { type: UnsupportedModelError, kind: 'other' },
   WebGPUUnavailableError: { type: WebGPUUnavailableError, kind: 'no-webgpu', title: 'WebGPU is not available', hint: WEBGPU_HELP },
   WorkerStartError: { type: WorkerStartError, kind: 'other' },

@@ -13,7 +13,7 @@ import { NoCandidateTokenError } from '../src/sampling/sampler';
 import { reviveError, serializeError } from '../src/worker/errors';
 
 const SRC = join(import.meta.dirname, '../src');
-/** Code the library never runs: benchmarks, the dev server, the CLI, and the GGUF exporter of the peer benchmark. */
+/** Code the library never runs: benchmarks, the dev server, the CLI, and the GGUF writer only the peer benchmark uses. */
 const NOT_LIBRARY = /^(bench|dev|cli)\/|^formats\/gguf\.ts$/;
 
 function libraryErrorClasses(): string[] {

@@ -1,7 +1,7 @@
 /**
  * Library errors as OpenAI's error objects and HTTP statuses, so the `openai` client raises the same
  * BadRequestError, NotFoundError or InternalServerError it would against the hosted API. The status follows
- * the error table's kind (src/errors.ts); request errors are 400 whatever their kind.
+ * the error table's kind (src/errors.ts): 'request' and 'context' errors are the caller's (400).
  */
 import { errorRow, type ErrorKind } from '../errors';
 
@@ -13,9 +13,6 @@ export interface MappedError {
   status: number;
   body: OpenAIErrorBody;
 }
-
-/** Errors in the request itself: the caller must change it (400, `invalid_request_error`). */
-const REQUEST_ERRORS = new Set(['InvalidRequestError', 'InvalidOptionError', 'ChatTemplateError', 'TokenizerError', 'ContextWindowExceededError']);
 
 /** Errors of this machine rather than the request: 503, worth retrying once the engine is reloaded. */
 const UNAVAILABLE_KINDS = new Set<ErrorKind>(['no-webgpu', 'device-lost', 'gpu-memory']);
@@ -40,7 +37,7 @@ export function mapError(error: unknown): MappedError {
   const param = (error as { param?: unknown; option?: unknown }).param ?? (error as { option?: unknown }).option;
   const paramText = typeof param === 'string' ? param : null;
   if (known && row.kind === 'context') return openAIError(400, 'invalid_request_error', error.message, 'messages', 'context_length_exceeded');
-  if (known && REQUEST_ERRORS.has(error.name)) return openAIError(400, 'invalid_request_error', error.message, paramText, snakeCode(error.name));
+  if (known && row.kind === 'request') return openAIError(400, 'invalid_request_error', error.message, paramText, snakeCode(error.name));
   if (known && (UNAVAILABLE_KINDS.has(row.kind) || error.name === 'EngineDisposedError')) {
     return openAIError(503, 'server_error', error.message, null, snakeCode(error.name));
   }
