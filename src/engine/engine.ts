@@ -20,6 +20,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer';
 import { createChatCompletions, type ChatBackend } from './chat-completions';
 import { ContextWindowExceededError, EngineDisposedError, InvalidRequestError } from './errors';
 import type { ContextChoice } from '../model/memory';
+import { consumerStopped, pendingResult } from './pending-result';
 import { RequestQueue } from './queue';
 import type {
   ChatCompletions,
@@ -158,11 +159,7 @@ export class Engine implements ChatBackend {
     }
     if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength, 'The prompt is');
 
-    let settle!: (r: GenerationResult) => void;
-    let fail!: (e: unknown) => void;
-    const result = new Promise<GenerationResult>((resolve, reject) => ((settle = resolve), (fail = reject)));
-    // Consumers that only iterate must not see an unhandled rejection: they get the error from the iterator.
-    result.catch(() => {});
+    const { result, settle, fail } = pendingResult();
     const run = this.locked(signal, () =>
       opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal),
     );
@@ -176,7 +173,7 @@ export class Engine implements ChatBackend {
         throw e;
       } finally {
         // `yield*` passes an early `return()` (a consumer's `break`) on to `run`, whose finally frees the engine.
-        if (!finished) fail(new DOMException('The consumer stopped reading the stream', 'AbortError'));
+        if (!finished) fail(consumerStopped());
       }
     };
     return { result, [Symbol.asyncIterator]: iterate };

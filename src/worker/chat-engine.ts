@@ -2,10 +2,10 @@
  * What the UI needs from an engine, met both by an engine in a worker (createWorkerEngine) and by one in the
  * page's own thread (createInThreadEngine): the same `chat.completions.create` and `generate` as Engine.
  */
+import type { ChatCompletions, GenerateOptions, GenerationStream } from '../engine/types';
 import type { DeviceLostError } from '../gpu/errors';
 import { engineInfo, loadCachedEngine, type LoadCachedEngineOptions } from './load';
 import type { EngineInfo } from './protocol';
-import type { ChatCompletions, GenerateOptions, GenerationStream } from '../engine/types';
 
 export interface ChatEngine {
   readonly info: EngineInfo;

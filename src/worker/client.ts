@@ -4,20 +4,20 @@
  * rebuilt on this side by name, so callers cannot tell it from an engine in their own thread.
  */
 import { EngineDisposedError } from '../engine/errors';
-import { DeviceLostError } from '../gpu/errors';
-import type { ChatEngine } from './chat-engine';
-import { reviveError, serializeError } from './errors';
-import { WorkerStartError, type ClientMessage, type EngineInfo, type LoadEngineOptions, type LoadProgress, type WorkerMessage } from './protocol';
+import { consumerStopped, pendingResult } from '../engine/pending-result';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionRequest,
   GenerateOptions,
   GenerationDelta,
-  GenerationResult,
   GenerationStream,
   RequestOptions,
 } from '../engine/types';
+import { DeviceLostError } from '../gpu/errors';
+import type { ChatEngine } from './chat-engine';
+import { reviveError, serializeError } from './errors';
+import { WorkerStartError, type ClientMessage, type EngineInfo, type LoadEngineOptions, type LoadProgress, type WorkerMessage } from './protocol';
 
 /** How long dispose() lets the worker free the GPU memory itself before terminating it. */
 const DISPOSE_TIMEOUT_MS = 5000;
@@ -229,11 +229,7 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
     const { signal: abortSignal, ...wire } = generateOptions;
     const id = nextId++;
     const deltas = new Channel<GenerationDelta>();
-    let settle!: (result: GenerationResult) => void;
-    let fail!: (error: unknown) => void;
-    const result = new Promise<GenerationResult>((resolve, reject) => ((settle = resolve), (fail = reject)));
-    // As with Engine.generate: consumers that only iterate get the error from the iterator.
-    result.catch(() => {});
+    const { result, settle, fail } = pendingResult();
     let stopForwarding = () => {};
     listen(id, (message) => {
       switch (message.type) {
@@ -260,7 +256,7 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
     }
     const iterator = deltas.drain(() => {
       if (handlers.has(id)) send({ type: 'abort', id });
-      fail(new DOMException('The consumer stopped reading the stream', 'AbortError'));
+      fail(consumerStopped());
     });
     return { result, [Symbol.asyncIterator]: () => iterator };
   }

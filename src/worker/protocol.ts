@@ -4,7 +4,15 @@
  * structured cloning: no functions, no AbortSignal, errors as SerializedError. WorkerStartError is here too: the
  * client throws it when the worker never got to speak this protocol.
  */
-import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, EngineOptions, GenerateOptions, GenerationDelta, GenerationResult } from '../engine/types';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  EngineOptions,
+  GenerateOptions,
+  GenerationDelta,
+  GenerationResult,
+} from '../engine/types';
 import type { ContextLimit } from '../model/memory';
 import type { DownloadProgress } from '../storage';
 

@@ -6,20 +6,20 @@
  * The state is mirrored to `window.__chat` so a headless browser can wait for it, read it and drive the
  * engine directly (the tests compare what the page streamed with a direct request).
  */
+import type { ChatCompletionMessageParam, FinishReason, Timings, Usage } from '../../engine/types';
+import { describeError, type ErrorKind } from '../../errors';
+import { checkWebGpu } from '../../gpu/device';
 import { deleteCachedModel } from '../../storage';
 import type { ChatEngine } from '../../worker/chat-engine';
 import { createWorkerEngine } from '../../worker/client';
 import type { EngineInfo, LoadProgress } from '../../worker/protocol';
-import { h } from '../dom';
-import { describeError, type ErrorKind } from '../../errors';
-import { checkWebGpu } from '../../gpu/device';
-import { formatBytes, formatSeconds } from '../format';
-import { Conversation, type TurnRequest } from '../conversation';
-import { createMessageList } from '../messages';
 import { spawnEngineWorker } from '../../worker/spawn';
+import { Conversation, type TurnRequest } from '../conversation';
+import { h } from '../dom';
+import { formatBytes, formatSeconds } from '../format';
+import { createMessageList } from '../messages';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
 import { loadSettings, mountSettings } from './settings';
-import type { ChatCompletionMessageParam, FinishReason, Timings, Usage } from '../../engine/types';
 
 export type ChatStatus = 'starting' | 'idle' | 'loading' | 'ready' | 'generating' | 'error';
 
