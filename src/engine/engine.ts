@@ -8,7 +8,7 @@ import { acquireGpu, type Gpu } from '../gpu/device';
 import { NumericalError } from '../gpu/errors';
 import type { ModelSpec } from '../model/config';
 import { urlFiles } from '../model/files';
-import type { ForwardRead, ForwardResult } from '../model/forward';
+import type { ForwardRead, ForwardResult } from '../model/readback';
 import { loadModel, type LoadedModel } from '../model/load';
 import { beamSearch } from '../sampling/beam';
 import { finishReason } from '../sampling/finish';

@@ -17,6 +17,7 @@ import { ContextWindowExceededError } from './kv-cache';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
+import { copyToStaging, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import { canonicalStream, type WeightStream } from './stream';
 import type { LoadProgress } from './upload';
@@ -75,14 +76,6 @@ export interface ForwardStats {
   /** GPU time from timestamp queries, when loaded with `profile` on a device that has them. */
   gpuMs: number;
 }
-
-export type ForwardRead = 'token' | 'logits' | 'topk';
-
-export type ForwardResult =
-  | { kind: 'token'; token: number }
-  | { kind: 'logits'; logits: Float32Array }
-  /** The k largest logits, best first (ties: lower id first), and their token ids. */
-  | { kind: 'topk'; values: Float32Array; indices: Uint32Array };
 
 export class GpuModel {
   readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
@@ -208,7 +201,7 @@ export class GpuModel {
         done += T;
         state.kv.length = pos + T;
       }
-      const result = await this.readResult(read);
+      const result = await readStaging(gpu, state, read, this.topK);
       // Invalid commands do nothing on the GPU: never hand out what such a call left behind.
       const error = gpu.takeUncapturedError();
       if (error) throw error;
@@ -226,12 +219,11 @@ export class GpuModel {
    * for when a top-k read turns out not to be enough (a tie at the cut).
    */
   async readLastLogits(): Promise<Float32Array> {
-    const { device } = this.gpu;
-    const encoder = device.createCommandEncoder({ label: 'read logits' });
-    encoder.copyBufferToBuffer(this.state.logits.buffer, 0, this.state.logitsReadback, 0, this.state.logitsReadback.size);
-    device.queue.submit([encoder.finish()]);
-    this.stats.readbackBytes += this.state.logitsReadback.size;
-    return this.mapStaging(this.state.logitsReadback, (m) => new Float32Array(m.slice(0)));
+    const { gpu, state } = this;
+    const encoder = gpu.device.createCommandEncoder({ label: 'read logits' });
+    this.stats.readbackBytes += copyToStaging(encoder, state, 'logits', 0);
+    gpu.device.queue.submit([encoder.finish()]);
+    return readStagedLogits(gpu, state);
   }
 
   /** Most candidates a 'topk' read can return (0 when the model was loaded without topKCapacity). */
@@ -276,19 +268,7 @@ export class GpuModel {
       encoder.copyBufferToBuffer(state.x.buffer, (T - 1) * rowBytes, state.last.buffer, 0, rowBytes);
       encodePass('head', tail, false, true);
     }
-    if (read) {
-      if (read === 'topk' && state.topValues && state.topIndices && state.topKReadback) {
-        const bytes = 4 * this.topK;
-        encoder.copyBufferToBuffer(state.topValues.buffer, 0, state.topKReadback, 0, bytes);
-        encoder.copyBufferToBuffer(state.topIndices.buffer, 0, state.topKReadback, state.topKReadback.size / 2, bytes);
-        stats.readbackBytes += 2 * bytes;
-      } else {
-        const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
-        const source = read === 'token' ? state.next.buffer : state.logits.buffer;
-        encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
-        stats.readbackBytes += staging.size;
-      }
-    }
+    if (read) stats.readbackBytes += copyToStaging(encoder, state, read, this.topK);
     if (profiler) encoder.resolveQuerySet(profiler.querySet, 0, 2, profiler.resolve, 0);
     if (profiler) encoder.copyBufferToBuffer(profiler.resolve, 0, profiler.readback, 0, 16);
     device.queue.submit([encoder.finish()]);
@@ -296,64 +276,10 @@ export class GpuModel {
     stats.encodeMs += performance.now() - t0;
   }
 
-  private async readResult(read: ForwardRead): Promise<ForwardResult> {
-    const { state } = this;
-    switch (read) {
-      case 'token':
-        return { kind: 'token', token: await this.mapStaging(state.tokenReadback, (m) => new Uint32Array(m, 0, 1)[0]) };
-      case 'logits':
-        return { kind: 'logits', logits: await this.mapStaging(state.logitsReadback, (m) => new Float32Array(m.slice(0))) };
-      case 'topk': {
-        const staging = state.topKReadback;
-        if (!staging) throw new ShapeError('model', 'this model was loaded without topKCapacity');
-        const bytes = 4 * this.topK;
-        return this.mapStaging(staging, (m) => ({
-          kind: 'topk',
-          values: new Float32Array(m.slice(0, bytes)),
-          indices: new Uint32Array(m.slice(staging.size / 2, staging.size / 2 + bytes)),
-        }));
-      }
-    }
-  }
-
-  private async mapStaging<T>(staging: GPUBuffer, read: (mapped: ArrayBuffer) => T): Promise<T> {
-    const { gpu } = this;
-    await Promise.race([staging.mapAsync(GPUMapMode.READ), gpu.lost.then((e) => Promise.reject(e))]);
-    try {
-      return read(staging.getMappedRange());
-    } finally {
-      staging.unmap();
-    }
-  }
-
   destroy(): void {
     for (const plan of [this.prefill, this.decode]) disposePlan(plan);
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
-  }
-}
-
-/** The argmax kernel's answer for a row it flags: NaN or +Infinity in it, or no finite value. */
-const NON_FINITE_TOKEN = 0xffffffff;
-
-/**
- * Whether a sampler can use what a forward call read: argmax and top-k flag broken logits on the GPU
- * (a flagged token id; a non-finite best value); a full row is scanned here.
- */
-function usable(result: ForwardResult): boolean {
-  switch (result.kind) {
-    case 'token':
-      return result.token !== NON_FINITE_TOKEN;
-    case 'topk':
-      return Number.isFinite(result.values[0]);
-    case 'logits': {
-      let finite = false;
-      for (const v of result.logits) {
-        if (Number.isNaN(v) || v === Infinity) return false;
-        finite ||= v !== -Infinity;
-      }
-      return finite;
-    }
   }
 }
 
