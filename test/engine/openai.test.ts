@@ -3,6 +3,7 @@
  * the answers must be the engine's own (and the greedy golden), errors must arrive as OpenAI's error classes
  * and statuses; the server also faces raw HTTP (bad JSON, oversized bodies, concurrency, disconnects).
  */
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import OpenAI, { APIUserAbortError, BadRequestError, NotFoundError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +72,17 @@ describe('createOpenAIFetch with the openai client', () => {
   it('text completion defaults to 16 tokens, as OpenAI does', async () => {
     const completion = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', temperature: 0 });
     expect(completion.usage?.completion_tokens).toBe(16);
+  });
+
+  it('the README’s openai snippet runs as written', async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const snippet = /```js\n(import OpenAI[\s\S]*?)```/.exec(readme)![1];
+    const body = snippet.replace(/^import .*$/gm, '');
+    const AsyncFunction = (async () => {}).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<OpenAI.ChatCompletion>;
+    const run = new AsyncFunction('OpenAI', 'createOpenAIFetch', 'engine', 'messages', `${body}\nreturn completion;`);
+    const completion = await run(OpenAI, createOpenAIFetch, engine, messages);
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
   });
 
   it('lists and retrieves the one model; another id is a 404', async () => {
