@@ -18,6 +18,7 @@ import { createTensor, readBuffer, uploadTensor, type Tensor } from '../gpu/tens
 import { prepareMatmul } from '../kernels/matmul/matmul';
 import { weightFormat } from '../kernels/matmul/weights';
 import { quantize, type QuantDType } from '../quant/quantize';
+import { ATTENTION_CASES, attentionCaseName, attentionTable, benchAttention, type AttentionBenchResult, type Encodable } from './attention';
 import { createRng, randomNormal, type Rng } from '../util/random';
 import { measureCopyGBps } from './model-bench';
 
@@ -135,7 +136,7 @@ const median = (v: number[]) => {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
 
-async function time(gpu: Gpu, dispatches: KernelDispatch<string>[], runs: number): Promise<{ runs: number; wallMs: number; gpuMs?: number }> {
+async function time(gpu: Gpu, dispatches: Encodable[], runs: number): Promise<{ runs: number; wallMs: number; gpuMs?: number }> {
   const { device } = gpu;
   const timer = gpu.features.timestampQuery
     ? {
@@ -252,6 +253,22 @@ export async function main(args: string[]): Promise<number> {
   if (slowLeftOut) console.log(`${slowLeftOut} slow cases (prefill) left out; --all runs them.`);
   for (const line of skipped) console.log(`skipped ${line}`);
 
+  // Attention: its own table, each case with an f32 and an f16 KV cache, against the copy bandwidth.
+  const attentionMatching = ATTENTION_CASES.filter((c) => attentionCaseName(c).includes(only));
+  const attentionCases = attentionMatching.filter((c) => all || !c.slow);
+  const attention: AttentionBenchResult[] = [];
+  if (attentionCases.length) {
+    for (const c of attentionCases) {
+      for (const kv of ['f32', 'f16'] as const) attention.push(await benchAttention(gpu, c, kv, copyGBps, runs, time));
+      process.stderr.write('.');
+    }
+    process.stderr.write('\n');
+    printTable(attentionTable(attention));
+    console.log('\nK/V MB read: the cache positions a step must read (decode: per token); % of copy against the copy bandwidth above.');
+    const attentionSkipped = attentionMatching.length - attentionCases.length;
+    if (attentionSkipped) console.log(`${attentionSkipped} slow attention cases (prefill) left out; --all runs them.`);
+  }
+
   mkdirSync('bench-output', { recursive: true });
   const report = {
     date: new Date().toISOString(),
@@ -263,6 +280,7 @@ export async function main(args: string[]): Promise<number> {
     skipped,
     sampling: { warmup: WARMUP, maxRuns: runs, minRuns: MIN_RUNS, budgetMs: BUDGET_MS },
     results,
+    attention,
   };
   writeFileSync('bench-output/kernels.json', `${JSON.stringify(report, null, 2)}\n`);
   console.log('wrote bench-output/kernels.json');

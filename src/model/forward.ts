@@ -13,7 +13,8 @@ import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune'
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { decodeWeightBytes, uploadWeights, type GpuWeights } from './gpu-weights';
-import { ContextWindowExceededError } from './kv-cache';
+import type { KvDtype } from '../kernels/attention/kv-format';
+import { ContextWindowExceededError, DEFAULT_KV_DTYPE } from './kv-cache';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
@@ -61,6 +62,8 @@ export interface GpuModelOptions {
   maskedTokenIds?: readonly number[];
   /** Upload, quantize and compile progress (see LoadProgress). */
   onProgress?: (progress: LoadProgress) => void;
+  /** Storage of the KV cache: f16 (default; half the memory and bandwidth) or f32. */
+  kvDtype?: KvDtype;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -119,15 +122,16 @@ export class GpuModel {
     const masked = maskedIds(spec, options.maskedTokenIds ?? []);
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     // Everything the model will hold, checked against the memory budget before the first allocation.
-    const { context, chunk } = planContext(spec, { ...options, dtype, maskedTokens: masked.length, topKCapacity });
+    const kvDtype = options.kvDtype ?? DEFAULT_KV_DTYPE;
+    const { context, chunk } = planContext(spec, { ...options, dtype, kvDtype, maskedTokens: masked.length, topKCapacity });
     const { contextLength } = context;
-    checkModelFits(gpu, spec, dtype, contextLength, chunk);
+    checkModelFits(gpu, spec, dtype, contextLength, chunk, kvDtype);
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
     try {
       const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, options);
-      const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked);
+      const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked, kvDtype);
       const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
       const tune = options.tune === true ? {} : options.tune || undefined;
       options.onProgress?.({ stage: 'compile', done: 0, total: 2 });

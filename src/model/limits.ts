@@ -4,14 +4,22 @@ import { LimitsExceededError } from '../gpu/errors';
 import { tensorBytes } from '../gpu/tensor';
 import { canonicalShape, LAYER_TENSORS, MODEL_TENSORS, type CanonicalTensor } from './architectures';
 import type { ModelSpec } from './config';
-import { kvCacheShape } from './kv-cache';
+import type { KvDtype } from '../kernels/attention/kv-format';
+import { DEFAULT_KV_DTYPE, kvCacheShape } from './kv-cache';
 import type { WeightDtype } from './weights';
 
 /**
  * Checks every GPU allocation the model will make against the device limits, from the config alone, so a
  * model that cannot run is refused before its weights are downloaded or anything is allocated.
  */
-export function checkModelFits(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, contextLength: number, prefillChunk: number): void {
+export function checkModelFits(
+  gpu: Gpu,
+  spec: ModelSpec,
+  dtype: WeightDtype,
+  contextLength: number,
+  prefillChunk: number,
+  kvDtype: KvDtype = DEFAULT_KV_DTYPE,
+): void {
   const { maxBufferSize, maxStorageBufferBindingSize } = gpu.device.limits;
   const limit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
   const limitName = limit === maxBufferSize ? 'maxBufferSize' : 'maxStorageBufferBindingSize';
@@ -28,7 +36,7 @@ export function checkModelFits(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, co
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const qkvRows = (nH + 2 * nKV) * hd;
   const upRows = spec.gatedMlp ? 2 * I : I;
-  check('one layer\'s KV cache', tensorBytes('f32', kvCacheShape(spec, contextLength)));
+  check('one layer\'s KV cache', tensorBytes(kvDtype, kvCacheShape(spec, contextLength)));
   check('the activations', tensorBytes('f32', [prefillChunk, Math.max(D, qkvRows, upRows)]));
   check('the logits', tensorBytes('f32', [V]));
 }

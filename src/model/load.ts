@@ -123,7 +123,7 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
   const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
   const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length });
-  checkModelFits(gpu, spec, dtype, context.contextLength, chunk);
+  checkModelFits(gpu, spec, dtype, context.contextLength, chunk, options.kvDtype);
 
   const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
   let readBytes = 0;

@@ -9,7 +9,8 @@ import { tensorBytes, type DType } from '../gpu/tensor';
 import { topKScratchShape } from '../kernels/topk/topk';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
-import { kvCacheBytesPerToken } from './kv-cache';
+import type { KvDtype } from '../kernels/attention/kv-format';
+import { DEFAULT_KV_DTYPE, kvCacheBytesPerToken } from './kv-cache';
 import type { WeightDtype } from './weights';
 
 /** The default context when none is asked for, if the model and the memory allow it: long chats, modest memory. */
@@ -33,6 +34,8 @@ export interface MemoryPlanOptions {
   dtype: WeightDtype;
   quantize?: QuantDType;
   prefillChunk: number;
+  /** Default f16 (DEFAULT_KV_DTYPE). */
+  kvDtype?: KvDtype;
   topKCapacity?: number;
   maskedTokens?: number;
 }
@@ -87,7 +90,7 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
     (topK ? 2 * f32(topK) + 8 * topK + tensorBytes('u32', topKScratchShape(V, topK)) : 0) +
     (o.maskedTokens ? tensorBytes('u32', [o.maskedTokens]) : 0);
 
-  const bytesPerToken = kvCacheBytesPerToken(spec) + (spec.rope ? 4 * spec.rope.rotaryDim : 0);
+  const bytesPerToken = kvCacheBytesPerToken(spec, o.kvDtype ?? DEFAULT_KV_DTYPE) + (spec.rope ? 4 * spec.rope.rotaryDim : 0);
   return { weightBytes, activationBytes, bytesPerToken };
 }
 

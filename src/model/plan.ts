@@ -55,7 +55,7 @@ export interface KernelShapes {
 }
 
 /** A launch whose row-count parameter (`rows`, `M` or `T`, as its kernel names it) and position follow the chunk. */
-function follow<F extends string>(d: KernelDispatch<F>, rowsParam: F, posParam?: F): Step {
+function follow<F extends string>(d: Pick<KernelDispatch<F>, 'set' | 'encode' | 'dispose'>, rowsParam: F, posParam?: F): Step {
   const update = ({ T, pos }: Chunk) => {
     const changes: Partial<Record<F, number>> = {};
     changes[rowsParam] = T;

@@ -6,6 +6,7 @@ import type { Gpu } from '../gpu/device';
 import { createBuffer, createTensor, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
 import { topKScratchShape } from '../kernels/topk/topk';
 import type { ModelSpec } from './config';
+import type { KvDtype } from '../kernels/attention/kv-format';
 import { createKvCache, type KvCache } from './kv-cache';
 
 /** Activations, sized for the largest chunk and reused by every call (T = rows in use). */
@@ -57,6 +58,7 @@ export async function createRunState(
   buffers: GPUBuffer[],
   topKCapacity: number,
   masked: Uint32Array,
+  kvDtype: KvDtype,
 ): Promise<RunState> {
   const { hiddenSize: D, numHeads: nH, numKvHeads: nKV, headDim: hd, intermediateSize: I, vocabSize: V } = spec;
   const t = async (label: string, shape: number[], dtype: DType = 'f32') => track(await createTensor(gpu, label, dtype, shape));
@@ -65,7 +67,7 @@ export async function createRunState(
     buffers.push(b);
     return b;
   };
-  const kv = await createKvCache(gpu, spec, contextLength);
+  const kv = await createKvCache(gpu, spec, contextLength, kvDtype);
   for (const c of [...kv.keys, ...kv.values]) track(c);
   return {
     ids: await t('ids', [chunk], 'u32'),

@@ -2,7 +2,7 @@
 import type { Gpu } from '../gpu/device';
 import { runDispatches, type KernelDispatch } from '../gpu/dispatch';
 import { fromF16, toF16 } from '../gpu/f16';
-import { createTensor, numel, readTensor, uploadTensor, writeTensor, type DType, type Tensor } from '../gpu/tensor';
+import { createTensor, numel, readBuffer, readTensor, uploadTensor, writeTensor, type DType, type Tensor } from '../gpu/tensor';
 import { check, type CheckResult } from './compare';
 import { randomNormal, type Rng } from '../util/random';
 
@@ -10,8 +10,15 @@ import { randomNormal, type Rng } from '../util/random';
 export async function poisoned(gpu: Gpu, label: string, shape: readonly number[], dtype: DType = 'f32'): Promise<Tensor> {
   const t = await createTensor(gpu, label, dtype, shape);
   const n = numel(shape);
-  writeTensor(gpu, t, dtype === 'f32' ? new Float32Array(n).fill(NaN) : new Uint32Array(n).fill(0xffffffff));
+  const poison = dtype === 'f32' ? new Float32Array(n).fill(NaN) : dtype === 'f16' ? new Uint16Array(n).fill(0xffff) : new Uint32Array(n).fill(0xffffffff);
+  writeTensor(gpu, t, poison);
   return t;
+}
+
+/** Reads an f32 or f16 tensor back as f32 values. */
+export async function readValues(gpu: Gpu, t: Tensor): Promise<Float32Array> {
+  if (t.dtype !== 'f16') return Float32Array.from(await readTensor(gpu, t));
+  return fromF16(new Uint16Array(await readBuffer(gpu, t.buffer), 0, numel(t.shape)));
 }
 
 export function upload(gpu: Gpu, label: string, shape: readonly number[], data: Float32Array): Promise<Tensor> {

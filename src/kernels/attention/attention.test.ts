@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor } from '../../gpu/tensor';
 import { prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
+import type { KvFormat } from './kv-format';
 import { checkAttention, type AttentionCase } from './check';
 import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
 
@@ -14,16 +15,18 @@ describe('attention on the GPU against the CPU reference', () => {
     // Prefill from an empty cache: row t sees t + 1 keys, less than a block for most rows.
     { nHeads: 6, nKvHeads: 2, headDim: 128, maxContext: 64, T: 37, pos: 0 },
     { nHeads: 3, nKvHeads: 3, headDim: 128, maxContext: 400, T: 1, pos: 300 },
-    // headDim below the workgroup size (idle threads), above it (several dims per thread), and odd.
+    // Small heads (stories260K's 8: two vector units) and the largest.
     { nHeads: 21, nKvHeads: 3, headDim: 8, maxContext: 100, T: 7, pos: 70 },
     { nHeads: 2, nKvHeads: 2, headDim: 256, maxContext: 160, T: 7, pos: 129 },
-    { nHeads: 7, nKvHeads: 1, headDim: 97, maxContext: 70, T: 1, pos: 64 },
     // The end of a long context.
     { nHeads: 3, nKvHeads: 1, headDim: 64, maxContext: 8192, T: 7, pos: 8192 - 7 },
     // Scores far beyond exp's f32 range: only max subtraction keeps them finite.
     { nHeads: 2, nKvHeads: 1, headDim: 64, maxContext: 300, T: 7, pos: 200, scale: 8 },
     // Prepared for a prefill chunk, then set() to a decode step: rows 1.. must stay untouched.
     { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 128, T: 1, pos: 37, maxT: 37, preparedWith: { T: 37, pos: 0 } },
+    // Prepared for decode at position 0 (one split), then set() far on (many splits) and back.
+    { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 1000, T: 1, pos: 700, minSplit: 64, preparedWith: { T: 1, pos: 0 } },
+    { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 1000, T: 1, pos: 3, minSplit: 64, preparedWith: { T: 1, pos: 900 } },
   ];
   for (const c of cases) {
     const extra = `${c.scale ? ` scale ${c.scale}` : ''}${c.preparedWith ? ' after set()' : ''}`;
@@ -31,6 +34,41 @@ describe('attention on the GPU against the CPU reference', () => {
       expectPass(await checkAttention(await testGpu(), c, freshSeed()));
     });
   }
+});
+
+describe('attention across head sizes, GQA ratios and KV formats', () => {
+  // headDim × group pairs covering 64/80/96/128/256 and GQA ratios 1/3/7/8; the KV format rotates through them.
+  const shapes = [
+    { headDim: 64, group: 8 },
+    { headDim: 80, group: 3 },
+    { headDim: 96, group: 7 },
+    { headDim: 128, group: 1 },
+    { headDim: 256, group: 8 },
+  ];
+  const formats: KvFormat[] = ['f32', 'f16-packed'];
+  for (const [i, { headDim, group }] of shapes.entries()) {
+    const nKvHeads = 2;
+    const nHeads = group * nKvHeads;
+    for (const kv of formats) {
+      // Decode at a context that is no multiple of the 64-key split: 13 splits, the last of 10 keys.
+      it(`decode headDim ${headDim} GQA ${group} context 778 in splits, ${kv} KV`, async () => {
+        const c = { nHeads, nKvHeads, headDim, maxContext: 1000, T: 1, pos: 777, minSplit: 64, kv };
+        expectPass(await checkAttention(await testGpu(), c, freshSeed()));
+      });
+      // Causal prefill with an odd T, from an empty cache and after cached positions.
+      it(`prefill headDim ${headDim} GQA ${group} T=29, ${kv} KV`, async () => {
+        const c = { nHeads, nKvHeads, headDim, maxContext: 200, T: 29, pos: i * 37, kv };
+        expectPass(await checkAttention(await testGpu(), c, freshSeed()));
+      });
+    }
+  }
+  // Native f16 (shader-f16): one small case each way, as lavapipe runs vec4<f16> loads very slowly.
+  it('native f16 KV: decode in splits and a prefill', async () => {
+    const gpu = await testGpu();
+    if (!gpu.features.shaderF16) return;
+    expectPass(await checkAttention(gpu, { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 1, pos: 150, minSplit: 64, kv: 'f16' }, freshSeed()));
+    expectPass(await checkAttention(gpu, { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 9, pos: 20, kv: 'f16' }, freshSeed()));
+  });
 });
 
 describe('attention rejects bad shapes before any GPU work', () => {
@@ -60,6 +98,7 @@ describe('attention rejects bad shapes before any GPU work', () => {
     await expect(prepareAttention(await testGpu(), await args())).resolves.toBeDefined();
   });
   it('headDim over 256', async () => rejects(await args({ headDim: 300 })));
+  it('headDim not a multiple of 4', async () => rejects(await args({ headDim: 98 })));
   it('nHeads not a multiple of nKvHeads', async () => rejects(await args({ nHeads: 6, nKvHeads: 4 })));
   it('pos + T past maxContext', async () => rejects(await args({ pos: 29 })));
   it('T over the rows of q, or zero', async () => {

@@ -1,39 +1,48 @@
 /**
  * attention: fused causal attention with online softmax and grouped-query heads. Query rows t = 0..T-1 sit
- * at positions pos..pos+T-1 and row t attends to cache positions 0..pos+t; the T×context scores stay in
- * workgroup memory. Query head h reads kv head floor(h / (nHeads / nKvHeads)).
+ * at positions pos..pos+T-1 and row t attends to cache positions 0..pos+t. Query head h reads kv head
+ * floor(h / (nHeads / nKvHeads)); one workgroup serves every query head of a KV head (and a block of query
+ * rows in prefill), so each key and value is read once per workgroup, not once per query head and row.
  *
- * Layouts (all f32, row-major):
- * - q, out: [maxT, nHeads, headDim]; row t, head h starts at (t·nHeads + h)·headDim.
- * - kCache, vCache: [nKvHeads, maxContext, headDim]; element (kvh, p, d) is at
+ * Decode (flash-decoding): when the call is prepared for one row, long contexts are split over several
+ * workgroups per KV head and a second, small launch merges their partial results; short contexts use one
+ * split and skip the merge.
+ *
+ * Layouts (row-major; headDim a multiple of 4, the kernels' vector width):
+ * - q, out: f32 [maxT, nHeads, headDim]; row t, head h starts at (t·nHeads + h)·headDim.
+ * - kCache, vCache: f32 or f16 [nKvHeads, maxContext, headDim]; element (kvh, p, d) is at
  *   (kvh·maxContext + p)·headDim + d, so a kv head's keys are one contiguous run of positions. The kernel
  *   that appends K/V (rope) writes exactly this layout.
  */
 import attentionWgsl from './attention.wgsl?raw';
+import combineWgsl from './attention_combine.wgsl?raw';
 import type { Gpu } from '../../gpu/device';
-import { KernelDispatch } from '../../gpu/dispatch';
-import { ShapeError } from '../../gpu/errors';
+import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
+import { LimitsExceededError, ShapeError } from '../../gpu/errors';
 import type { KernelSpec } from '../../gpu/pipelines';
-import { expectTensor, type Tensor } from '../../gpu/tensor';
+import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor';
 import { defineUniforms } from '../../gpu/uniforms';
+import { kvFormat, kvPrelude, KV_DTYPES, type KvFormat } from './kv-format';
 
-/** The shader stages the query row and accumulators in fixed workgroup arrays of this size. */
+/** headDim/4 units must fit the 64 threads that walk a value row. */
 export const MAX_HEAD_DIM = 256;
-const WG = 64;
+/** Keys per block = threads per workgroup. */
+const BK = 64;
+/** Most query rows one workgroup serves (the kernel's private accumulators). */
+const MAX_ROWS = 16;
+/** Decode splits: at least this many positions each, at most this many splits. */
+const DEFAULT_MIN_SPLIT = 256;
+const MAX_SPLITS = 64;
 
-export type AttentionParam = 'T' | 'pos' | 'nHeads' | 'nKvHeads' | 'headDim' | 'maxContext' | 'scale';
+interface AttentionKey {
+  units: number;
+  rows: number;
+  kv: KvFormat;
+}
 
-const uniforms = defineUniforms({
-  T: 'u32',
-  pos: 'u32',
-  nHeads: 'u32',
-  nKvHeads: 'u32',
-  headDim: 'u32',
-  maxContext: 'u32',
-  scale: 'f32',
-});
+type AttentionField = 'T' | 'pos' | 'nHeads' | 'nKvHeads' | 'maxContext' | 'splitSize' | 'nSplits' | 'rowChunks' | 'statsOffset' | 'scale';
 
-export const attentionKernel: KernelSpec<Record<string, never>, AttentionParam> = {
+export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
   name: 'attention',
   bindings: [
     { name: 'params', kind: 'uniform' },
@@ -41,18 +50,45 @@ export const attentionKernel: KernelSpec<Record<string, never>, AttentionParam> 
     { name: 'kCache', kind: 'read' },
     { name: 'vCache', kind: 'read' },
     { name: 'out', kind: 'storage' },
+    { name: 'partials', kind: 'storage' },
   ],
-  uniforms,
+  uniforms: defineUniforms({
+    T: 'u32',
+    pos: 'u32',
+    nHeads: 'u32',
+    nKvHeads: 'u32',
+    maxContext: 'u32',
+    splitSize: 'u32',
+    nSplits: 'u32',
+    rowChunks: 'u32',
+    statsOffset: 'u32',
+    scale: 'f32',
+  }),
   shader: { file: 'attention.wgsl', code: attentionWgsl },
-  constants: () => ({ WG }),
+  preludes: (key) => [kvPrelude(key.kv)],
+  constants: (key) => ({ UNITS: key.units, ROWS: key.rows, BK }),
+};
+
+type CombineField = 'rows' | 'nSplits' | 'statsOffset';
+
+export const attentionCombineKernel: KernelSpec<{ units: number }, CombineField> = {
+  name: 'attention combine',
+  bindings: [
+    { name: 'params', kind: 'uniform' },
+    { name: 'partials', kind: 'read' },
+    { name: 'out', kind: 'storage' },
+  ],
+  uniforms: defineUniforms({ rows: 'u32', nSplits: 'u32', statsOffset: 'u32' }),
+  shader: { file: 'attention_combine.wgsl', code: combineWgsl },
+  constants: (key) => ({ UNITS: key.units }),
 };
 
 export interface AttentionArgs {
   /** [maxT, nHeads, headDim] f32 queries (after rope). */
   q: Tensor;
-  /** [nKvHeads, maxContext, headDim] f32; positions 0..pos+T-1 must be filled. */
+  /** [nKvHeads, maxContext, headDim] f32 or f16; positions 0..pos+T-1 must be filled. */
   kCache: Tensor;
-  /** [nKvHeads, maxContext, headDim] f32, same layout as kCache. */
+  /** [nKvHeads, maxContext, headDim], same dtype and layout as kCache. */
   vCache: Tensor;
   /** [maxT, nHeads, headDim] f32; rows T.. are left untouched. */
   out: Tensor;
@@ -60,17 +96,21 @@ export interface AttentionArgs {
   nKvHeads: number;
   headDim: number;
   maxContext: number;
-  /** Rows in this call; changeable later with `dispatch.set({ T, pos })`. */
+  /** Rows in this call; changeable later with `set({ T, pos })`. */
   T: number;
   /** Position of row 0, i.e. how many tokens the cache held before this call. */
   pos: number;
   /** Score scale; defaults to 1/√headDim. */
   scale?: number;
+  /** Force how an f16 cache is read (tests cover both paths on a shader-f16 device). */
+  kvFormat?: KvFormat;
+  /** Decode only: fewest positions per split (a multiple of 64); default 256. Tests lower it to force splits. */
+  minSplit?: number;
 }
 
 /**
  * Throws ShapeError unless a call with T rows at position pos fits: 1 ≤ T ≤ maxT (the q rows) and
- * pos + T ≤ maxContext. Callers check with it before `dispatch.set({ T, pos })`, which does not validate.
+ * pos + T ≤ maxContext. Callers check with it before `set({ T, pos })`, which does not validate.
  */
 export function validateAttentionStep(maxT: number, maxContext: number, T: number, pos: number): void {
   if (!Number.isInteger(T) || T < 1 || T > maxT) {
@@ -81,12 +121,13 @@ export function validateAttentionStep(maxT: number, maxContext: number, T: numbe
   }
 }
 
-function validateAttention(a: AttentionArgs): Record<AttentionParam, number> {
+export function validateAttention(a: AttentionArgs): { maxT: number; scale: number } {
   const { nHeads, nKvHeads, headDim, maxContext } = a;
   for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxContext })) {
     if (!Number.isInteger(v) || v < 1) throw new ShapeError('attention', `${name}=${v} must be a positive integer`);
   }
   if (headDim > MAX_HEAD_DIM) throw new ShapeError('attention', `headDim=${headDim} is over the supported ${MAX_HEAD_DIM}`);
+  if (headDim % 4 !== 0) throw new ShapeError('attention', `headDim=${headDim} must be a multiple of 4 (the kernel reads 4 dims at a time)`);
   if (nHeads % nKvHeads !== 0) {
     throw new ShapeError('attention', `nHeads=${nHeads} is not a multiple of nKvHeads=${nKvHeads}`);
   }
@@ -94,19 +135,132 @@ function validateAttention(a: AttentionArgs): Record<AttentionParam, number> {
   const maxT = a.q.shape[0];
   expectTensor('attention', 'q', a.q, 'f32', [maxT, nHeads, headDim]);
   expectTensor('attention', 'out', a.out, 'f32', [maxT, nHeads, headDim]);
-  expectTensor('attention', 'kCache', a.kCache, 'f32', [nKvHeads, maxContext, headDim]);
-  expectTensor('attention', 'vCache', a.vCache, 'f32', [nKvHeads, maxContext, headDim]);
+  expectTensor('attention', 'kCache', a.kCache, KV_DTYPES, [nKvHeads, maxContext, headDim]);
+  expectTensor('attention', 'vCache', a.vCache, a.kCache.dtype, [nKvHeads, maxContext, headDim]);
   if ([a.q, a.kCache, a.vCache].some((t) => t.buffer === a.out.buffer)) {
     throw new ShapeError('attention', 'out must not alias q, kCache or vCache');
   }
   validateAttentionStep(maxT, maxContext, a.T, a.pos);
   const scale = a.scale ?? 1 / Math.sqrt(headDim);
   if (!Number.isFinite(scale)) throw new ShapeError('attention', `scale=${scale} must be finite`);
-  return { T: a.T, pos: a.pos, nHeads, nKvHeads, headDim, maxContext, scale };
+  const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
+  if (!Number.isInteger(minSplit) || minSplit < BK || minSplit % BK !== 0) {
+    throw new ShapeError('attention', `minSplit=${minSplit} must be a positive multiple of ${BK}`);
+  }
+  return { maxT, scale };
 }
 
-export async function prepareAttention(gpu: Gpu, a: AttentionArgs): Promise<KernelDispatch<AttentionParam>> {
-  const params = validateAttention(a);
-  const resources = { q: a.q.buffer, kCache: a.kCache.buffer, vCache: a.vCache.buffer, out: a.out.buffer };
-  return KernelDispatch.create(gpu, attentionKernel, {}, params, resources, (p) => p.T * p.nHeads);
+/** Workgroup memory of the attention kernel for `rows` rows (see the shader's var<workgroup> list). */
+function workgroupBytes(rows: number, units: number): number {
+  return rows * units * 16 + rows * BK * 4 + 3 * rows * 4 + BK * 16;
+}
+
+/** Query rows per workgroup: all the rows a KV head has in a call, up to MAX_ROWS and the workgroup memory. */
+function rowsPerWorkgroup(gpu: Gpu, maxRows: number, units: number): number {
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  let rows = Math.min(MAX_ROWS, maxRows);
+  while (rows > 1 && workgroupBytes(rows, units) > limit) rows--;
+  if (workgroupBytes(rows, units) > limit) {
+    throw new LimitsExceededError('attention workgroup memory', workgroupBytes(rows, units), limit, 'maxComputeWorkgroupStorageSize');
+  }
+  return rows;
+}
+
+/** The attention of one layer: its main launch and, for split decode, the merge; `set` follows T and pos. */
+export class AttentionLaunch {
+  /** Whether the current step runs in several splits, so the merge must run too. */
+  private split: boolean;
+  private step: { T: number; pos: number };
+
+  private constructor(
+    private readonly main: KernelDispatch<AttentionField>,
+    private readonly combine: KernelDispatch<CombineField> | undefined,
+    private readonly partials: Tensor | undefined,
+    private readonly plan: (T: number, pos: number) => { splitSize: number; nSplits: number; rowChunks: number },
+    private readonly maxT: number,
+    private readonly maxContext: number,
+    private readonly nHeads: number,
+    step: { T: number; pos: number },
+  ) {
+    this.step = { T: step.T, pos: step.pos };
+    this.split = plan(step.T, step.pos).nSplits > 1;
+  }
+
+  static async create(gpu: Gpu, a: AttentionArgs): Promise<AttentionLaunch> {
+    const { maxT, scale } = validateAttention(a);
+    const { nHeads, nKvHeads, headDim, maxContext } = a;
+    const units = headDim / 4;
+    const group = nHeads / nKvHeads;
+    const rows = rowsPerWorkgroup(gpu, maxT * group, units);
+    const kv = kvFormat(gpu, 'attention', a.kCache, a.kvFormat);
+    const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
+    // Splitting the context pays when one row leaves most of the device idle: decode.
+    const maxSplits = maxT === 1 ? Math.min(MAX_SPLITS, Math.ceil(maxContext / minSplit)) : 1;
+    const plan = (T: number, pos: number) => {
+      const context = pos + T;
+      const wanted = Math.min(maxSplits, Math.ceil(context / minSplit));
+      const splitSize = BK * Math.ceil(context / (BK * wanted));
+      return { splitSize, nSplits: Math.ceil(context / splitSize), rowChunks: Math.ceil((T * group) / rows) };
+    };
+    const statsOffset = maxT * nHeads * maxSplits * units;
+    const partials = maxSplits > 1 ? await createTensor(gpu, 'attention partials', 'f32', [statsOffset + maxT * nHeads * maxSplits, 4]) : undefined;
+    try {
+      const partialsBuffer = partials?.buffer ?? placeholderBuffer(gpu);
+      const params = { T: a.T, pos: a.pos, nHeads, nKvHeads, maxContext, statsOffset, scale, ...plan(a.T, a.pos) };
+      const resources = { q: a.q.buffer, kCache: a.kCache.buffer, vCache: a.vCache.buffer, out: a.out.buffer, partials: partialsBuffer };
+      const main = await KernelDispatch.create(gpu, attentionKernel, { units, rows, kv }, params, resources, (p) => {
+        validateAttentionStep(maxT, maxContext, p.T, p.pos);
+        return p.nKvHeads * p.rowChunks * p.nSplits;
+      });
+      const combine = partials
+        ? await KernelDispatch.create(
+            gpu,
+            attentionCombineKernel,
+            { units },
+            { rows: a.T * nHeads, nSplits: params.nSplits, statsOffset },
+            { partials: partials.buffer, out: a.out.buffer },
+            (p) => p.rows,
+          )
+        : undefined;
+      return new AttentionLaunch(main, combine, partials, plan, maxT, maxContext, nHeads, a);
+    } catch (e) {
+      partials?.buffer.destroy();
+      throw e;
+    }
+  }
+
+  get name(): string {
+    return 'attention';
+  }
+
+  /** The launches the current step runs, in order, for running them one-off (tests, benchmarks). */
+  get dispatches(): KernelDispatch<string>[] {
+    return this.split && this.combine ? [this.main, this.combine] : [this.main];
+  }
+
+  /** Moves to T rows at position pos (validated; a refused step leaves the launch as it was). */
+  set(changes: Partial<Record<'T' | 'pos', number>>): void {
+    const step = { ...this.step, ...changes };
+    validateAttentionStep(this.maxT, this.maxContext, step.T, step.pos);
+    const plan = this.plan(step.T, step.pos);
+    this.main.set({ ...step, ...plan });
+    this.combine?.set({ rows: step.T * this.nHeads, nSplits: plan.nSplits });
+    this.split = plan.nSplits > 1;
+    this.step = step;
+  }
+
+  encode(pass: GPUComputePassEncoder): void {
+    this.main.encode(pass);
+    if (this.split) this.combine?.encode(pass);
+  }
+
+  dispose(): void {
+    this.main.dispose();
+    this.combine?.dispose();
+    this.partials?.buffer.destroy();
+  }
+}
+
+export function prepareAttention(gpu: Gpu, a: AttentionArgs): Promise<AttentionLaunch> {
+  return AttentionLaunch.create(gpu, a);
 }

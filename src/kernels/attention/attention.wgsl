@@ -1,91 +1,154 @@
-// Fused causal attention with online softmax (flash-style): out = softmax(q·Kᵀ·scale) · V per query row and
-// head, where row t (position pos + t) sees cache positions 0..pos+t. The score matrix never leaves the
-// workgroup. Grouped-query attention: query head h reads kv head h / (nHeads / nKvHeads).
+// Causal grouped-query attention over the KV cache with online softmax (flash style): out = softmax(q·Kᵀ·scale)·V,
+// where query row t (position pos + t) sees cache positions 0..pos+t. Needs a KV accessor prelude (KvUnit,
+// kv_load). Layouts, in units of 4 head dims: q and out [maxT, nHeads, UNITS]; kCache and vCache
+// [nKvHeads, maxContext, UNITS].
 //
-// One workgroup per (row t, head h), numbered linearly with t fastest (so neighbouring workgroups read the same
-// K/V rows) over a grid that may be folded into 2-D. Keys are walked in blocks of WG: thread i scores key
-// k0 + i, every thread scans the block's scores for its maximum (a broadcast read, cheaper than a tree
-// reduction), thread i turns its score into a probability, then each thread adds probability · V for the
-// output dims it owns (d = lid, lid + WG, ...), rescaling what it had by exp(old max − new max).
-// Layouts: q and out [maxT, nHeads, headDim]; kCache and vCache [nKvHeads, maxContext, headDim].
+// A workgroup owns one KV head, ROWS of its query rows and one split of the positions. Its rows are
+// g = chunk·ROWS .. chunk·ROWS + ROWS − 1 in the order g = t·group + j (query row t, head kvHead·group + j), so
+// every head that shares the KV head (and, in prefill, neighbouring rows) is served by one read of each key and
+// value. Keys are walked in blocks of BK = threads: thread i scores key k0 + i against all ROWS queries
+// (reading its row once with vector loads), threads 0..ROWS−1 take their row's block maximum, every thread turns
+// its scores into probabilities, then thread (kq, u) adds probability · V for head-dim unit u over keys
+// kq, kq + BK/UNITS, … (consecutive threads read consecutive units of a value row), rescaling what it had by
+// exp(old max − new max). At the end the key groups' sums are added up per row.
+//
+// With one split the rows are normalised and written to `out`. With several (flash-decoding: long contexts
+// spread over more workgroups) each writes its unnormalised sums and (max, sum of exponentials) to
+// `partials`, and attention_combine.wgsl merges them.
 
-override WG: u32 = 64u;
+override UNITS: u32; // headDim / 4, at most BK
+override ROWS: u32; // query rows per workgroup, at most MAX_ROWS
+override BK: u32 = 64u; // keys per block = threads per workgroup
 
-const MAX_HEAD_DIM: u32 = 256u;
-// Below any real score, yet finite: exp(NO_MAX - m) is exactly 0 for the first block's rescale.
+const MAX_ROWS: u32 = 16u;
+// Below any real score, yet finite: marks masked scores, and exp(NO_MAX − m) is 0 for any real m.
 const NO_MAX: f32 = -0x1.fffffep+127f; // -FLT_MAX
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kCache: array<f32>;
-@group(0) @binding(3) var<storage, read> vCache: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kCache: array<KvUnit>;
+@group(0) @binding(3) var<storage, read> vCache: array<KvUnit>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> partials: array<vec4<f32>>;
 
-var<workgroup> qs: array<f32, MAX_HEAD_DIM>; // the query row, pre-multiplied by scale
-var<workgroup> scores: array<f32, WG>;
-var<workgroup> probs: array<f32, WG>;
-// Each thread's output accumulators (only its own dims are touched, so no barriers); in workgroup memory
-// because a private array cannot be sized by the WG override.
-var<workgroup> acc: array<f32, MAX_HEAD_DIM>;
+var<workgroup> qs: array<vec4<f32>, ROWS * UNITS>; // the rows' queries, pre-multiplied by scale
+var<workgroup> scores: array<f32, ROWS * BK>; // the block's scores, then its probabilities
+var<workgroup> rowMax: array<f32, ROWS>;
+var<workgroup> rowAlpha: array<f32, ROWS>; // exp(previous max − this block's max)
+var<workgroup> rowSum: array<f32, ROWS>;
+var<workgroup> partial: array<vec4<f32>, BK>; // one row's sums from every key group, added up at the end
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(BK)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let T = params.T;
-  let D = params.headDim;
+  let group = params.nHeads / params.nKvHeads;
   let idx = wid.x + wid.y * nwg.x;
-  if (idx >= T * params.nHeads) { return; }
-  let t = idx % T;
-  let h = idx / T;
-  let kvh = h / (params.nHeads / params.nKvHeads);
-  let qBase = (t * params.nHeads + h) * D;
-  let kvBase = kvh * params.maxContext * D;
-  let ctx = params.pos + t + 1u; // keys 0..pos+t: causal
+  let split = idx % params.nSplits;
+  let chunk = (idx / params.nSplits) % params.rowChunks;
+  let kvHead = idx / (params.nSplits * params.rowChunks);
+  if (kvHead >= params.nKvHeads) { return; }
 
-  for (var d = lid; d < D; d += WG) {
-    qs[d] = q[qBase + d] * params.scale;
-    acc[d] = 0.0;
+  let firstRow = chunk * ROWS;
+  let lastRow = min(firstRow + ROWS, params.T * group) - 1u;
+  let kvBase = kvHead * params.maxContext * UNITS;
+  let kStart = split * params.splitSize;
+  // No row of this workgroup sees past the last row's causal limit.
+  let kEnd = min(kStart + params.splitSize, params.pos + lastRow / group + 1u);
+
+  for (var i = lid; i < ROWS * UNITS; i += BK) {
+    let g = firstRow + i / UNITS;
+    var v = vec4<f32>(0.0);
+    if (g <= lastRow) {
+      let row = (g / group) * params.nHeads + kvHead * group + g % group;
+      v = q[row * UNITS + i % UNITS] * params.scale;
+    }
+    qs[i] = v;
   }
-  workgroupBarrier();
 
-  var m = NO_MAX; // running maximum score
-  var l = 0.0; // running sum of exp(score - m)
-  for (var k0 = 0u; k0 < ctx; k0 += WG) {
-    let n = min(WG, ctx - k0);
-    var s = NO_MAX;
+  // The PV stage's thread layout: head-dim unit u of key group kq (threads past nkq·UNITS idle there).
+  let nkq = BK / UNITS;
+  let kq = lid / UNITS;
+  let u = lid % UNITS;
+  var acc: array<vec4<f32>, MAX_ROWS>;
+  for (var r = 0u; r < ROWS; r++) { acc[r] = vec4<f32>(0.0); }
+  // Thread r < ROWS keeps row r's running maximum and sum of exp(score − max).
+  var m = NO_MAX;
+  var l = 0.0;
+
+  for (var k0 = kStart; k0 < kEnd; k0 += BK) {
+    let n = min(BK, kEnd - k0);
+    // The previous block's readers of scores and rowAlpha (and, first time, the writers of qs) are done.
+    workgroupBarrier();
+    let k = k0 + lid;
+    var s: array<f32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) { s[r] = 0.0; }
     if (lid < n) {
-      let kRow = kvBase + (k0 + lid) * D;
-      s = 0.0;
-      for (var d = 0u; d < D; d++) { s = fma(qs[d], kCache[kRow + d], s); }
-    }
-    scores[lid] = s;
-    workgroupBarrier();
-
-    var mNew = m;
-    for (var i = 0u; i < n; i++) { mNew = max(mNew, scores[i]); }
-    let alpha = exp(m - mNew);
-    m = mNew;
-    probs[lid] = exp(s - mNew);
-    // probs is next written after the next block's first barrier, which every thread reaches only after
-    // reading it below; scores is rewritten only after this barrier. So two barriers per block suffice.
-    workgroupBarrier();
-
-    var sum = 0.0;
-    for (var i = 0u; i < n; i++) { sum += probs[i]; }
-    l = l * alpha + sum;
-    for (var d = lid; d < D; d += WG) {
-      var a = 0.0;
-      var vi = kvBase + k0 * D + d;
-      for (var i = 0u; i < n; i++) {
-        a = fma(probs[i], vCache[vi], a);
-        vi += D;
+      let kRow = kvBase + k * UNITS;
+      for (var d = 0u; d < UNITS; d++) {
+        let kv = kv_load(kCache[kRow + d]);
+        for (var r = 0u; r < ROWS; r++) { s[r] += dot(qs[r * UNITS + d], kv); }
       }
-      acc[d] = fma(acc[d], alpha, a);
+    }
+    for (var r = 0u; r < ROWS; r++) {
+      let g = firstRow + r;
+      let visible = lid < n && g <= lastRow && k <= params.pos + g / group;
+      scores[r * BK + lid] = select(NO_MAX, s[r], visible);
+    }
+    workgroupBarrier();
+
+    if (lid < ROWS) {
+      var mNew = m;
+      for (var j = 0u; j < n; j++) { mNew = max(mNew, scores[lid * BK + j]); }
+      rowAlpha[lid] = exp(m - mNew);
+      rowMax[lid] = mNew;
+      m = mNew;
+    }
+    workgroupBarrier();
+
+    for (var r = 0u; r < ROWS; r++) {
+      let i = r * BK + lid;
+      let sc = scores[i];
+      scores[i] = select(0.0, exp(sc - rowMax[r]), sc > NO_MAX);
+    }
+    workgroupBarrier();
+
+    if (lid < ROWS) {
+      var sum = 0.0;
+      for (var j = 0u; j < n; j++) { sum += scores[lid * BK + j]; }
+      l = fma(l, rowAlpha[lid], sum);
+    }
+    if (kq < nkq) {
+      for (var r = 0u; r < ROWS; r++) { acc[r] *= rowAlpha[r]; }
+      for (var j = kq; j < n; j += nkq) {
+        let v = kv_load(vCache[kvBase + (k0 + j) * UNITS + u]);
+        for (var r = 0u; r < ROWS; r++) { acc[r] = fma(vec4<f32>(scores[r * BK + j]), v, acc[r]); }
+      }
     }
   }
 
-  for (var d = lid; d < D; d += WG) { out[qBase + d] = acc[d] / l; }
+  if (lid < ROWS) {
+    rowMax[lid] = m;
+    rowSum[lid] = l;
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    workgroupBarrier();
+    partial[lid] = acc[r];
+    workgroupBarrier();
+    let g = firstRow + r;
+    if (lid < UNITS && g <= lastRow) {
+      var total = partial[lid];
+      for (var j = 1u; j < nkq; j++) { total += partial[j * UNITS + lid]; }
+      let row = (g / group) * params.nHeads + kvHead * group + g % group;
+      if (params.nSplits == 1u) {
+        out[row * UNITS + lid] = total / rowSum[r];
+      } else {
+        let record = row * params.nSplits + split;
+        partials[record * UNITS + lid] = total;
+        if (lid == 0u) { partials[params.statsOffset + record] = vec4<f32>(rowMax[r], rowSum[r], 0.0, 0.0); }
+      }
+    }
+  }
 }

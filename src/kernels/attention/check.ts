@@ -1,5 +1,8 @@
 import type { Gpu } from '../../gpu/device';
+import { toF16 } from '../../gpu/f16';
+import { uploadTensor } from '../../gpu/tensor';
 import { prepareAttention } from './attention';
+import type { KvFormat } from './kv-format';
 import { attentionRef } from './reference';
 import { check, type CheckResult } from '../../selftest/compare';
 import { destroyAll, poisoned, runAndRead, upload } from '../../selftest/harness';
@@ -17,9 +20,18 @@ export interface AttentionCase {
   scale?: number;
   /** Prepare with this step, then `set({ T, pos })` before running: the per-chunk/per-token path. */
   preparedWith?: { T: number; pos: number };
+  /** How the cache is stored and read (default f32); f16 caches are compared with the f32 reference. */
+  kv?: KvFormat;
+  /** Decode split size floor, to force several splits at small contexts. */
+  minSplit?: number;
 }
 
 export const ATTENTION_TOLERANCE = 1e-6;
+/**
+ * An f16 cache rounds every key and value by up to 2⁻¹¹ relative (NMSE ~1e-7 on the values, more through the
+ * scores' exponentials); the f32 reference sees the unrounded ones.
+ */
+export const ATTENTION_F16_KV_TOLERANCE = 1e-5;
 
 export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): Promise<CheckResult> {
   const rng = createRng(seed);
@@ -39,14 +51,22 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const kData = cacheData();
   const vData = cacheData();
 
+  const kv = c.kv ?? 'f32';
+  const cacheShape = [nKvHeads, maxContext, D];
+  // NaN stays NaN in f16, so the poison past the causal limit survives the rounding.
+  const uploadCache = (label: string, data: Float32Array) =>
+    kv === 'f32' ? upload(gpu, label, cacheShape, data) : uploadTensor(gpu, label, 'f16', cacheShape, toF16(data));
   const q = await upload(gpu, 'q', [maxT, nHeads, D], qData);
-  const kCache = await upload(gpu, 'kCache', [nKvHeads, maxContext, D], kData);
-  const vCache = await upload(gpu, 'vCache', [nKvHeads, maxContext, D], vData);
+  const kCache = await uploadCache('kCache', kData);
+  const vCache = await uploadCache('vCache', vData);
   const out = await poisoned(gpu, 'out', [maxT, nHeads, D]);
   const step = c.preparedWith ?? { T, pos };
-  const op = await prepareAttention(gpu, { q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale });
+  const op = await prepareAttention(gpu, {
+    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit,
+  });
   if (c.preparedWith) op.set({ T, pos });
-  const actual = await runAndRead(gpu, [op], out);
+  const actual = await runAndRead(gpu, op.dispatches, out);
+  op.dispose();
   destroyAll(q, kCache, vCache, out);
 
   // Rows the call must not write are expected to still be NaN: map NaN to 0 there and anything else to an
@@ -59,6 +79,6 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const from = c.preparedWith ? ` (prepared T=${c.preparedWith.T} pos=${c.preparedWith.pos})` : '';
   const name =
     `attention T=${T}/${maxT} pos=${pos} heads=${nHeads}/${nKvHeads} headDim=${D} maxContext=${maxContext}` +
-    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from}`;
-  return check(name, seed, ATTENTION_TOLERANCE, seen, expected);
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}`;
+  return check(name, seed, kv === 'f32' ? ATTENTION_TOLERANCE : ATTENTION_F16_KV_TOLERANCE, seen, expected);
 }

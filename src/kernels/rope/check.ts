@@ -1,10 +1,11 @@
 import type { Gpu } from '../../gpu/device';
 import { runDispatches } from '../../gpu/dispatch';
-import { numel, readTensor, writeTensor } from '../../gpu/tensor';
+import { numel, writeTensor } from '../../gpu/tensor';
+import type { KvFormat } from '../attention/kv-format';
 import { prepareRope, ropeInvFreq, ropeTable, type RopeScaling } from './rope';
 import { ropeRef } from './reference';
 import { check, type CheckResult } from '../../selftest/compare';
-import { destroyAll, poisoned, upload } from '../../selftest/harness';
+import { destroyAll, poisoned, readValues, upload } from '../../selftest/harness';
 import { createRng, randomNormal } from '../../util/random';
 
 export interface RopeCase {
@@ -20,9 +21,13 @@ export interface RopeCase {
   scaling?: RopeScaling;
   /** Chunks run in order through one prepared dispatch, with `set({ T, pos })` between them. */
   steps: { T: number; pos: number }[];
+  /** How the KV cache is stored and written (default f32). */
+  kv?: KvFormat;
 }
 
 export const ROPE_TOLERANCE = 1e-6;
+/** An f16 cache rounds each key and value by up to 2⁻¹¹ relative (2⁻¹⁰ if the device truncates): NMSE ≤ 1e-6. */
+export const ROPE_F16_KV_TOLERANCE = 1e-6;
 
 /**
  * Like `check`, where NaN in `expected` marks entries the kernel must not write: those must still hold
@@ -69,13 +74,15 @@ export async function checkRope(gpu: Gpu, c: RopeCase, seed: number): Promise<Ch
   const normEps = c.qkNorm ? (c.normEps ?? 1e-6) : undefined;
   const qkv = await upload(gpu, 'qkv', [maxT, width], new Float32Array(maxT * width));
   const q = await poisoned(gpu, 'q', [maxT, nHeads, headDim]);
-  const kCache = await poisoned(gpu, 'kCache', cacheShape);
-  const vCache = await poisoned(gpu, 'vCache', cacheShape);
+  const kv = c.kv ?? 'f32';
+  const cacheDtype = kv === 'f32' ? 'f32' : 'f16';
+  const kCache = await poisoned(gpu, 'kCache', cacheShape, cacheDtype);
+  const vCache = await poisoned(gpu, 'vCache', cacheShape, cacheDtype);
 
   // The reference starts from the same NaN poison, so entries no step writes are expected to stay NaN.
   const expected = [q, kCache, vCache].map((t) => new Float32Array(numel(t.shape)).fill(NaN));
   const dims = { nHeads, nKvHeads, headDim, rotaryDim, maxContext, normEps };
-  const op = await prepareRope(gpu, { ...dims, qkv, q, kCache, vCache, table, qNorm, kNorm, ...c.steps[0] });
+  const op = await prepareRope(gpu, { ...dims, qkv, q, kCache, vCache, table, qNorm, kNorm, kvFormat: c.kv, ...c.steps[0] });
   for (const step of c.steps) {
     op.set(step);
     const data = randomNormal(rng, maxT * width);
@@ -84,14 +91,14 @@ export async function checkRope(gpu: Gpu, c: RopeCase, seed: number): Promise<Ch
     const args = { ...dims, ...step, invFreq, qkv: data, qNorm: normData?.[0], kNorm: normData?.[1] };
     ropeRef(args, expected[0], expected[1], expected[2]);
   }
-  const actual = [await readTensor(gpu, q), await readTensor(gpu, kCache), await readTensor(gpu, vCache)];
+  const actual = [await readValues(gpu, q), await readValues(gpu, kCache), await readValues(gpu, vCache)];
   destroyAll(table, qNorm, kNorm, qkv, q, kCache, vCache);
 
   const name =
     `rope heads ${nHeads}/${nKvHeads}×${headDim} rotary ${rotaryDim}${c.qkNorm ? ` +qk-norm eps ${normEps}` : ''} ` +
-    `ctx ${maxContext} steps ${c.steps.map((s) => `${s.T}@${s.pos}`).join(',')}`;
+    `ctx ${maxContext} steps ${c.steps.map((s) => `${s.T}@${s.pos}`).join(',')} kv ${kv}`;
   const results = ['q', 'kCache', 'vCache'].map((what, i) =>
-    checkWithUntouched(`${name} ${what}`, seed, ROPE_TOLERANCE, actual[i], expected[i]),
+    checkWithUntouched(`${name} ${what}`, seed, i > 0 && kv !== 'f32' ? ROPE_F16_KV_TOLERANCE : ROPE_TOLERANCE, actual[i], expected[i]),
   );
   return results.find((r) => !r.passed) ?? results.reduce((a, b) => (b.nmse > a.nmse ? b : a));
 }

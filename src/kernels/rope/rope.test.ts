@@ -72,6 +72,14 @@ describe('rope on the GPU against the CPU reference', () => {
     });
   }
 
+  it('f16 KV cache (packed, and native where the device has shader-f16) within f16 rounding', async () => {
+    const gpu = await testGpu();
+    const c = { nHeads: 9, nKvHeads: 3, headDim: 64, rotaryDim: 64, maxContext: 100 } as const;
+    await run({ ...c, kv: 'f16-packed', steps: [{ T: 37, pos: 0 }, { T: 1, pos: 37 }] });
+    await run({ ...c, kv: 'f16-packed', rotaryDim: 32, qkNorm: true, steps: [{ T: 7, pos: 90 }] });
+    if (gpu.features.shaderF16) await run({ ...c, kv: 'f16', steps: [{ T: 7, pos: 50 }] });
+  });
+
   it('llama3-scaled frequencies at the end of an 8192 context', async () => {
     const c = { nHeads: 8, nKvHeads: 2, headDim: 64, rotaryDim: 64, maxContext: 8192 } as const;
     await run({ ...c, theta: 500000, scaling: LLAMA32_SCALING, steps: [{ T: 7, pos: 8185 }] });

@@ -13,6 +13,7 @@ import { ShapeError } from '../../gpu/errors';
 import type { KernelSpec } from '../../gpu/pipelines';
 import { expectTensor, type Tensor } from '../../gpu/tensor';
 import { defineUniforms } from '../../gpu/uniforms';
+import { kvFormat, kvPrelude, KV_DTYPES, type KvFormat } from '../attention/kv-format';
 
 
 export type RopeScaling =
@@ -82,6 +83,7 @@ export function ropeTable(invFreq: ArrayLike<number>, maxContext: number): Float
 interface RopeKey {
   wg: number;
   qkNorm: boolean;
+  kv: KvFormat;
 }
 
 type RopeField = 'T' | 'pos' | 'nHeads' | 'nKvHeads' | 'headDim' | 'rotaryDim' | 'maxContext' | 'normEps';
@@ -109,6 +111,7 @@ export const ropeKernel: KernelSpec<RopeKey, RopeField> = {
     normEps: 'f32',
   }),
   shader: { file: 'rope.wgsl', code: ropeWgsl },
+  preludes: (key) => [kvPrelude(key.kv)],
   constants: (key) => ({ WG: key.wg, HAS_QK_NORM: Number(key.qkNorm) }),
 };
 
@@ -117,10 +120,12 @@ export interface RopeArgs {
   qkv: Tensor;
   /** [maxT, nHeads, headDim] f32 output: rotated queries. */
   q: Tensor;
-  /** [nKvHeads, maxContext, headDim] f32: rotated keys are written at positions pos..pos+T−1. */
+  /** [nKvHeads, maxContext, headDim] f32 or f16: rotated keys are written at positions pos..pos+T−1. */
   kCache: Tensor;
-  /** [nKvHeads, maxContext, headDim] f32: values are copied at positions pos..pos+T−1. */
+  /** [nKvHeads, maxContext, headDim], kCache's dtype: values are copied at positions pos..pos+T−1. */
   vCache: Tensor;
+  /** Force how an f16 cache is written (tests cover both paths on a shader-f16 device). */
+  kvFormat?: KvFormat;
   /** [≥ maxContext, rotaryDim/2, 2] f32 from `ropeTable`; may be left out when rotaryDim is 0. */
   table?: Tensor;
   nHeads: number;
@@ -155,12 +160,13 @@ function validateRope(a: RopeArgs): { maxT: number } {
   checkRotaryDim(a.rotaryDim);
   const { nHeads, nKvHeads, headDim, rotaryDim, maxContext } = a;
   if (rotaryDim > headDim) throw new ShapeError('rope', `rotaryDim ${rotaryDim} exceeds headDim ${headDim}`);
+  if (headDim % 4 !== 0) throw new ShapeError('rope', `headDim ${headDim} must be a multiple of 4 (the cache is written 4 dims at a time)`);
   if (a.qkv.shape.length !== 2) throw new ShapeError('rope', `qkv must be 2-D [T, width], got [${a.qkv.shape}]`);
   const maxT = a.qkv.shape[0];
   expectTensor('rope', 'qkv', a.qkv, 'f32', [maxT, (nHeads + 2 * nKvHeads) * headDim]);
   expectTensor('rope', 'q', a.q, 'f32', [maxT, nHeads, headDim]);
-  expectTensor('rope', 'kCache', a.kCache, 'f32', [nKvHeads, maxContext, headDim]);
-  expectTensor('rope', 'vCache', a.vCache, 'f32', [nKvHeads, maxContext, headDim]);
+  expectTensor('rope', 'kCache', a.kCache, KV_DTYPES, [nKvHeads, maxContext, headDim]);
+  expectTensor('rope', 'vCache', a.vCache, a.kCache.dtype, [nKvHeads, maxContext, headDim]);
   if (rotaryDim > 0) {
     if (!a.table) throw new ShapeError('rope', 'a cos/sin table is needed when rotaryDim > 0');
     const positions = a.table.shape[0];
@@ -187,15 +193,16 @@ function validateRope(a: RopeArgs): { maxT: number } {
   return { maxT };
 }
 
-/** Threads per head: the head size rounded up to a power of two, within [32, 256]; larger heads loop. */
+/** Threads per head: one per 4 dims, rounded up to a power of two (for qk-norm's tree), within [32, 256]. */
 function workgroupSize(headDim: number): number {
-  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(headDim))));
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(headDim / 4))));
 }
 
 export async function prepareRope(gpu: Gpu, a: RopeArgs): Promise<KernelDispatch<RopeField>> {
   const { maxT } = validateRope(a);
   const qkNorm = a.qNorm !== undefined;
-  const key: RopeKey = { wg: workgroupSize(a.headDim), qkNorm };
+  const kv = kvFormat(gpu, 'rope', a.kCache, a.kvFormat);
+  const key: RopeKey = { wg: workgroupSize(a.headDim), qkNorm, kv };
   const unused = placeholderBuffer(gpu);
   const resources = {
     qkv: a.qkv.buffer,

@@ -5,7 +5,8 @@
 // table[(p·rotaryDim/2 + i)·2 + {0: cos, 1: sin}]. Pairs (x0, x1) become (x0·cos − x1·sin, x1·cos + x0·sin):
 // pairs (i, i + rotaryDim/2), Hugging Face's rotate-half layout; dims ≥ rotaryDim (partial rotary) pass
 // through. HAS_QK_NORM applies a per-head RMSNorm (Qwen3's q_norm / k_norm) before the rotation.
-// Cache layout: [nKvHeads, maxContext, headDim]. Workgroups are numbered linearly (grid may be 2-D).
+// Cache layout: [nKvHeads, maxContext, headDim], stored through the KV prelude (KvUnit, kv_pack) 4 dims at a
+// time, so each thread produces 4 consecutive dims. Workgroups are numbered linearly (grid may be 2-D).
 
 override WG: u32 = 64u; // a power of two, for the tree reduction
 override HAS_QK_NORM: bool = false;
@@ -16,8 +17,8 @@ override HAS_QK_NORM: bool = false;
 @group(0) @binding(3) var<storage, read> qNorm: array<f32>;
 @group(0) @binding(4) var<storage, read> kNorm: array<f32>;
 @group(0) @binding(5) var<storage, read_write> q: array<f32>;
-@group(0) @binding(6) var<storage, read_write> kCache: array<f32>;
-@group(0) @binding(7) var<storage, read_write> vCache: array<f32>;
+@group(0) @binding(6) var<storage, read_write> kCache: array<KvUnit>;
+@group(0) @binding(7) var<storage, read_write> vCache: array<KvUnit>;
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -26,6 +27,21 @@ fn load_head(src: u32, d: u32, scale: f32, isQ: bool) -> f32 {
   var v = qkv[src + d];
   if (HAS_QK_NORM) { v *= scale * select(kNorm[d], qNorm[d], isQ); }
   return v;
+}
+
+// Output dim d of the head starting at `src`, at position p: rotated when d < rotaryDim.
+fn rotated(src: u32, d: u32, scale: f32, isQ: bool, p: u32) -> f32 {
+  let v = load_head(src, d, scale, isQ);
+  if (d >= params.rotaryDim) { return v; }
+  // i: the frequency index; first: whether d is x0 of its pair; partner: the other element.
+  let half = params.rotaryDim / 2u;
+  let first = d < half;
+  let i = select(d - half, d, first);
+  let partner = select(d - half, d + half, first);
+  let c = table[(p * half + i) * 2u];
+  let s = table[(p * half + i) * 2u + 1u];
+  let other = load_head(src, partner, scale, isQ);
+  return select(fma(v, c, other * s), fma(v, c, -other * s), first);
 }
 
 @compute @workgroup_size(WG)
@@ -45,9 +61,13 @@ fn main(
   let p = params.pos + t;
   let src = idx * hd; // row t, head h of qkv
 
+  let units = hd / 4u;
   if (h >= nH + nKv) {
-    let dst = ((h - nH - nKv) * params.maxContext + p) * hd;
-    for (var d = lid; d < hd; d += WG) { vCache[dst + d] = qkv[src + d]; }
+    let dst = ((h - nH - nKv) * params.maxContext + p) * units;
+    for (var u = lid; u < units; u += WG) {
+      let d = src + 4u * u;
+      vCache[dst + u] = kv_pack(vec4<f32>(qkv[d], qkv[d + 1u], qkv[d + 2u], qkv[d + 3u]));
+    }
     return;
   }
 
@@ -68,21 +88,17 @@ fn main(
     scale = inverseSqrt(partial[0] / f32(hd) + params.normEps);
   }
 
-  let half = params.rotaryDim / 2u;
-  var dst = ((h - nH) * params.maxContext + p) * hd;
-  if (isQ) { dst = (t * nH + h) * hd; }
-  for (var d = lid; d < hd; d += WG) {
-    var v = load_head(src, d, scale, isQ);
-    if (d < params.rotaryDim) {
-      // i: the frequency index; first: whether d is x0 of its pair; partner: the other element.
-      let first = d < half;
-      let i = select(d - half, d, first);
-      let partner = select(d - half, d + half, first);
-      let c = table[(p * half + i) * 2u];
-      let s = table[(p * half + i) * 2u + 1u];
-      let other = load_head(src, partner, scale, isQ);
-      v = select(fma(v, c, other * s), fma(v, c, -other * s), first);
+  for (var u = lid; u < units; u += WG) {
+    let d = 4u * u;
+    let v = vec4<f32>(rotated(src, d, scale, isQ, p), rotated(src, d + 1u, scale, isQ, p), rotated(src, d + 2u, scale, isQ, p), rotated(src, d + 3u, scale, isQ, p));
+    if (isQ) {
+      let dst = (t * nH + h) * hd + d;
+      q[dst] = v.x;
+      q[dst + 1u] = v.y;
+      q[dst + 2u] = v.z;
+      q[dst + 3u] = v.w;
+    } else {
+      kCache[((h - nH) * params.maxContext + p) * units + u] = kv_pack(v);
     }
-    if (isQ) { q[dst + d] = v; } else { kCache[dst + d] = v; }
   }
 }
