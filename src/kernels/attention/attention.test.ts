@@ -62,8 +62,9 @@ describe('attention across head sizes, GQA ratios and KV formats', () => {
       });
     }
   }
-  // Native f16 (shader-f16): one small case each way, as lavapipe runs vec4<f16> loads very slowly.
-  it('native f16 KV: decode in splits and a prefill', async () => {
+  // Native f16 (shader-f16; packed is the default): lavapipe takes minutes on this kernel's vec4<f16> loads, so
+  // this runs on the devices that have the feature otherwise (real GPUs).
+  it.skipIf(process.env.WEBGPU_LLM_ADAPTER === 'lavapipe')('native f16 KV: decode in splits and a prefill', async () => {
     const gpu = await testGpu();
     if (!gpu.features.shaderF16) return;
     expectPass(await checkAttention(gpu, { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 1, pos: 150, minSplit: 64, kv: 'f16' }, freshSeed()));
