@@ -153,7 +153,9 @@ class SliceReader {
     let rowOffset = 0;
     for (const [i, info] of infos.entries()) {
       const rowBytes = cols * SOURCE_DTYPES[info.dtype];
-      const sliceRows = Math.max(QUANT_SLICE_ALIGN, Math.floor(this.sliceBytes / rowBytes / QUANT_SLICE_ALIGN) * QUANT_SLICE_ALIGN);
+      // The fewest rows whose elements are a multiple of QUANT_SLICE_ALIGN (1 for cols a multiple of 64).
+      const rowAlign = QUANT_SLICE_ALIGN / greatestCommonDivisor(cols, QUANT_SLICE_ALIGN);
+      const sliceRows = Math.max(rowAlign, Math.floor(this.sliceBytes / rowBytes / rowAlign) * rowAlign);
       for (let row = 0; row < parts[i].rows; row += sliceRows) {
         const rows = Math.min(sliceRows, parts[i].rows - row);
         const data = await this.read(info, row * rowBytes, rows * rowBytes, dtype);
@@ -212,4 +214,8 @@ function bf16BytesToF16(bytes: Uint8Array): Uint16Array {
   const out = new Uint16Array(bytes.byteLength >>> 1);
   for (let i = 0; i < out.length; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
   return out;
+}
+
+function greatestCommonDivisor(a: number, b: number): number {
+  return b === 0 ? a : greatestCommonDivisor(b, a % b);
 }
