@@ -7,23 +7,12 @@
  * so `__proto__` / `constructor` keys in a hostile config.json cannot change anything.
  */
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
+import type { RopeScaling } from './rope-table';
 import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag } from './architectures';
 
 export type { Arch };
 
-/** Rope frequency scaling, as rope_scaling describes it. */
-export type RopeScaling =
-  /** Position interpolation: every inverse frequency divided by `factor`. */
-  | { type: 'linear'; factor: number }
-  /** Llama 3.1+: long wavelengths divided by `factor`, short kept, a smooth blend between. */
-  | {
-      type: 'llama3';
-      factor: number;
-      lowFreqFactor: number;
-      highFreqFactor: number;
-      /** Context length the model was pre-trained with, before the extension. */
-      originalMaxPositionEmbeddings: number;
-    };
+export type { RopeScaling };
 
 export interface RopeSpec {
   /** Base of the inverse frequencies: invFreq[i] = theta^(-2i / rotaryDim). */

@@ -4,7 +4,7 @@
  */
 import type { Gpu } from '../gpu/device';
 import { tensorBytes, uploadTensor, type Tensor } from '../gpu/tensor';
-import { ropeInvFreq, ropeTable } from '../kernels/rope/rope';
+import { ropeInvFreq, ropeTable } from './rope-table';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';

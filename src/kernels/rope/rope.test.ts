@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor } from '../../gpu/tensor';
-import { prepareRope, ropeInvFreq, ropeTable, type RopeArgs } from './rope';
+import { ropeInvFreq, ropeTable } from '../../model/rope-table';
+import { prepareRope, type RopeArgs } from './rope';
 import { checkRope, type RopeCase } from './check';
 import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
 
