@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ModelConfigError, parseModelConfig, UnsupportedModelError, type ModelSpec } from '../../src/model/config';
-import { BENCHMARK_MODELS, randomModelConfig, SMALL_MODELS } from '../../src/model/random-model';
+import { BENCHMARK_MODELS, randomModelConfig, SMALL_MODELS } from '../../src/dev/random-model';
 import { readModelText } from '../models';
 
 function readModelJson(model: string, file: string): unknown {
@@ -75,7 +75,6 @@ describe('parseModelConfig', () => {
     expect(spec.rope).toEqual({
       theta: 500000,
       rotaryDim: 64,
-      layout: 'rotate-half',
       scaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
     });
     expect(spec.eosTokenIds).toEqual([128001]);
@@ -86,7 +85,7 @@ describe('parseModelConfig', () => {
     expect(linear.rope?.scaling).toEqual({ type: 'linear', factor: 4 });
     const { rope_theta: _theta, rope_scaling: _scaling, ...rest } = smolLM2;
     const v5 = parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 123 } });
-    expect(v5.rope).toEqual({ theta: 123, rotaryDim: 64, layout: 'rotate-half', scaling: null });
+    expect(v5.rope).toEqual({ theta: 123, rotaryDim: 64, scaling: null });
     expect(parseModelConfig({ ...smolLM2, rope_scaling: { rope_type: 'default' } }).rope?.scaling).toBeNull();
     const yarnConfig = { ...smolLM2, rope_scaling: { rope_type: 'yarn', factor: 4 } };
     const yarn = thrown(() => parseModelConfig(yarnConfig), ModelConfigError);
