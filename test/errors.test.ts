@@ -13,8 +13,8 @@ import { NoCandidateTokenError } from '../src/sampling/sampler';
 import { reviveError, serializeError } from '../src/worker/errors';
 
 const SRC = join(import.meta.dirname, '../src');
-/** Code the library never runs: benchmarks, the dev server, the CLI, and the GGUF writer only the peer benchmark uses. */
-const NOT_LIBRARY = /^(bench|dev|cli)\/|^formats\/gguf\.ts$/;
+/** Code the library never runs: benchmarks (with the GGUF writer), test support under dev/, the CLI. */
+const NOT_LIBRARY = /^(bench|dev|cli)\//;
 
 function libraryErrorClasses(): string[] {
   const names: string[] = [];

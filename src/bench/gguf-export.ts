@@ -14,7 +14,7 @@ import {
   writeGguf,
   type GgufTensor,
   type GgufValue,
-} from '../formats/gguf';
+} from './gguf';
 import type { TensorSource } from '../formats/safetensors';
 import {
   architectureOf,

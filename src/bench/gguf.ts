@@ -1,5 +1,5 @@
 /**
- * A small GGUF (v3) writer: enough for src/bench/gguf-export.ts to hand a peer runtime (src/bench/peer.ts) the
+ * A small GGUF (v3) writer: enough for gguf-export.ts to hand a peer runtime (src/bench/peer.ts) the
  * same weights.
  *
  * File layout (little-endian): "GGUF", u32 version = 3, u64 tensor count, u64 metadata count, the metadata

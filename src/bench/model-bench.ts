@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/device';
 import { parseModelConfig, type ModelSpec } from '../model/config';
 import { GpuModel } from '../model/forward';
 import type { KernelShapes } from '../model/plan';
-import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../model/random-model';
+import { BENCHMARK_MODELS, randomModel, type BenchmarkModelName } from '../dev/random-model';
 import type { QuantDType } from '../quant/quantize';
 import { loadCanonicalWeights, tensorMapReader, type CanonicalWeights, type WeightDtype } from '../model/weights';
 import { createRng } from '../util/random';

@@ -15,7 +15,7 @@ import { openSafetensors } from '../formats/safetensors';
 import { acquireNodeGpu } from '../gpu/node';
 import { parseModelConfig } from '../model/config';
 import { folderFiles } from '../model/files-node';
-import { BENCHMARK_MODELS, type BenchmarkModelName } from '../model/random-model';
+import { BENCHMARK_MODELS, type BenchmarkModelName } from '../dev/random-model';
 import { loadCanonicalWeights, safetensorsWeightReader } from '../model/weights';
 import { startBrowser } from '../dev/browser';
 import type { BrowserBenchState } from './bench-page';

@@ -2,7 +2,7 @@
  * `npm run bench:peer`: this engine against a peer, wllama (@wllama/wllama: llama.cpp in WebAssembly, with
  * its WebGPU backend when it can run), on the same stories260K weights in the same headless Chromium
  * (Debian's, WebGPU on SwiftShader). The page (src/bench/peer.html) exports the GGUF wllama loads from the
- * model's safetensors with src/formats/gguf.ts: no network. Prints prefill and decode tokens/s side by side
+ * model's safetensors with gguf-export.ts: no network. Prints prefill and decode tokens/s side by side
  * with the ratio ours/theirs and writes bench-output/peer.json; when something prevents the comparison it
  * prints why, writes the reason to the JSON, and still exits 0.
  */

@@ -22,9 +22,9 @@ import {
   type ModelTensorName,
   type TensorMap,
   type TensorSource,
-} from './architectures';
-import { parseModelConfig } from './config';
-import type { WeightDtype, WeightTensor } from './weights';
+} from '../model/architectures';
+import { parseModelConfig } from '../model/config';
+import type { WeightDtype, WeightTensor } from '../model/weights';
 
 export interface RandomModelOptions {
   vocabSize: number;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { llamaToGguf, GgufTokenType, llamaVocab, unpermuteRotateHalfRows } from '../../src/bench/gguf-export';
-import { GgmlType, writeGguf } from '../../src/formats/gguf';
-import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors';
+import { GgmlType, writeGguf } from '../../src/bench/gguf';
+import { openSafetensors } from '../../src/formats/safetensors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { bytesSource } from '../../src/formats/sources';
 import { parseModelConfig } from '../../src/model/config';
 

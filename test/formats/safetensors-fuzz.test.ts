@@ -4,15 +4,8 @@
  * A fresh seed each run; replay a failure with WEBGPU_LLM_SEED=<seed> (printed in the failure message).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  DTYPE_BYTES,
-  SafetensorsError,
-  openSafetensors,
-  parseSafetensorsIndex,
-  writeSafetensors,
-  type SafetensorsErrorCode,
-  type SafetensorsFile,
-} from '../../src/formats/safetensors';
+import { DTYPE_BYTES, SafetensorsError, openSafetensors, parseSafetensorsIndex, type SafetensorsErrorCode, type SafetensorsFile } from '../../src/formats/safetensors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { bytesSource } from '../../src/formats/sources';
 import { createRng, freshSeed, type Rng } from '../../src/util/random';
 

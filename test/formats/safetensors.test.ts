@@ -3,20 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModelBytes } from '../models';
 import { fetchSource, HttpError, type HttpErrorCode } from '../../src/net';
-import {
-  DTYPE_BYTES,
-  MAX_HEADER_BYTES,
-  SafetensorsError,
-  openSafetensors,
-  openShardedSafetensors,
-  parseSafetensorsHeader,
-  parseSafetensorsIndex,
-  readHeaderLength,
-  writeSafetensors,
-  type Dtype,
-  type SafetensorsErrorCode,
-  type TensorToWrite,
-} from '../../src/formats/safetensors';
+import { DTYPE_BYTES, MAX_HEADER_BYTES, SafetensorsError, openSafetensors, openShardedSafetensors, parseSafetensorsHeader, parseSafetensorsIndex, readHeaderLength, type Dtype, type SafetensorsErrorCode } from '../../src/formats/safetensors';
+import { writeSafetensors, type TensorToWrite } from '../../src/dev/safetensors-writer';
 import { blobSource, bytesSource, type ByteSource } from '../../src/formats/sources';
 import { bf16BitsToF32, toF16 } from '../../src/gpu/f16';
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Arch } from '../../src/model/config';
 import { parseModelConfig } from '../../src/model/config';
 import { GpuModel } from '../../src/model/forward';
-import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
 import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';

@@ -1,11 +1,11 @@
 /** The loader's sources: a sharded checkpoint through model.safetensors.index.json, and URL resolution. */
 import { describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../../src/formats/safetensors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { parseModelConfig } from '../../src/model/config';
 import { memoryFiles, resolveModelUrl } from '../../src/model/files';
 import { folderFiles } from '../../src/model/files-node';
 import { loadModel } from '../../src/model/load';
-import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { loadCanonicalWeights, ModelWeightsError, tensorMapReader } from '../../src/model/weights';
 import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';

@@ -4,7 +4,7 @@
  * LimitsExceededError naming the total before anything is read or allocated.
  */
 import { describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../../src/formats/safetensors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { LimitsExceededError } from '../../src/gpu/errors';
 import type { Arch } from '../../src/model/config';
 import { parseModelConfig } from '../../src/model/config';
@@ -13,7 +13,7 @@ import { folderFiles } from '../../src/model/files-node';
 import { GpuModel } from '../../src/model/forward';
 import { loadModel } from '../../src/model/load';
 import { DEFAULT_CONTEXT_LENGTH, planMemory, totalBytes } from '../../src/model/memory';
-import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
 import { testGpu } from '../gpu';
 import { modelPath, readModelText } from '../models';

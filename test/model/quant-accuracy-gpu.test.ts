@@ -10,7 +10,7 @@ import { parseModelConfig, type ModelSpec } from '../../src/model/config';
 import { openSafetensors } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
 import { GpuModel } from '../../src/model/forward';
-import { randomModel, SMALL_MODELS } from '../../src/model/random-model';
+import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { loadCanonicalWeights, safetensorsWeightReader, tensorMapReader, type CanonicalWeights } from '../../src/model/weights';
 import { compare } from '../../src/selftest/compare';
 import { createRng } from '../../src/util/random';

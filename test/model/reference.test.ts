@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors';
+import { openSafetensors } from '../../src/formats/safetensors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { bytesSource } from '../../src/formats/sources';
 import { fromF16 } from '../../src/gpu/f16';
 import { parseModelConfig, type Arch, type ModelSpec } from '../../src/model/config';
-import { randomModel, randomModelConfig, SMALL_MODELS } from '../../src/model/random-model';
+import { randomModel, randomModelConfig, SMALL_MODELS } from '../../src/dev/random-model';
 import {
   loadCanonicalWeights,
   ModelWeightsError,
