@@ -14,6 +14,9 @@ export type {
   ChatCompletionChunk,
   ChatCompletionMessageParam,
   ChatCompletionRequest,
+  ChoiceLogprobs,
+  TokenLogprob,
+  TopLogprob,
 } from './engine/types';
 export { acquireGpu } from './gpu/device';
 export { urlFiles, memoryFiles, type ModelFiles } from './model/files';

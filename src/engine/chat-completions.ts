@@ -10,10 +10,12 @@ import type {
   ChatCompletionChunk,
   ChatCompletionRequest,
   ChatCompletions,
+  ChoiceLogprobs,
   FinishReason,
   GenerateOptions,
   GenerationStream,
   RequestOptions,
+  TokenLogprob,
 } from './types';
 
 /** What chat completions need from an engine: the chat encoding, option resolution and the streaming core. */
@@ -78,36 +80,46 @@ export function createChatCompletions(engine: ChatBackend): ChatCompletions {
     const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), signal);
     const id = completionId();
     const created = Math.floor(Date.now() / 1000);
-    return parsed.stream ? chunks(generation, id, created, engine.modelId) : collect(generation, id, created, engine.modelId);
+    return parsed.stream ? chunks(generation, id, created, engine.modelId) : collect(generation, id, created, engine.modelId, opts.logprobs);
   }
   return { create };
 }
 
-async function collect(generation: GenerationStream, id: string, created: number, model: string): Promise<ChatCompletion> {
+/** The choice's logprobs field: null unless the request asked for them. */
+const choiceLogprobs = (wanted: boolean, content: TokenLogprob[]): ChoiceLogprobs | null => (wanted ? { content, refusal: null } : null);
+
+async function collect(generation: GenerationStream, id: string, created: number, model: string, wantLogprobs: boolean): Promise<ChatCompletion> {
   let content = '';
-  for await (const delta of generation) content += delta.text;
+  const logprobs: TokenLogprob[] = [];
+  for await (const delta of generation) {
+    content += delta.text;
+    if (delta.logprobs) logprobs.push(...delta.logprobs);
+  }
   const { finishReason, usage, timings } = await generation.result;
   return {
     id,
     object: 'chat.completion',
     created,
     model,
-    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finishReason, logprobs: null }],
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finishReason, logprobs: choiceLogprobs(wantLogprobs, logprobs) }],
     usage,
     timings,
   };
 }
 
 async function* chunks(generation: GenerationStream, id: string, created: number, model: string): AsyncGenerator<ChatCompletionChunk> {
-  const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null): ChatCompletionChunk => ({
+  const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null, logprobs: ChoiceLogprobs | null = null): ChatCompletionChunk => ({
     id,
     object: 'chat.completion.chunk',
     created,
     model,
-    choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    choices: [{ index: 0, delta, finish_reason: finish, logprobs }],
   });
   yield chunk({ role: 'assistant', content: '' }, null);
-  for await (const delta of generation) if (delta.text) yield chunk({ content: delta.text }, null);
+  // A token whose text is held back (half a character, a possible stop string) still sends its logprobs.
+  for await (const delta of generation) {
+    if (delta.text || delta.logprobs) yield chunk({ content: delta.text }, null, delta.logprobs ? choiceLogprobs(true, delta.logprobs) : null);
+  }
   const { finishReason, usage, timings } = await generation.result;
   yield { ...chunk({}, finishReason), usage, timings };
 }

@@ -12,13 +12,14 @@ import type { ForwardRead, ForwardResult } from '../model/readback';
 import { loadModel, type LoadedModel } from '../model/load';
 import { beamSearch } from '../sampling/beam';
 import { finishReason } from '../sampling/finish';
+import type { StepLogprobs } from '../sampling/logprobs';
 import { resolveSamplingOptions, type ResolvedSamplingOptions } from '../sampling/options';
 import { Sampler } from '../sampling/sampler';
 import { StopMatcher } from '../sampling/stop';
 import { createStreamDecoder } from '../tokenizer/stream';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { createChatCompletions, type ChatBackend } from './chat-completions';
-import { ContextWindowExceededError, EngineDisposedError, InvalidRequestError } from './errors';
+import { ContextWindowExceededError, EngineDisposedError, InvalidOptionError, InvalidRequestError } from './errors';
 import type { ContextChoice } from '../model/memory';
 import { consumerStopped, pendingResult } from './pending-result';
 import { RequestQueue } from './queue';
@@ -31,8 +32,12 @@ import type {
   GenerationResult,
   GenerationStream,
   ModelSource,
+  TokenLogprob,
+  TopLogprob,
   Usage,
 } from './types';
+
+const utf8 = new TextDecoder();
 
 function usage(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
   return {
@@ -158,6 +163,7 @@ export class Engine implements ChatBackend {
       }
     }
     if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength, 'The prompt is');
+    if (opts.numBeams > 1 && opts.logprobs) throw new InvalidOptionError('logprobs', 'false with beam search (num_beams > 1)', true);
 
     const { result, settle, fail } = pendingResult();
     const run = this.locked(signal, () =>
@@ -187,7 +193,8 @@ export class Engine implements ChatBackend {
   private selection(opts: ResolvedSamplingOptions): { read: ForwardRead; k: number } {
     const reorders = opts.repetitionPenalty !== 1 || opts.frequencyPenalty !== 0 || opts.presencePenalty !== 0 || opts.logitBias.size > 0;
     if (reorders) return { read: 'logits', k: 0 };
-    if (opts.temperature === 0) return { read: 'token', k: 0 };
+    // Log-probabilities need the whole distribution, which the GPU's argmax does not give.
+    if (opts.temperature === 0) return opts.logprobs ? { read: 'logits', k: 0 } : { read: 'token', k: 0 };
     if (opts.topK > 0 && opts.topK < this.loaded.model.topKCapacity) return { read: 'topk', k: opts.topK + 1 };
     return { read: 'logits', k: 0 };
   }
@@ -211,6 +218,15 @@ export class Engine implements ChatBackend {
         return sampler.sample(row);
       }
     }
+  }
+
+  /** One step's log-probabilities in OpenAI's shape, with each token's text and bytes. */
+  private tokenLogprob(id: number, step: StepLogprobs): TokenLogprob {
+    const entry = (token: number, logprob: number): TopLogprob => {
+      const bytes = this.tokenizer.tokenBytes(token);
+      return { token: utf8.decode(bytes), logprob, bytes: Array.from(bytes) };
+    };
+    return { ...entry(id, step.logprob), top_logprobs: step.top.map((t) => entry(t.id, t.logprob)) };
   }
 
   /** Runs a generation holding the engine: first-come-first-served, released however the generation ends. */
@@ -292,7 +308,8 @@ export class Engine implements ChatBackend {
         break;
       }
       const stop = stops.push(decoder.push(token));
-      yield { tokenIds: [token], text: stop.text };
+      const logprobs = sampler.lastLogprobs && [this.tokenLogprob(token, sampler.lastLogprobs)];
+      yield logprobs ? { tokenIds: [token], text: stop.text, logprobs } : { tokenIds: [token], text: stop.text };
       if (stop.stopped) {
         finish = 'stop';
         break;

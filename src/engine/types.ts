@@ -41,11 +41,25 @@ export interface Timings {
   readback_bytes_per_token: number;
 }
 
+/** A token and its log-probability, in OpenAI's shape: `bytes` are the token's UTF-8 bytes (a piece of a character for some). */
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  /** The most probable tokens at this step, best first: `top_logprobs` of them. */
+  top_logprobs: TopLogprob[];
+}
+
 export interface GenerationDelta {
   /** The tokens this delta covers (usually one). */
   tokenIds: number[];
   /** New text; may be empty while a split UTF-8 character or a possible stop string is held back. */
   text: string;
+  /** With `logprobs: true`: one entry per id in tokenIds, from the distribution sampled (after processing). */
+  logprobs?: TokenLogprob[];
 }
 
 export interface GenerationResult {
@@ -82,12 +96,18 @@ export interface ChatCompletionRequest extends SamplingOptions {
   signal?: AbortSignal;
 }
 
+/** A choice's log-probabilities, as OpenAI nests them (null unless the request set `logprobs: true`). */
+export interface ChoiceLogprobs {
+  content: TokenLogprob[];
+  refusal: null;
+}
+
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: ChoiceLogprobs | null }[];
   usage: Usage;
   timings: Timings;
 }
@@ -97,7 +117,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: ChoiceLogprobs | null }[];
   /** On the last chunk only. */
   usage?: Usage;
   timings?: Timings;

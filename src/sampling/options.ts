@@ -5,6 +5,7 @@
  * properties only (a `__proto__` key cannot change anything).
  */
 import { isJsonObject, ownField } from '../util/json';
+import { MAX_TOP_LOGPROBS } from './logprobs';
 
 /**
  * Upper bound on temperature, as in the OpenAI API: beyond 2 the output is noise anyway, and the bound
@@ -44,6 +45,10 @@ export interface SamplingOptions {
   num_beams?: number | null;
   /** Any finite number: beam scores are logprob / length^length_penalty. */
   length_penalty?: number | null;
+  /** Report each generated token's log-probability (after processing, before sampling). */
+  logprobs?: boolean | null;
+  /** Integer in [0, MAX_TOP_LOGPROBS]: the most probable alternatives to report per token; needs `logprobs`. */
+  top_logprobs?: number | null;
 }
 
 export type SamplingOptionName = keyof SamplingOptions;
@@ -63,6 +68,8 @@ export const SAMPLING_OPTION_NAMES: readonly SamplingOptionName[] = [
   'max_tokens',
   'num_beams',
   'length_penalty',
+  'logprobs',
+  'top_logprobs',
 ];
 
 /** Validated options with every default filled in; a value that disables a stage is its neutral value. */
@@ -82,6 +89,8 @@ export interface ResolvedSamplingOptions {
   maxTokens: number | null;
   numBeams: number;
   lengthPenalty: number;
+  logprobs: boolean;
+  topLogprobs: number;
 }
 
 /** An option is unknown, of the wrong type, or out of range. */
@@ -202,6 +211,10 @@ export function resolveSamplingOptions(
   const check = (m: { option: string; value: unknown }, ok: (v: number) => boolean, allowed: string): number =>
     checkNumber(m.option, m.value, ok, allowed);
 
+  const logprobs = ownField(u, 'logprobs');
+  if (isPresent(logprobs) && typeof logprobs !== 'boolean') throw new InvalidOptionError('logprobs', 'true or false', logprobs);
+  const topLogprobs = ownField(u, 'top_logprobs');
+  if (isPresent(topLogprobs) && logprobs !== true) throw new InvalidOptionError('top_logprobs', 'to be set only with logprobs: true', topLogprobs);
   const maxTokens = ownField(u, 'max_tokens');
   const seed = ownField(u, 'seed');
   return {
@@ -226,5 +239,11 @@ export function resolveSamplingOptions(
       `an integer in [1, ${MAX_BEAMS}]`,
     ),
     lengthPenalty: check(userOnly('length_penalty', 1), Number.isFinite, 'a finite number'),
+    logprobs: logprobs === true,
+    topLogprobs: check(
+      userOnly('top_logprobs', 0),
+      (v) => intAtLeast(0)(v) && v <= MAX_TOP_LOGPROBS,
+      `an integer in [0, ${MAX_TOP_LOGPROBS}]`,
+    ),
   };
 }

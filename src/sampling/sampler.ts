@@ -5,6 +5,7 @@
 import { createRng, type Rng } from '../util/random';
 import { TokenHistory } from './history';
 import type { ResolvedSamplingOptions } from './options';
+import { LogprobsComputer, type StepLogprobs } from './logprobs';
 import { buildProcessors, type LogitsProcessor } from './processors';
 import { argmax, maxFinite } from './select';
 
@@ -65,6 +66,9 @@ export class Sampler {
   private readonly processors: LogitsProcessor[];
   private readonly rng: Rng;
   private weights = new Float64Array(0);
+  private readonly logprobs: LogprobsComputer | null;
+  /** The last sampled token's log-probabilities, when the options ask for them. */
+  lastLogprobs: StepLogprobs | null = null;
 
   constructor(
     readonly options: ResolvedSamplingOptions,
@@ -73,6 +77,7 @@ export class Sampler {
     this.history = new TokenHistory(prompt);
     this.processors = buildProcessors(options);
     this.rng = createRng(seedToUint32(options.seed));
+    this.logprobs = options.logprobs ? new LogprobsComputer(options.topLogprobs) : null;
   }
 
   /** Picks the next token from one step's logits [V] (rewritten in place) and records it in the history. */
@@ -81,6 +86,7 @@ export class Sampler {
     if (this.weights.length < logits.length) this.weights = new Float64Array(logits.length);
     const id =
       this.options.temperature === 0 ? greedyToken(logits) : sampleToken(logits, this.rng.next(), this.weights);
+    this.lastLogprobs = this.logprobs?.compute(logits, id) ?? null;
     this.history.push(id);
     return id;
   }

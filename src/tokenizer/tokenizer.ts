@@ -5,6 +5,7 @@
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { isJsonObject, type JsonObject } from '../util/json';
+import { tokenBytes, vocabTypeOf, type VocabType } from './token-bytes';
 
 /** The tokenizer files are unusable, or an id cannot be decoded. */
 export class TokenizerError extends Error {
@@ -70,6 +71,8 @@ export class Tokenizer {
     private readonly suffix: readonly number[],
     /** null when no cut is known to be exact: the text is then encoded in one piece. */
     private readonly cuts: CutRules | null,
+    /** How the vocabulary spells bytes, for `tokenBytes`. */
+    readonly vocabType: VocabType = 'raw',
   ) {
     this.eos = eosTokenIds;
   }
@@ -137,6 +140,12 @@ export class Tokenizer {
     const kept = options.skipSpecialTokens ? ids.filter((id) => !this.specialTokenIds.has(id)) : [...ids];
     // The library throws on an empty list; the clean-up (" ." → ".") is lossy, so never round-trips or streams.
     return kept.length === 0 ? '' : this.hf.decode(kept, { clean_up_tokenization_spaces: false });
+  }
+
+  /** The bytes token `id` stands for (special tokens: their text as UTF-8), as logprobs and grammars see it. */
+  tokenBytes(id: number): Uint8Array {
+    this.checkId(id);
+    return tokenBytes(this.hf.id_to_token(id)!, this.vocabType, this.specialTokenIds.has(id));
   }
 
   idToToken(id: number): string | undefined {
@@ -227,7 +236,7 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
     vocabSize = Math.max(vocabSize, id + 1);
     maxTokenChars = Math.max(maxTokenChars, token.length);
   }
-  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix, cutRules(json, addedTokens));
+  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix, cutRules(json, addedTokens), vocabTypeOf(json.decoder));
 }
 
 /**

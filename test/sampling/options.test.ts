@@ -36,6 +36,8 @@ describe('resolveSamplingOptions: defaults and merging', () => {
       maxTokens: null,
       numBeams: 1,
       lengthPenalty: 1,
+      logprobs: false,
+      topLogprobs: 0,
     });
     expect(r.logitBias.size).toBe(0);
   });
@@ -179,6 +181,17 @@ describe('resolveSamplingOptions: validation', () => {
     expect(e.name).toBe('InvalidOptionError');
     expect(e.received).toBe(2);
     expect(e.message).toBe('Invalid option "top_p" = 2: expected a number in (0, 1]');
+  });
+});
+
+describe('logprobs options', () => {
+  it('accepts logprobs with 0 to 20 alternatives, and top_logprobs only with logprobs: true', () => {
+    expect(resolveSamplingOptions({ logprobs: true, top_logprobs: 20 }, undefined, limits)).toMatchObject({ logprobs: true, topLogprobs: 20 });
+    expect(resolveSamplingOptions({ logprobs: true }, undefined, limits)).toMatchObject({ logprobs: true, topLogprobs: 0 });
+    expect(rejection({ logprobs: true, top_logprobs: 21 }).option).toBe('top_logprobs');
+    expect(rejection({ logprobs: true, top_logprobs: 1.5 }).option).toBe('top_logprobs');
+    expect(rejection({ top_logprobs: 3 }).option).toBe('top_logprobs');
+    expect(rejection({ logprobs: 1 }).option).toBe('logprobs');
   });
 });
 

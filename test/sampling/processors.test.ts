@@ -44,6 +44,8 @@ const NEUTRAL: ResolvedSamplingOptions = {
   maxTokens: null,
   numBeams: 1,
   lengthPenalty: 1,
+  logprobs: false,
+  topLogprobs: 0,
 };
 
 describe('logit_bias', () => {
