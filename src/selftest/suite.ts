@@ -11,6 +11,7 @@ import { checkGelu } from '../kernels/gelu/check';
 import { checkMaskLogits } from '../kernels/mask_logits/check';
 import { checkMatmul, type MatmulCase } from '../kernels/matmul/check';
 import { checkNorm } from '../kernels/norm/check';
+import { checkQuantize } from '../kernels/quantize/check';
 import { checkRope } from '../kernels/rope/check';
 import { checkTopK } from '../kernels/topk/check';
 import { describe, type CheckResult } from './compare';
@@ -96,6 +97,8 @@ const smallOpCases: SelftestCase[] = [
   named('top-k k=40 V=32000 ties', (gpu, seed) => checkTopK(gpu, { V: 32000, k: 40, data: 'ties' }, seed)),
   named('top-k k=5/64 V=4097 NaN', (gpu, seed) => checkTopK(gpu, { V: 4097, k: 5, capacity: 64, data: 'nan' }, seed)),
   named('mask_logits V=151936 count=267', (gpu, seed) => checkMaskLogits(gpu, { V: 151936, count: 267 }, seed)),
+  named('quantize q8 adversarial 4099 in slices of 1024', (gpu, seed) => checkQuantize(gpu, { dtype: 'q8', count: 4099, slice: 1024, values: 'adversarial' }, seed)),
+  named('quantize q4 gaussian 4099 in slices of 1024', (gpu, seed) => checkQuantize(gpu, { dtype: 'q4', count: 4099, slice: 1024, values: 'gaussian' }, seed)),
 ];
 
 /** Every kernel, a few odd shapes each: the self-test page and test/browser/selftest.test.ts run them all. */
