@@ -36,17 +36,22 @@ const NO_TENSOR: u32 = 0xffffffffu;
 // [0]: the smallest `slot` of any slice that held an infinity or NaN (NO_TENSOR while none did).
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>;
 
-var<private> values: array<f32, 32>;
-var<private> ints: array<i32, 32>;
+// The block as 8 vectors of 4 elements (element 4i + c in values[i][c]), and the integers being scored. Loops
+// over them are 8 steps with constant bounds, which compilers unroll into registers.
+var<private> values: array<vec4<f32>, 8>;
+var<private> ints: array<vec4<f32>, 8>;
+
+fn halves_to_f32(h: vec4<u32>) -> vec4<f32> {
+  let e = (h >> vec4(10u)) & vec4(0x1fu);
+  let m = h & vec4(0x3ffu);
+  let subnormal = vec4<f32>(m) * 5.9604644775390625e-8; // m · 2^-24
+  let normal = bitcast<vec4<f32>>(((e + vec4(112u)) << vec4(23u)) | (m << vec4(13u)));
+  let magnitude = select(subnormal, normal, e != vec4(0u));
+  return select(magnitude, -magnitude, (h & vec4(0x8000u)) != vec4(0u));
+}
 
 fn half_to_f32(h: u32) -> f32 {
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  var magnitude = f32(m) * 5.9604644775390625e-8; // subnormal: m · 2^-24
-  if (e != 0u) {
-    magnitude = bitcast<f32>(((e + 112u) << 23u) | (m << 13u));
-  }
-  return select(magnitude, -magnitude, (h & 0x8000u) != 0u);
+  return halves_to_f32(vec4(h)).x;
 }
 
 // f32 to f16 bits, round to nearest even, as the CPU's f32ToF16Bits (overflow gives infinity).
@@ -73,16 +78,12 @@ fn f32_to_half(v: f32) -> u32 {
 }
 
 // floor(a / d + ½) for d > 0, exactly, clamped to [QMIN, QMAX]; `inverse` ≈ 1 / d gives the candidate.
-fn round_half_up(a: f32, d: f32, inverse: f32) -> i32 {
-  let lo = f32(-QMAX - 3);
-  let hi = f32(QMAX + 3);
-  var q = floor(clamp(a * inverse, lo, hi) + 0.5);
-  if (a >= (q + 0.5) * d) {
-    q += 1.0;
-  } else if (a < (q - 0.5) * d) {
-    q -= 1.0;
-  }
-  return clamp(i32(q), -QMAX - 1, QMAX);
+fn round_half_up(a: vec4<f32>, d: f32, inverse: f32) -> vec4<f32> {
+  let bound = f32(QMAX + 3);
+  var q = floor(clamp(a * inverse, vec4(-bound), vec4(bound)) + 0.5);
+  q += select(vec4(0.0), vec4(1.0), a >= (q + 0.5) * d);
+  q -= select(vec4(0.0), vec4(1.0), a < (q - 0.5) * d);
+  return clamp(q, vec4(f32(-QMAX - 1)), vec4(f32(QMAX)));
 }
 
 // The block's integers for `scale` (≠ 0) into `ints`, and the squared error they leave.
@@ -91,12 +92,11 @@ fn fit(scale: f32) -> f32 {
   let inverse = 1.0 / d;
   let sign = select(1.0, -1.0, scale < 0.0);
   var error = 0.0;
-  for (var i = 0u; i < BLOCK; i++) {
-    let v = values[i];
-    let q = round_half_up(sign * v, d, inverse);
+  for (var i = 0; i < 8; i++) {
+    let q = round_half_up(sign * values[i], d, inverse);
     ints[i] = q;
-    let difference = v - f32(q) * scale;
-    error += difference * difference;
+    let difference = values[i] - q * scale;
+    error += dot(difference, difference);
   }
   return error;
 }
@@ -108,20 +108,19 @@ fn trial(level: f32, extreme: f32) -> vec2<f32> {
   let inverse = 1.0 / d;
   let sign = select(-level, level, extreme < 0.0);
   var xq = 0.0;
-  var qq = 0;
-  for (var i = 0u; i < BLOCK; i++) {
-    let v = values[i];
-    let q = round_half_up(sign * v, d, inverse);
+  var qq = 0.0; // a sum of at most 32 · 130² integers: exact in f32
+  for (var i = 0; i < 8; i++) {
+    let q = round_half_up(sign * values[i], d, inverse);
     ints[i] = q;
-    xq += v * f32(q);
-    qq += q * q;
+    xq += dot(values[i], q);
+    qq += dot(q, q);
   }
-  let bits = f32_to_half(xq / f32(qq));
+  let bits = f32_to_half(xq / qq);
   let scale = half_to_f32(bits);
   var error = 0.0;
-  for (var i = 0u; i < BLOCK; i++) {
-    let difference = values[i] - f32(ints[i]) * scale;
-    error += difference * difference;
+  for (var i = 0; i < 8; i++) {
+    let difference = values[i] - ints[i] * scale;
+    error += dot(difference, difference);
   }
   return vec2<f32>(f32(bits), error);
 }
@@ -129,13 +128,19 @@ fn trial(level: f32, extreme: f32) -> vec2<f32> {
 // Quantizes block `b` of the slice (already in `values`): writes its integer words and returns its scale's bits.
 fn quantize_block(b: u32) -> u32 {
   var absmax = 0.0;
+  for (var i = 0; i < 8; i++) {
+    let m = abs(values[i]);
+    absmax = max(absmax, max(max(m.x, m.y), max(m.z, m.w)));
+  }
+  // The extreme is the first element of largest magnitude, as in the CPU quantizer.
   var extreme = 0.0;
-  for (var i = 0u; i < BLOCK; i++) {
+  for (var i = 7; i >= 0; i--) {
     let v = values[i];
-    if (abs(v) > absmax) {
-      absmax = abs(v);
-      extreme = v;
-    }
+    let m = abs(v) == vec4(absmax);
+    if (m.w) { extreme = v.w; }
+    if (m.z) { extreme = v.z; }
+    if (m.y) { extreme = v.y; }
+    if (m.x) { extreme = v.x; }
   }
   let maxq = f32(QMAX);
   // The smallest f16 ≥ absmax / QMAX: h · QMAX is exact in f32, so the candidate is checked both ways.
@@ -168,40 +173,37 @@ fn quantize_block(b: u32) -> u32 {
       }
     }
   } else {
-    for (var i = 0u; i < BLOCK; i++) { ints[i] = 0; }
+    for (var i = 0; i < 8; i++) { ints[i] = vec4(0.0); }
   }
-  let words = BLOCK / PER_WORD;
-  let shift = 32u / PER_WORD;
-  let offset = QMAX + 1;
-  for (var w = 0u; w < words; w++) {
-    var word = 0u;
-    for (var j = 0u; j < PER_WORD; j++) {
-      // q4 puts elements 0..3 of a word in the low nibbles of its bytes, 4..7 in the high ones.
-      let at = select(8u * j, 8u * (j & 3u) + 4u * (j >> 2u), PER_WORD == 8u);
-      word |= u32(ints[w * PER_WORD + j] + offset) << at;
+  let offset = vec4(QMAX + 1);
+  let shifts = vec4(0u, 8u, 16u, 24u);
+  if (PER_WORD == 8u) {
+    // q4: elements 0..3 of a word in the low nibbles of its bytes, 4..7 in the high ones.
+    for (var w = 0u; w < 4u; w++) {
+      let low = vec4<u32>(vec4<i32>(ints[2u * w]) + offset) << shifts;
+      let high = vec4<u32>(vec4<i32>(ints[2u * w + 1u]) + offset) << (shifts + vec4(4u));
+      out[params.intBase + b * 4u + w] = low.x | low.y | low.z | low.w | high.x | high.y | high.z | high.w;
     }
-    out[params.intBase + b * words + w] = word;
+  } else {
+    for (var w = 0u; w < 8u; w++) {
+      let bytes = vec4<u32>(vec4<i32>(ints[w]) + offset) << shifts;
+      out[params.intBase + b * 8u + w] = bytes.x | bytes.y | bytes.z | bytes.w;
+    }
   }
   return bits;
 }
 
-// Loads block `b` of the slice into `values`, zero-padded past the end; false if it holds an infinity or NaN.
+// Loads block `b` of the slice into `values`, zero past the end; false if it holds an infinity or NaN.
 fn load_block(b: u32) -> bool {
   var finite = true;
-  for (var k = 0u; k < BLOCK / 2u; k++) {
-    let at = b * BLOCK + 2u * k;
-    var pair = 0u;
-    if (at < params.count) {
-      pair = input[at / 2u];
-    }
-    if (at + 1u >= params.count) {
-      pair &= 0xffffu;
-    }
-    let lo = pair & 0xffffu;
-    let hi = pair >> 16u;
-    finite = finite && (lo & 0x7c00u) != 0x7c00u && (hi & 0x7c00u) != 0x7c00u;
-    values[2u * k] = half_to_f32(lo);
-    values[2u * k + 1u] = half_to_f32(hi);
+  let last = (params.count - 1u) / 2u;
+  for (var i = 0u; i < 8u; i++) {
+    let at = b * BLOCK + 4u * i;
+    let index = vec4(at) + vec4(0u, 1u, 2u, 3u);
+    let words = vec2(input[min(at / 2u, last)], input[min(at / 2u + 1u, last)]);
+    let h = select(vec4(0u), (vec4(words.x, words.x, words.y, words.y) >> vec4(0u, 16u, 0u, 16u)) & vec4(0xffffu), index < vec4(params.count));
+    finite = finite && all((h & vec4(0x7c00u)) != vec4(0x7c00u));
+    values[i] = halves_to_f32(h);
   }
   return finite;
 }
