@@ -130,7 +130,7 @@ export class GpuModel {
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
     try {
-      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, options);
+      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype });
       const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked, kvDtype);
       const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
       const tune = options.tune === true ? {} : options.tune || undefined;

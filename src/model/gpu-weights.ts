@@ -9,7 +9,7 @@ import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';
 import { uploadStream, type LoadProgress } from './upload';
-import type { CanonicalLayer } from './weights';
+import type { CanonicalLayer, WeightDtype } from './weights';
 
 /** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS). */
 export type GpuLayer = { [K in keyof CanonicalLayer]: Tensor };
@@ -46,9 +46,9 @@ export async function uploadWeights(
   stream: WeightStream,
   contextLength: number,
   track: (t: Tensor) => Tensor,
-  options: { quantize?: QuantDType; onProgress?: (p: LoadProgress) => void },
+  options: { quantize?: QuantDType; dtype?: WeightDtype; onProgress?: (p: LoadProgress) => void },
 ): Promise<GpuWeights> {
-  const { model, layers } = await uploadStream(gpu, spec, stream, { quantize: options.quantize, track, onProgress: options.onProgress });
+  const { model, layers } = await uploadStream(gpu, spec, stream, { quantize: options.quantize, dtype: options.dtype, track, onProgress: options.onProgress });
   let ropeTableTensor: Tensor | undefined;
   if (spec.rope) {
     const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });

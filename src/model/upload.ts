@@ -1,18 +1,26 @@
 /**
  * The GPU end of a weight stream (./stream.ts): each canonical tensor gets its buffer when it starts, and each
- * slice is written at its offset (quantized first, when asked, block for block as the CPU quantizer does for
- * the whole tensor) and dropped. Nothing is kept on the CPU between slices. Dawn keeps a copy of every
- * pending write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES.
+ * slice is written at its offset and dropped. Nothing is kept on the CPU between slices. Matrices to quantize
+ * arrive as f16 and are quantized on the GPU: each slice's halves go into one reused staging buffer and the
+ * quantize kernel writes their blocks into the tensor's buffer (f32 slices, from in-memory models, are
+ * quantized on the CPU instead, block for block as the kernel would). Dawn keeps a copy of every pending
+ * write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES.
  */
 import type { Gpu } from '../gpu/device';
 import { f16BitsToF32 } from '../gpu/f16';
-import { createTensor, numel, type DType, type Tensor } from '../gpu/tensor';
+import { createBuffer, createTensor, dataBytes, numel, readBuffer, type DType, type Tensor } from '../gpu/tensor';
+import { createQuantizeStatus, QuantizeDispatch, quantizeFailure } from '../kernels/quantize/quantize';
+import { QUANT_SLICE_ALIGN } from '../quant/format';
 import { quantizeSlice, type QuantDType } from '../quant/quantize';
-import type { LayerTensorName, ModelTensorName } from './architectures';
+import { canonicalShape, LAYER_TENSOR_NAMES, LAYER_TENSORS, MODEL_TENSORS, type CanonicalTensor, type LayerTensorName, type ModelTensorName } from './architectures';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';
+import type { WeightDtype } from './weights';
 
 const UPLOAD_FLUSH_BYTES = 64 << 20;
+
+/** Most bytes of f16 weights the quantize kernel reads at once: the staging buffer, allocated once per load. */
+const QUANTIZE_STAGING_BYTES = 16 << 20;
 
 export interface UploadedTensors {
   model: Partial<Record<ModelTensorName, Tensor>>;
@@ -34,6 +42,10 @@ export interface LoadProgress {
 export interface UploadOptions {
   /** Quantize the matrices (not the embedding gather); under q4 the LM head is q8. */
   quantize?: QuantDType;
+  /** Where f16 matrices are quantized: on the GPU (default), or by the CPU quantizer (the reference, for tests). */
+  quantizeOn?: 'gpu' | 'cpu';
+  /** The matrices' dtype as the stream delivers them, for the progress totals (without it they are 0). */
+  dtype?: WeightDtype;
   /** Every buffer created, as it is created: the caller destroys them all if the load fails. */
   track: (t: Tensor) => Tensor;
   onProgress?: (p: LoadProgress) => void;
@@ -42,12 +54,22 @@ export interface UploadOptions {
 interface Target {
   tensor: Tensor;
   dtype: DType;
+  label: string;
+  /** The quantize launch into this tensor, made at its first f16 slice. */
+  quantizer?: QuantizeDispatch;
 }
 
 /** Runs `stream` into GPU buffers; a tied LM head is the embedding's buffer, or its own when quantized. */
 export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStream, options: UploadOptions): Promise<UploadedTensors> {
   const quant = options.quantize;
+  const quantAs = (name: string): QuantDType | undefined => (quant === 'q4' && name === 'lmHead' ? 'q8' : quant);
+  /** Where each canonical tensor goes: f32 vectors and position table, the embedding as streamed, matrices quantized when asked. */
+  const destination = (name: string, t: CanonicalTensor, dtype: WeightDtype): DType =>
+    name === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : name === 'embedding' ? dtype : (quantAs(name) ?? dtype);
+  const onGpu = (dtype: WeightDtype) => dtype === 'f16' && options.quantizeOn !== 'cpu';
+  const totals = uploadTotals(spec, options.dtype, destination, onGpu);
   const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
+  const quantizer = new SliceQuantizer(gpu, totals.largestMatrixBytes);
   let targets: Target[] = [];
   let pending = 0;
   let uploaded = 0;
@@ -55,58 +77,158 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   const create = async (label: string, dtype: DType, shape: readonly number[]): Promise<Target> => ({
     tensor: options.track(await createTensor(gpu, label, dtype, shape)),
     dtype,
+    label,
   });
-  await stream({
-    async begin(key, t, shape, dtype) {
-      const label = key.layer === undefined ? t.label : `layer ${key.layer} ${t.label}`;
-      const quantAs = (name: string): QuantDType | undefined => (quant === 'q4' && name === 'lmHead' ? 'q8' : quant);
-      const destDtype: DType =
-        key.name === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : key.name === 'embedding' ? dtype : (quantAs(key.name) ?? dtype);
-      targets = [await create(label, destDtype, shape)];
-      if (key.layer === undefined) out.model[key.name] = targets[0].tensor;
-      else out.layers[key.layer][key.name] = targets[0].tensor;
-      if (key.name === 'embedding' && spec.tiedEmbeddings) {
-        // The gather reads the embedding as is; a quantized head needs its own copy of the same rows.
-        const head = quantAs('lmHead');
-        if (head) targets.push(await create('LM head', head, shape));
-        out.model.lmHead = targets[targets.length - 1].tensor;
-      }
-    },
-    async write(_key, offset, data) {
-      for (const { tensor, dtype } of targets) {
-        let bytes: Uint8Array<ArrayBuffer>;
-        let at: number;
-        if (dtype === 'q8' || dtype === 'q4') {
-          // Integers and block scales live in two regions of the buffer (src/quant/format.ts).
-          const slice = quantizeSlice(dtype, data, offset, numel(tensor.shape));
-          quantized += data.length;
-          gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
-          uploaded += slice.scales.byteLength;
-          pending += slice.scales.byteLength;
-          bytes = asBytes(slice.ints);
-          at = slice.intsByteOffset;
-        } else if (dtype === 'f32') {
-          bytes = asBytes(data instanceof Float32Array ? data : widen(data));
-          at = offset * 4;
-        } else {
-          bytes = padTo4(asBytes(data));
-          at = offset * 2;
+  try {
+    await stream({
+      async begin(key, t, shape, dtype) {
+        quantizer.release(targets);
+        const label = key.layer === undefined ? t.label : `layer ${key.layer} ${t.label}`;
+        targets = [await create(label, destination(key.name, t, dtype), shape)];
+        if (key.layer === undefined) out.model[key.name] = targets[0].tensor;
+        else out.layers[key.layer][key.name] = targets[0].tensor;
+        if (key.name === 'embedding' && spec.tiedEmbeddings) {
+          // The gather reads the embedding as is; a quantized head needs its own copy of the same rows.
+          const head = quantAs('lmHead');
+          if (head) targets.push(await create('LM head', head, shape));
+          out.model.lmHead = targets[targets.length - 1].tensor;
         }
-        gpu.device.queue.writeBuffer(tensor.buffer, at, bytes);
-        uploaded += bytes.byteLength;
-        pending += bytes.byteLength;
-      }
-      options.onProgress?.({ stage: 'upload', done: uploaded, total: 0 });
-      if (quant) options.onProgress?.({ stage: 'quantize', done: quantized, total: 0 });
-      if (pending >= UPLOAD_FLUSH_BYTES) {
-        pending = 0;
-        await gpu.device.queue.onSubmittedWorkDone();
-      }
-      if (gpu.lostError) throw gpu.lostError;
-    },
-  });
-  await gpu.device.queue.onSubmittedWorkDone();
-  return out;
+      },
+      async write(_key, offset, data) {
+        for (const target of targets) {
+          const { tensor, dtype } = target;
+          let bytes: Uint8Array<ArrayBuffer>;
+          let at: number;
+          if ((dtype === 'q8' || dtype === 'q4') && data instanceof Uint16Array && options.quantizeOn !== 'cpu') {
+            const written = await quantizer.quantize(target, offset, data);
+            quantized += data.length;
+            uploaded += written;
+            pending += written;
+            continue;
+          }
+          if (dtype === 'q8' || dtype === 'q4') {
+            // Integers and block scales live in two regions of the buffer (src/quant/format.ts).
+            const slice = quantizeSlice(dtype, data, offset, numel(tensor.shape));
+            quantized += data.length;
+            gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
+            uploaded += slice.scales.byteLength;
+            pending += slice.scales.byteLength;
+            bytes = asBytes(slice.ints);
+            at = slice.intsByteOffset;
+          } else if (dtype === 'f32') {
+            bytes = asBytes(data instanceof Float32Array ? data : widen(data));
+            at = offset * 4;
+          } else {
+            bytes = padTo4(asBytes(data));
+            at = offset * 2;
+          }
+          gpu.device.queue.writeBuffer(tensor.buffer, at, bytes);
+          uploaded += bytes.byteLength;
+          pending += bytes.byteLength;
+        }
+        options.onProgress?.({ stage: 'upload', done: uploaded, total: totals.uploadBytes });
+        if (quant) options.onProgress?.({ stage: 'quantize', done: quantized, total: totals.quantizeElements });
+        if (pending >= UPLOAD_FLUSH_BYTES) {
+          pending = 0;
+          await gpu.device.queue.onSubmittedWorkDone();
+        }
+        if (gpu.lostError) throw gpu.lostError;
+      },
+    });
+    await quantizer.check();
+    await gpu.device.queue.onSubmittedWorkDone();
+    return out;
+  } finally {
+    quantizer.release(targets);
+    quantizer.destroy();
+  }
+}
+
+/**
+ * What a load will upload, from the spec alone, for the progress totals: bytes written to the GPU (f16 halves
+ * for the matrices the GPU quantizes) and elements quantized; and the largest matrix in f16 bytes.
+ */
+function uploadTotals(
+  spec: ModelSpec,
+  dtype: WeightDtype | undefined,
+  destination: (name: string, t: CanonicalTensor, dtype: WeightDtype) => DType,
+  onGpu: (dtype: WeightDtype) => boolean,
+): { uploadBytes: number; quantizeElements: number; largestMatrixBytes: number } {
+  const totals = { uploadBytes: 0, quantizeElements: 0, largestMatrixBytes: 0 };
+  const add = (name: string, t: CanonicalTensor, copies: number) => {
+    if (!t.present(spec)) return;
+    const shape = canonicalShape(t, spec);
+    if (t.kind === 'matrix') totals.largestMatrixBytes = Math.max(totals.largestMatrixBytes, numel(shape) * 2);
+    if (!dtype) return;
+    const dest = destination(name, t, dtype);
+    const quantized = dest === 'q8' || dest === 'q4';
+    totals.uploadBytes += copies * (quantized && onGpu(dtype) ? numel(shape) * 2 : dataBytes(dest, shape));
+    if (quantized) totals.quantizeElements += copies * numel(shape);
+  };
+  for (const [name, t] of Object.entries(MODEL_TENSORS)) add(name, t, 1);
+  // A tied, quantized head is a second, quantized copy of the embedding's rows.
+  if (spec.tiedEmbeddings && dtype && destination('lmHead', MODEL_TENSORS.lmHead, dtype) !== dtype) add('lmHead', { ...MODEL_TENSORS.lmHead, present: () => true }, 1);
+  for (const name of LAYER_TENSOR_NAMES) add(name, LAYER_TENSORS[name], spec.numLayers);
+  return totals;
+}
+
+/**
+ * Quantizes f16 slices on the GPU: one staging buffer for the halves (reused, writes are ordered after the
+ * launch before them by the queue), one status buffer for the whole load, one launch per tensor.
+ */
+class SliceQuantizer {
+  private staging?: GPUBuffer;
+  private status?: GPUBuffer;
+  /** The label of each tensor the kernel quantized, by the slot it reports non-finite values under. */
+  private readonly labels: string[] = [];
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly largestBytes: number,
+  ) {}
+
+  /** Writes the slice's halves to staging, in pieces as large as it holds, and quantizes each; returns bytes written. */
+  async quantize(target: Target, offset: number, data: Uint16Array): Promise<number> {
+    const staging = (this.staging ??= await createBuffer(
+      this.gpu,
+      'quantize staging',
+      Math.ceil(Math.min(QUANTIZE_STAGING_BYTES, Math.max(this.largestBytes, data.byteLength)) / 4) * 4,
+      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    ));
+    this.status ??= await createQuantizeStatus(this.gpu);
+    if (!target.quantizer) {
+      target.quantizer = await QuantizeDispatch.create(this.gpu, { input: staging, out: target.tensor, status: this.status, slot: this.labels.length });
+      this.labels.push(target.label);
+    }
+    // Pieces start on QUANT_SLICE_ALIGN, so each is a slice the kernel takes on its own.
+    const piece = Math.floor(staging.size / 2 / QUANT_SLICE_ALIGN) * QUANT_SLICE_ALIGN;
+    for (let start = 0; start < data.length; start += piece) {
+      const part = data.subarray(start, start + piece);
+      this.gpu.device.queue.writeBuffer(staging, 0, padTo4(asBytes(part)));
+      target.quantizer.run(offset + start, part.length);
+    }
+    return data.byteLength;
+  }
+
+  /** Frees the launches of tensors that are complete. */
+  release(targets: readonly Target[]): void {
+    for (const t of targets) {
+      t.quantizer?.dispose();
+      t.quantizer = undefined;
+    }
+  }
+
+  /** After the last launch: refuses the load if any quantized tensor held an infinity or NaN. */
+  async check(): Promise<void> {
+    if (!this.status) return;
+    const slot = quantizeFailure(new Uint32Array(await readBuffer(this.gpu, this.status)));
+    if (slot !== undefined) throw new RangeError(`quantize: ${this.labels[slot]} holds a non-finite value`);
+  }
+
+  destroy(): void {
+    this.staging?.destroy();
+    this.status?.destroy();
+  }
 }
 
 function asBytes(data: Float32Array | Uint16Array | Uint32Array): Uint8Array<ArrayBuffer> {

@@ -1,7 +1,8 @@
 /**
  * Streaming load: the GPU buffers a checkpoint streams into, slice by slice, hold exactly the bytes the
- * whole-tensor path produces (canonical CPU tensors from loadCanonicalWeights, quantized whole), for every
- * architecture, checkpoint dtype and load dtype, single file and shards; JS memory stays bounded by the
+ * whole-tensor path produces (canonical CPU tensors from loadCanonicalWeights, quantized whole by the CPU
+ * quantizer), for every architecture, checkpoint dtype and load dtype, single file and shards; quantized on
+ * the GPU, each block is the CPU's or meets its rule; JS memory stays bounded by the
  * slice, not the model; an aborted load leaves no GPU buffer behind.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +26,8 @@ import { checkpointStream } from '../../src/model/stream';
 import { uploadStream } from '../../src/model/upload';
 import { loadCanonicalWeights, safetensorsWeightReader, type CanonicalWeights, type WeightDtype, type WeightTensor } from '../../src/model/weights';
 import { f16BitsToF32 } from '../../src/gpu/f16';
-import { quantize, type QuantDType } from '../../src/quant/quantize';
+import { QUANT_INT_WORDS, quantize, type QuantDType } from '../../src/quant/quantize';
+import { absmaxBlockErrors, blockErrors } from '../../src/kernels/quantize/reference';
 import { modelPath } from '../models';
 import { freshSeed, testGpu } from '../gpu';
 
@@ -76,7 +78,7 @@ function expectedBytes(t: WeightTensor, as: 'f32' | 'raw' | QuantDType): Uint8Ar
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-async function expectBuffer(gpu: Gpu, what: string, actual: Tensor | undefined, expected: Uint8Array): Promise<void> {
+async function expectBytes(gpu: Gpu, what: string, actual: Tensor | undefined, expected: Uint8Array): Promise<void> {
   if (!actual) throw new Error(`${what}: not uploaded`);
   const size = dataBytes(actual.dtype, actual.shape);
   expect(size, what).toBe(expected.byteLength);
@@ -86,11 +88,42 @@ async function expectBuffer(gpu: Gpu, what: string, actual: Tensor | undefined, 
   expect(first, `${what}: first differing byte`).toBe(-1);
 }
 
-async function checkStreamed(gpu: Gpu, spec: ModelSpec, source: TensorSource, canonical: CanonicalWeights, dtype: WeightDtype, quant: QuantDType | undefined): Promise<void> {
+/**
+ * A tensor the GPU quantized: each block holds the CPU quantizer's words, or others that meet its rule (a
+ * squared error at most the absmax scale's), as the kernel may take the other side of a near tie.
+ */
+async function expectQuantized(gpu: Gpu, what: string, actual: Tensor | undefined, t: WeightTensor, as: QuantDType): Promise<void> {
+  if (!actual) throw new Error(`${what}: not uploaded`);
+  const expected = quantize(as, t.data, t.shape);
+  const words = new Uint32Array(await readBuffer(gpu, actual.buffer, expected.byteLength));
+  const x = t.dtype === 'f16' ? Float32Array.from(t.data, (b) => f16BitsToF32(b)) : t.data;
+  const errors = blockErrors(as, x, words);
+  const bounds = absmaxBlockErrors(as, x);
+  const intWords = QUANT_INT_WORDS[as];
+  const scaleBase = errors.length * intWords;
+  for (let b = 0; b < errors.length; b++) {
+    const scale = (w: Uint32Array) => (w[scaleBase + (b >> 1)] >>> ((b & 1) * 16)) & 0xffff;
+    const same = scale(words) === scale(expected) && words.subarray(b * intWords, (b + 1) * intWords).every((w, i) => w === expected[b * intWords + i]);
+    if (!same) expect(errors[b], `${what}: block ${b} differs from the CPU's and exceeds the absmax scale's error`).toBeLessThanOrEqual(bounds[b]);
+  }
+  expect(words.subarray(scaleBase + Math.ceil(errors.length / 2)), `${what}: scale padding`).toEqual(expected.subarray(scaleBase + Math.ceil(errors.length / 2)));
+}
+
+async function checkStreamed(
+  gpu: Gpu,
+  spec: ModelSpec,
+  source: TensorSource,
+  canonical: CanonicalWeights,
+  dtype: WeightDtype,
+  quant: QuantDType | undefined,
+  quantizeOn: 'gpu' | 'cpu',
+): Promise<void> {
   const buffers: GPUBuffer[] = [];
   const track = (t: Tensor) => (buffers.push(t.buffer), t);
   // One slice is at least 32 rows: sliceBytes 1 makes every matrix of more than 32 rows several slices.
-  const uploaded = await uploadStream(gpu, spec, checkpointStream(spec, source, { dtype, sliceBytes: 1 }), { quantize: quant, track });
+  const uploaded = await uploadStream(gpu, spec, checkpointStream(spec, source, { dtype, sliceBytes: 1 }), { quantize: quant, quantizeOn, track });
+  const expectBuffer = (what: string, actual: Tensor | undefined, w: WeightTensor, as: 'f32' | 'raw' | QuantDType) =>
+    (as === 'q8' || as === 'q4') && quantizeOn === 'gpu' ? expectQuantized(gpu, what, actual, w, as) : expectBytes(gpu, what, actual, expectedBytes(w, as));
   try {
     const matrixAs = (name: string) => (quant === 'q4' && name === 'lmHead' ? 'q8' : (quant ?? 'raw'));
     for (const [name, t] of Object.entries(MODEL_TENSORS)) {
@@ -98,10 +131,10 @@ async function checkStreamed(gpu: Gpu, spec: ModelSpec, source: TensorSource, ca
       const w = canonical[key];
       if (!w || !t.present(spec)) continue;
       const as = key === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : key === 'embedding' ? 'raw' : matrixAs(key);
-      await expectBuffer(gpu, name, uploaded.model[key], expectedBytes(w, as));
+      await expectBuffer(name, uploaded.model[key], w, as);
     }
     if (spec.tiedEmbeddings) {
-      if (quant) await expectBuffer(gpu, 'tied LM head', uploaded.model.lmHead, expectedBytes(canonical.embedding, matrixAs('lmHead')));
+      if (quant) await expectBuffer('tied LM head', uploaded.model.lmHead, canonical.embedding, matrixAs('lmHead'));
       else expect(uploaded.model.lmHead).toBe(uploaded.model.embedding);
     }
     for (const [l, layer] of canonical.layers.entries()) {
@@ -109,7 +142,7 @@ async function checkStreamed(gpu: Gpu, spec: ModelSpec, source: TensorSource, ca
         const key = name as keyof typeof LAYER_TENSORS;
         const w = layer[key];
         if (!w) continue;
-        await expectBuffer(gpu, `layer ${l} ${name}`, uploaded.layers[l][key], expectedBytes(w, t.kind === 'matrix' ? matrixAs(key) : 'f32'));
+        await expectBuffer(`layer ${l} ${name}`, uploaded.layers[l][key], w, t.kind === 'matrix' ? matrixAs(key) : 'f32');
       }
     }
   } finally {
@@ -146,9 +179,12 @@ describe('streaming load writes the same GPU bytes as the whole-tensor path', ()
           const quant = loadDtype === 'q8' || loadDtype === 'q4' ? loadDtype : undefined;
           const dtype: WeightDtype = quant ? 'f16' : (loadDtype as WeightDtype);
           const canonical = await loadCanonicalWeights(spec, safetensorsWeightReader(source), { dtype });
-          await checkStreamed(gpu, spec, source, canonical, dtype, quant).catch((e: Error) => {
-            throw new Error(`${checkpointDtype} checkpoint${sharded ? ' (2 shards)' : ''} loaded as ${loadDtype}, seed ${seed}: ${e.message}`);
-          });
+          // Quantized: the CPU quantizer's exact words, and the GPU quantizer's blocks by the rule.
+          for (const quantizeOn of quant ? (['cpu', 'gpu'] as const) : (['gpu'] as const)) {
+            await checkStreamed(gpu, spec, source, canonical, dtype, quant, quantizeOn).catch((e: Error) => {
+              throw new Error(`${checkpointDtype} checkpoint${sharded ? ' (2 shards)' : ''} loaded as ${loadDtype} (quantized on the ${quantizeOn}), seed ${seed}: ${e.message}`);
+            });
+          }
         }
       }
     });
