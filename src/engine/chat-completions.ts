@@ -4,6 +4,7 @@
  * is our extension (time to first token, prefill and decode speed, bytes read back per token).
  */
 import { InvalidOptionError, SAMPLING_OPTION_NAMES, type ResolvedSamplingOptions } from '../sampling/options';
+import { parseResponseFormat, type ConstrainedOutput } from '../structured/response-format';
 import { InvalidRequestError } from './errors';
 import type {
   ChatCompletion,
@@ -26,13 +27,33 @@ export interface ChatBackend {
   encodeMessages(messages: unknown, signal?: AbortSignal): Promise<number[]>;
   resolveOptions(options: Omit<GenerateOptions, 'signal'>): ResolvedSamplingOptions;
   chatEosTokenIds(): number[];
-  stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal): GenerationStream;
+  /** Compiles a grammar ahead of the request (InvalidRequestError for a schema the engine cannot compile). */
+  prepareGrammar(grammar: ConstrainedOutput): Promise<void>;
+  stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal, grammar?: ConstrainedOutput): GenerationStream;
 }
 
-const REQUEST_FIELDS = new Set<string>(['messages', 'stream', 'model', 'max_completion_tokens', 'n', 'stream_options', 'signal', ...SAMPLING_OPTION_NAMES]);
+const REQUEST_FIELDS = new Set<string>([
+  'messages',
+  'stream',
+  'model',
+  'max_completion_tokens',
+  'n',
+  'stream_options',
+  'signal',
+  'response_format',
+  ...SAMPLING_OPTION_NAMES,
+]);
+
+interface ParsedRequest {
+  messages: unknown;
+  stream: boolean;
+  sampling: Record<string, unknown>;
+  signal?: AbortSignal;
+  grammar?: ConstrainedOutput;
+}
 
 /** Splits a request into the conversation, the sampling options and the flags, rejecting anything unknown. */
-function parseRequest(request: unknown): { messages: unknown; stream: boolean; sampling: Record<string, unknown>; signal?: AbortSignal } {
+function parseRequest(request: unknown): ParsedRequest {
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     throw new InvalidRequestError('the request must be an object with messages', 'request');
   }
@@ -40,6 +61,7 @@ function parseRequest(request: unknown): { messages: unknown; stream: boolean; s
   let messages: unknown;
   let stream = false;
   let signal: AbortSignal | undefined;
+  let grammar: ConstrainedOutput | undefined;
   for (const [key, value] of Object.entries(request)) {
     if (!REQUEST_FIELDS.has(key)) throw new InvalidOptionError(key, `a known request field: ${[...REQUEST_FIELDS].join(', ')}`, value);
     if (value === undefined || value === null) continue;
@@ -52,11 +74,14 @@ function parseRequest(request: unknown): { messages: unknown; stream: boolean; s
       signal = value;
     } else if (key === 'n') {
       if (value !== 1) throw new InvalidOptionError('n', '1 (one choice per request)', value);
+    } else if (key === 'response_format') {
+      const spec = parseResponseFormat(value);
+      if (spec) grammar = { spec, param: 'response_format' };
     } else if (key === 'max_completion_tokens') sampling.max_tokens = value;
     else if (key !== 'model' && key !== 'stream_options') sampling[key] = value;
   }
   if (messages === undefined) throw new InvalidRequestError('messages is required', 'messages');
-  return { messages, stream, sampling, signal };
+  return { messages, stream, sampling, signal, grammar };
 }
 
 let counter = 0;
@@ -77,7 +102,8 @@ export function createChatCompletions(engine: ChatBackend): ChatCompletions {
     }
     const signal = options.signal ?? parsed.signal;
     const ids = await engine.encodeMessages(parsed.messages, signal);
-    const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), signal);
+    if (parsed.grammar) await engine.prepareGrammar(parsed.grammar);
+    const generation = engine.stream(ids, opts, engine.chatEosTokenIds(), signal, parsed.grammar);
     const id = completionId();
     const created = Math.floor(Date.now() / 1000);
     return parsed.stream ? chunks(generation, id, created, engine.modelId) : collect(generation, id, created, engine.modelId, opts.logprobs);

@@ -16,6 +16,8 @@ import type { StepLogprobs } from '../sampling/logprobs';
 import { resolveSamplingOptions, type ResolvedSamplingOptions } from '../sampling/options';
 import { Sampler } from '../sampling/sampler';
 import { StopMatcher } from '../sampling/stop';
+import { GrammarEngine, type GrammarConstraint } from '../structured/grammar-engine';
+import { parseResponseFormat, type ConstrainedOutput } from '../structured/response-format';
 import { createStreamDecoder } from '../tokenizer/stream';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import { createChatCompletions, type ChatBackend } from './chat-completions';
@@ -71,6 +73,8 @@ export class Engine implements ChatBackend {
   /** Ids the tokenizer cannot decode: never produced, and refused in prompts. */
   private readonly maskedIds: ReadonlySet<number>;
   private disposed = false;
+  /** xgrammar and the vocabulary as it sees it: set up on the first constrained request. */
+  private grammars: GrammarEngine | undefined;
 
   constructor(
     readonly gpu: Gpu,
@@ -140,15 +144,37 @@ export class Engine implements ChatBackend {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidRequestError(`options must be an object, got ${options === null ? 'null' : typeof options}`, 'options');
     }
-    const { signal, ...sampling } = options;
+    const { signal, response_format: responseFormat, ...sampling } = options;
     if (typeof prompt === 'string' && prompt.length === 0) throw new InvalidRequestError('prompt must not be empty', 'prompt');
     if (typeof prompt === 'string') this.checkPromptChars(prompt.length);
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
-    return this.stream(ids, this.resolveOptions(sampling), this.tokenizer.eosTokenIds, signal);
+    const spec = parseResponseFormat(responseFormat);
+    const grammar = spec ? { spec, param: 'response_format' } : undefined;
+    return this.stream(ids, this.resolveOptions(sampling), this.tokenizer.eosTokenIds, signal, grammar);
+  }
+
+  /**
+   * Compiles a grammar ahead of a request, so a schema xgrammar rejects fails the call that brought it
+   * (compiled grammars are cached, so the request itself then finds it ready).
+   */
+  async prepareGrammar(grammar: ConstrainedOutput): Promise<void> {
+    if (this.disposed) throw new EngineDisposedError();
+    (await this.grammarEngine().compile(grammar.spec, grammar.param)).dispose();
+  }
+
+  private grammarEngine(): GrammarEngine {
+    this.grammars ??= new GrammarEngine(this.tokenizer, this.spec.vocabSize);
+    return this.grammars;
   }
 
   /** The streaming core shared by generate() and chat completions. Validates before anything runs. */
-  stream(promptIds: number[], opts: ResolvedSamplingOptions, eosTokenIds: readonly number[], signal?: AbortSignal): GenerationStream {
+  stream(
+    promptIds: number[],
+    opts: ResolvedSamplingOptions,
+    eosTokenIds: readonly number[],
+    signal?: AbortSignal,
+    grammar?: ConstrainedOutput,
+  ): GenerationStream {
     if (this.disposed) throw new EngineDisposedError();
     if (promptIds.length === 0) throw new InvalidRequestError('the prompt must contain at least one token', 'prompt');
     for (const id of promptIds) {
@@ -164,10 +190,11 @@ export class Engine implements ChatBackend {
     }
     if (promptIds.length >= this.contextLength) throw new ContextWindowExceededError(promptIds.length, this.contextLength, 'The prompt is');
     if (opts.numBeams > 1 && opts.logprobs) throw new InvalidOptionError('logprobs', 'false with beam search (num_beams > 1)', true);
+    if (opts.numBeams > 1 && grammar) throw new InvalidOptionError('num_beams', '1 with constrained output (beam search is not constrained)', opts.numBeams);
 
     const { result, settle, fail } = pendingResult();
     const run = this.locked(signal, () =>
-      opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal),
+      opts.numBeams > 1 ? this.runBeams(promptIds, opts, eosTokenIds, signal) : this.run(promptIds, opts, eosTokenIds, signal, grammar),
     );
     const iterate = async function* (): AsyncGenerator<GenerationDelta> {
       let finished = false;
@@ -190,8 +217,10 @@ export class Engine implements ChatBackend {
    * only temperature before it: top_k + 1 candidates from the GPU (the extra one shows a tie at the cut),
    * which is exact because the penalties and biases that could reorder tokens are off. Otherwise the logits.
    */
-  private selection(opts: ResolvedSamplingOptions): { read: ForwardRead; k: number } {
-    const reorders = opts.repetitionPenalty !== 1 || opts.frequencyPenalty !== 0 || opts.presencePenalty !== 0 || opts.logitBias.size > 0;
+  private selection(opts: ResolvedSamplingOptions, constrained: boolean): { read: ForwardRead; k: number } {
+    // A grammar mask, like a bias, can drop any token, so the GPU's argmax or top-k may hold none it allows.
+    const reorders =
+      constrained || opts.repetitionPenalty !== 1 || opts.frequencyPenalty !== 0 || opts.presencePenalty !== 0 || opts.logitBias.size > 0;
     if (reorders) return { read: 'logits', k: 0 };
     // Log-probabilities need the whole distribution, which the GPU's argmax does not give.
     if (opts.temperature === 0) return opts.logprobs ? { read: 'logits', k: 0 } : { read: 'token', k: 0 };
@@ -199,13 +228,15 @@ export class Engine implements ChatBackend {
     return { read: 'logits', k: 0 };
   }
 
-  /** The next token from what forward() read back. */
-  private async pick(result: ForwardResult, sampler: Sampler): Promise<number> {
+  /** The next token from what forward() read back; a grammar masks the logits first. */
+  private async pick(result: ForwardResult, sampler: Sampler, constraint: GrammarConstraint | null): Promise<number> {
+    if (constraint && result.kind !== 'logits') throw new Error('constrained decoding needs the logits');
     switch (result.kind) {
       case 'token':
         sampler.history.push(result.token);
         return result.token;
       case 'logits':
+        await constraint?.maskLogits(result.logits);
         return sampler.sample(result.logits);
       case 'topk': {
         const { values, indices } = result;
@@ -282,9 +313,25 @@ export class Engine implements ChatBackend {
     opts: ResolvedSamplingOptions,
     eosTokenIds: readonly number[],
     signal: AbortSignal | undefined,
+    grammar: ConstrainedOutput | undefined,
+  ): AsyncGenerator<GenerationDelta, GenerationResult> {
+    const constraint = grammar ? await this.grammarEngine().constrain(grammar.spec, grammar.param, eosTokenIds) : null;
+    try {
+      return yield* this.decode(promptIds, opts, eosTokenIds, signal, constraint);
+    } finally {
+      constraint?.dispose();
+    }
+  }
+
+  private async *decode(
+    promptIds: readonly number[],
+    opts: ResolvedSamplingOptions,
+    eosTokenIds: readonly number[],
+    signal: AbortSignal | undefined,
+    constraint: GrammarConstraint | null,
   ): AsyncGenerator<GenerationDelta, GenerationResult> {
     const sampler = new Sampler(opts, promptIds);
-    const { read, k } = this.selection(opts);
+    const { read, k } = this.selection(opts, constraint !== null);
     const maxTokens = Math.min(opts.maxTokens ?? Infinity, this.contextLength - promptIds.length);
     const decoder = createStreamDecoder(this.tokenizer, { skipSpecialTokens: true });
     const stops = new StopMatcher(opts.stop);
@@ -300,7 +347,8 @@ export class Engine implements ChatBackend {
         finish = 'abort';
         break;
       }
-      const token = await this.pick(next, sampler);
+      const token = await this.pick(next, sampler, constraint);
+      constraint?.accept(token);
       generated++;
       const ended = finishReason(token, generated, { eosTokenIds, maxTokens });
       if (ended === 'stop') {
@@ -385,6 +433,7 @@ export class Engine implements ChatBackend {
     this.disposed = true;
     const release = await this.queue.acquire();
     this.loaded.model.destroy();
+    this.grammars?.dispose();
     release();
   }
 }

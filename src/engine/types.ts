@@ -8,6 +8,9 @@ import type { ModelFiles } from '../model/files';
 import type { LoadModelOptions } from '../model/load';
 import type { FinishReason } from '../sampling/finish';
 import type { SamplingOptions } from '../sampling/options';
+import type { ResponseFormat } from '../structured/response-format';
+
+export type { ResponseFormat };
 
 export type { FinishReason };
 
@@ -23,6 +26,8 @@ export type ModelSource = string | ModelFiles;
 
 export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
+  /** Constrains the output to JSON, a JSON schema, a grammar or a regex (see ResponseFormat). */
+  response_format?: ResponseFormat | null;
 }
 
 export interface Usage {
@@ -94,6 +99,8 @@ export interface ChatCompletionRequest extends SamplingOptions {
   stream_options?: { include_usage?: boolean } | null;
   /** Also accepted here, besides the second argument as in the OpenAI SDK. */
   signal?: AbortSignal;
+  /** Constrained output: JSON, a JSON schema, or our `grammar` / `regex` formats. */
+  response_format?: ResponseFormat | null;
 }
 
 /** A choice's log-probabilities, as OpenAI nests them (null unless the request set `logprobs: true`). */
