@@ -36,6 +36,34 @@ describe('attention on the GPU against the CPU reference', () => {
   }
 });
 
+describe('sliding-window attention on the GPU against the CPU reference', () => {
+  const cases: AttentionCase[] = [
+    // Prefill across the window boundary: early rows see everything before them, later ones only the window.
+    { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 37, pos: 0, window: 13 },
+    // A chunk after cached positions, its rows' windows starting at different places; a window of one key.
+    { nHeads: 4, nKvHeads: 1, headDim: 32, maxContext: 300, T: 29, pos: 150, window: 70 },
+    { nHeads: 3, nKvHeads: 3, headDim: 16, maxContext: 100, T: 9, pos: 40, window: 1 },
+    // Decode in splits over the window only, with its start inside a block; the window not yet filled.
+    { nHeads: 8, nKvHeads: 2, headDim: 64, maxContext: 1000, T: 1, pos: 900, window: 333, minSplit: 64, kv: 'f16-packed' },
+    { nHeads: 8, nKvHeads: 2, headDim: 64, maxContext: 1000, T: 1, pos: 200, window: 333, minSplit: 64 },
+    // Prepared for a chunk at 0, then set() to decode far past the window.
+    { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 600, T: 1, pos: 555, maxT: 16, window: 100, minSplit: 64, preparedWith: { T: 16, pos: 0 } },
+  ];
+  for (const c of cases) {
+    it(`window ${c.window}: T=${c.T} pos=${c.pos} heads ${c.nHeads}/${c.nKvHeads} headDim ${c.headDim}${c.preparedWith ? ' after set()' : ''}`, async () => {
+      expectPass(await checkAttention(await testGpu(), c, freshSeed()));
+    });
+  }
+  it('rejects a negative or fractional window', async () => {
+    const gpu = await testGpu();
+    const t = (label: string, shape: number[]) => createTensor(gpu, label, 'f32', shape);
+    const base = { q: await t('q', [1, 2, 8]), kCache: await t('k', [1, 16, 8]), vCache: await t('v', [1, 16, 8]), out: await t('out', [1, 2, 8]) };
+    for (const window of [-1, 2.5]) {
+      await expect(prepareAttention(gpu, { ...base, nHeads: 2, nKvHeads: 1, headDim: 8, maxContext: 16, T: 1, pos: 0, window })).rejects.toBeInstanceOf(ShapeError);
+    }
+  });
+});
+
 describe('attention across head sizes, GQA ratios and KV formats', () => {
   // headDim × group pairs covering 64/80/96/128/256 and GQA ratios 1/3/7/8; the KV format rotates through them.
   const shapes = [

@@ -1,6 +1,7 @@
 /**
  * attention: fused causal attention with online softmax and grouped-query heads. Query rows t = 0..T-1 sit
- * at positions pos..pos+T-1 and row t attends to cache positions 0..pos+t. Query head h reads kv head
+ * at positions pos..pos+T-1 and row t attends to cache positions 0..pos+t, or with a sliding window only to the
+ * last `window` of them (the cache still holds every position; older ones are masked, not evicted). Query head h reads kv head
  * floor(h / (nHeads / nKvHeads)); one workgroup serves every query head of a KV head (and a block of query
  * rows in prefill), so each key and value is read once per workgroup, not once per query head and row.
  *
@@ -40,7 +41,19 @@ interface AttentionKey {
   kv: KvFormat;
 }
 
-type AttentionField = 'T' | 'pos' | 'nHeads' | 'nKvHeads' | 'maxContext' | 'splitSize' | 'nSplits' | 'rowChunks' | 'statsOffset' | 'scale';
+type AttentionField =
+  | 'T'
+  | 'pos'
+  | 'nHeads'
+  | 'nKvHeads'
+  | 'maxContext'
+  | 'window'
+  | 'kFirst'
+  | 'splitSize'
+  | 'nSplits'
+  | 'rowChunks'
+  | 'statsOffset'
+  | 'scale';
 
 export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
   name: 'attention',
@@ -58,6 +71,8 @@ export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
     nHeads: 'u32',
     nKvHeads: 'u32',
     maxContext: 'u32',
+    window: 'u32',
+    kFirst: 'u32',
     splitSize: 'u32',
     nSplits: 'u32',
     rowChunks: 'u32',
@@ -102,6 +117,8 @@ export interface AttentionArgs {
   pos: number;
   /** Score scale; defaults to 1/√headDim. */
   scale?: number;
+  /** Sliding window: each query sees only the last `window` positions up to its own; 0 or absent = all. */
+  window?: number;
   /** Force how an f16 cache is read (tests cover both paths on a shader-f16 device). */
   kvFormat?: KvFormat;
   /** Decode only: fewest positions per split (a multiple of 64); default 256. Tests lower it to force splits. */
@@ -121,7 +138,7 @@ export function validateAttentionStep(maxT: number, maxContext: number, T: numbe
   }
 }
 
-export function validateAttention(a: AttentionArgs): { maxT: number; scale: number } {
+export function validateAttention(a: AttentionArgs): { maxT: number; scale: number; window: number } {
   const { nHeads, nKvHeads, headDim, maxContext } = a;
   for (const [name, v] of Object.entries({ nHeads, nKvHeads, headDim, maxContext })) {
     if (!Number.isInteger(v) || v < 1) throw new ShapeError('attention', `${name}=${v} must be a positive integer`);
@@ -143,11 +160,15 @@ export function validateAttention(a: AttentionArgs): { maxT: number; scale: numb
   validateAttentionStep(maxT, maxContext, a.T, a.pos);
   const scale = a.scale ?? 1 / Math.sqrt(headDim);
   if (!Number.isFinite(scale)) throw new ShapeError('attention', `scale=${scale} must be finite`);
+  const window = a.window ?? 0;
+  if (!Number.isSafeInteger(window) || window < 0 || window >= 2 ** 32) {
+    throw new ShapeError('attention', `window=${window} must be a non-negative 32-bit integer (0 = no window)`);
+  }
   const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
   if (!Number.isInteger(minSplit) || minSplit < BK || minSplit % BK !== 0) {
     throw new ShapeError('attention', `minSplit=${minSplit} must be a positive multiple of ${BK}`);
   }
-  return { maxT, scale };
+  return { maxT, scale, window };
 }
 
 /** Workgroup memory of the attention kernel for `rows` rows (see the shader's var<workgroup> list). */
@@ -187,7 +208,7 @@ export class AttentionLaunch {
   }
 
   static async create(gpu: Gpu, a: AttentionArgs): Promise<AttentionLaunch> {
-    const { maxT, scale } = validateAttention(a);
+    const { maxT, scale, window } = validateAttention(a);
     const { nHeads, nKvHeads, headDim, maxContext } = a;
     const units = headDim / 4;
     const group = nHeads / nKvHeads;
@@ -197,16 +218,18 @@ export class AttentionLaunch {
     // Splitting the context pays when one row leaves most of the device idle: decode.
     const maxSplits = maxT === 1 ? Math.min(MAX_SPLITS, Math.ceil(maxContext / minSplit)) : 1;
     const plan = (T: number, pos: number) => {
-      const context = pos + T;
-      const wanted = Math.min(maxSplits, Math.ceil(context / minSplit));
-      const splitSize = BK * Math.ceil(context / (BK * wanted));
-      return { splitSize, nSplits: Math.ceil(context / splitSize), rowChunks: Math.ceil((T * group) / rows) };
+      // Splits cover what row 0's window starts at onward; a window keeps decode's span at most `window`.
+      const kFirst = window > 0 ? Math.max(0, pos + 1 - window) : 0;
+      const span = pos + T - kFirst;
+      const wanted = Math.min(maxSplits, Math.ceil(span / minSplit));
+      const splitSize = BK * Math.ceil(span / (BK * wanted));
+      return { kFirst, splitSize, nSplits: Math.ceil(span / splitSize), rowChunks: Math.ceil((T * group) / rows) };
     };
     const statsOffset = maxT * nHeads * maxSplits * units;
     const partials = maxSplits > 1 ? await createTensor(gpu, 'attention partials', 'f32', [statsOffset + maxT * nHeads * maxSplits, 4]) : undefined;
     try {
       const partialsBuffer = partials?.buffer ?? placeholderBuffer(gpu);
-      const params = { T: a.T, pos: a.pos, nHeads, nKvHeads, maxContext, statsOffset, scale, ...plan(a.T, a.pos) };
+      const params = { T: a.T, pos: a.pos, nHeads, nKvHeads, maxContext, window, statsOffset, scale, ...plan(a.T, a.pos) };
       const resources = { q: a.q.buffer, kCache: a.kCache.buffer, vCache: a.vCache.buffer, out: a.out.buffer, partials: partialsBuffer };
       const main = await KernelDispatch.create(gpu, attentionKernel, { units, rows, kv }, params, resources, (p) => {
         validateAttentionStep(maxT, maxContext, p.T, p.pos);

@@ -1,5 +1,6 @@
 // Causal grouped-query attention over the KV cache with online softmax (flash style): out = softmax(q·Kᵀ·scale)·V,
-// where query row t (position pos + t) sees cache positions 0..pos+t. Needs a KV accessor prelude (KvUnit,
+// where query row t (position pos + t) sees cache positions 0..pos+t, or with a sliding window (window > 0) only
+// the last `window` of them, pos+t−window+1..pos+t. Needs a KV accessor prelude (KvUnit,
 // kv_load). Layouts, in units of 4 head dims: q and out [maxT, nHeads, UNITS]; kCache and vCache
 // [nKvHeads, maxContext, UNITS].
 //
@@ -38,6 +39,11 @@ var<workgroup> rowAlpha: array<f32, ROWS>; // exp(previous max − this block's 
 var<workgroup> rowSum: array<f32, ROWS>;
 var<workgroup> partial: array<vec4<f32>, BK>; // one row's sums from every key group, added up at the end
 
+// The first cache position a query at position p sees.
+fn windowStart(p: u32) -> u32 {
+  return select(0u, p + 1u - params.window, params.window != 0u && p + 1u > params.window);
+}
+
 @compute @workgroup_size(BK)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -54,9 +60,11 @@ fn main(
   let firstRow = chunk * ROWS;
   let lastRow = min(firstRow + ROWS, params.T * group) - 1u;
   let kvBase = kvHead * params.maxContext * UNITS;
-  let kStart = split * params.splitSize;
-  // No row of this workgroup sees past the last row's causal limit.
-  let kEnd = min(kStart + params.splitSize, params.pos + lastRow / group + 1u);
+  // Splits cover the positions from the first one row 0 sees (kFirst) on; no row of this workgroup sees
+  // before its first row's window or past its last row's causal limit.
+  let split0 = params.kFirst + split * params.splitSize;
+  let kStart = max(split0, windowStart(params.pos + firstRow / group));
+  let kEnd = min(split0 + params.splitSize, params.pos + lastRow / group + 1u);
 
   for (var i = lid; i < ROWS * UNITS; i += BK) {
     let g = firstRow + i / UNITS;
@@ -94,7 +102,8 @@ fn main(
     }
     for (var r = 0u; r < ROWS; r++) {
       let g = firstRow + r;
-      let visible = lid < n && g <= lastRow && k <= params.pos + g / group;
+      let p = params.pos + g / group;
+      let visible = lid < n && g <= lastRow && k <= p && k >= windowStart(p);
       scores[r * BK + lid] = select(NO_MAX, s[r], visible);
     }
     workgroupBarrier();

@@ -24,6 +24,8 @@ export interface AttentionCase {
   kv?: KvFormat;
   /** Decode split size floor, to force several splits at small contexts. */
   minSplit?: number;
+  /** Sliding window (0 or absent = none). */
+  window?: number;
 }
 
 export const ATTENTION_TOLERANCE = 1e-6;
@@ -40,12 +42,17 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const scale = c.scale ?? 1 / Math.sqrt(D);
   const rowSize = nHeads * D;
 
-  // Cache positions past the last one read (pos + T - 1) hold NaN, so reading past the causal limit fails.
+  // Cache positions past the last one read (pos + T - 1) hold NaN, so reading past the causal limit fails; so
+  // do those before the first row's window, which no query sees.
   // q rows T.. hold real values: a stray write to out rows T.. would then be finite and caught below.
   const qData = randomNormal(rng, maxT * rowSize);
+  const window = c.window ?? 0;
+  const firstSeen = window > 0 ? Math.max(0, pos + 1 - window) : 0;
   const cacheData = () => {
     const data = new Float32Array(nKvHeads * maxContext * D).fill(NaN);
-    for (let kvh = 0; kvh < nKvHeads; kvh++) data.set(randomNormal(rng, (pos + T) * D), kvh * maxContext * D);
+    for (let kvh = 0; kvh < nKvHeads; kvh++) {
+      data.set(randomNormal(rng, (pos + T - firstSeen) * D), (kvh * maxContext + firstSeen) * D);
+    }
     return data;
   };
   const kData = cacheData();
@@ -62,7 +69,7 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const out = await poisoned(gpu, 'out', [maxT, nHeads, D]);
   const step = c.preparedWith ?? { T, pos };
   const op = await prepareAttention(gpu, {
-    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit,
+    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window,
   });
   if (c.preparedWith) op.set({ T, pos });
   const actual = await runAndRead(gpu, op.dispatches, out);
@@ -74,11 +81,11 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const valid = T * rowSize;
   const seen = Float32Array.from(actual, (v, i) => (i < valid ? v : Number.isNaN(v) ? 0 : Infinity));
   const expected = new Float32Array(maxT * rowSize);
-  expected.set(attentionRef(qData, kData, vData, { nHeads, nKvHeads, headDim: D, maxContext, T, pos, scale }));
+  expected.set(attentionRef(qData, kData, vData, { nHeads, nKvHeads, headDim: D, maxContext, T, pos, scale, window }));
 
   const from = c.preparedWith ? ` (prepared T=${c.preparedWith.T} pos=${c.preparedWith.pos})` : '';
   const name =
     `attention T=${T}/${maxT} pos=${pos} heads=${nHeads}/${nKvHeads} headDim=${D} maxContext=${maxContext}` +
-    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}`;
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}`;
   return check(name, seed, kv === 'f32' ? ATTENTION_TOLERANCE : ATTENTION_F16_KV_TOLERANCE, seen, expected);
 }
