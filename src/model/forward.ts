@@ -12,7 +12,7 @@ import { DEFAULT_MATVEC, DEFAULT_TILE } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
-import { decodeWeightBytes, uploadWeights, type GpuWeights } from './gpu-weights';
+import { allocateWeights, decodeWeightBytes, sameWeights, uploadWeights, type GpuWeights } from './gpu-weights';
 import type { KvDtype } from '../kernels/attention/kv-format';
 import { ContextWindowExceededError, DEFAULT_KV_DTYPE } from './kv-cache';
 import { checkModelFits } from './limits';
@@ -129,10 +129,18 @@ export class GpuModel {
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
+    // A streamed tensor that does not fit the buffer allocated for it gets a new one; the old one goes.
+    const release = (t: Tensor) => {
+      buffers.splice(buffers.indexOf(t.buffer), 1);
+      t.buffer.destroy();
+    };
+    let plans: Promise<[Plan, Plan]> | undefined;
     try {
-      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype });
+      // Weights and run state are allocated before the weights stream, so the plans, whose pipelines are
+      // compiled by createComputePipelineAsync, are prepared while the weights arrive.
+      const allocated = await allocateWeights(gpu, spec, dtype, options.quantize, contextLength, track);
       const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked, kvDtype);
-      const up = gpuWeights.layers[0]?.wGateUp ?? gpuWeights.layers[0]?.wUp;
+      const up = allocated.layers[0]?.wGateUp ?? allocated.layers[0]?.wUp;
       const tune = options.tune === true ? {} : options.tune || undefined;
       options.onProgress?.({ stage: 'compile', done: 0, total: 2 });
       const shapes: KernelShapes =
@@ -142,13 +150,29 @@ export class GpuModel {
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
           : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
-      const prefill = await preparePlan(gpu, spec, gpuWeights, state, chunk, shapes);
-      options.onProgress?.({ stage: 'compile', done: 1, total: 2 });
-      const decode = await preparePlan(gpu, spec, gpuWeights, state, 1, shapes);
-      options.onProgress?.({ stage: 'compile', done: 2, total: 2 });
+      const prepare = async (weights: GpuWeights): Promise<[Plan, Plan]> => {
+        const prefill = await preparePlan(gpu, spec, weights, state, chunk, shapes);
+        options.onProgress?.({ stage: 'compile', done: 1, total: 2 });
+        const decode = await preparePlan(gpu, spec, weights, state, 1, shapes);
+        options.onProgress?.({ stage: 'compile', done: 2, total: 2 });
+        return [prefill, decode];
+      };
+      plans = prepare(allocated);
+      // Awaited once the weights are in; a failure meanwhile must not surface as an unhandled rejection.
+      plans.catch(() => {});
+      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype, into: allocated, release });
+      let [prefill, decode] = await plans;
+      if (!sameWeights(allocated, gpuWeights)) {
+        // A tensor arrived in another dtype than `dtype` said: the plans must read its new buffer.
+        disposePlan(prefill);
+        disposePlan(decode);
+        plans = prepare(gpuWeights);
+        [prefill, decode] = await plans;
+      }
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
       return new GpuModel(gpu, spec, context, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
     } catch (e) {
+      await plans?.then((p) => p.forEach(disposePlan), () => {});
       for (const b of buffers) b.destroy();
       throw e;
     }

@@ -4,11 +4,12 @@
  */
 import type { Gpu } from '../gpu/device';
 import { tensorBytes, uploadTensor, type Tensor } from '../gpu/tensor';
+import { LAYER_TENSOR_NAMES } from './architectures';
 import { ropeInvFreq, ropeTable } from './rope-table';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';
-import { uploadStream, type LoadProgress } from './upload';
+import { allocateTensors, uploadStream, type LoadProgress, type UploadedTensors } from './upload';
 import type { CanonicalLayer, WeightDtype } from './weights';
 
 /** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS). */
@@ -36,25 +37,9 @@ export function decodeWeightBytes(spec: ModelSpec, w: GpuWeights): number {
   return total;
 }
 
-/**
- * Runs `stream` into GPU buffers (see upload.ts), passing every buffer it creates to `track` (the model
- * destroys them), and adds the rope table.
- */
-export async function uploadWeights(
-  gpu: Gpu,
-  spec: ModelSpec,
-  stream: WeightStream,
-  contextLength: number,
-  track: (t: Tensor) => Tensor,
-  options: { quantize?: QuantDType; dtype?: WeightDtype; onProgress?: (p: LoadProgress) => void },
-): Promise<GpuWeights> {
-  const { model, layers } = await uploadStream(gpu, spec, stream, { quantize: options.quantize, dtype: options.dtype, track, onProgress: options.onProgress });
-  let ropeTableTensor: Tensor | undefined;
-  if (spec.rope) {
-    const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });
-    const table = ropeTable(invFreq, contextLength);
-    ropeTableTensor = track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
-  }
+/** Checks that `model` and `layers` hold every tensor a model needs, and adds the rope table. */
+function complete(uploaded: UploadedTensors, ropeTable: Tensor | undefined): GpuWeights {
+  const { model, layers } = uploaded;
   const { embedding, finalNorm, lmHead } = model;
   if (!embedding || !finalNorm || !lmHead || layers.some((l: Partial<GpuLayer>) => !l.attnNorm || !l.wqkv || !l.wo || !l.mlpNorm || !l.wDown)) {
     throw new Error('the weight stream ended before every tensor the model needs');
@@ -67,6 +52,61 @@ export async function uploadWeights(
     finalNorm,
     finalNormBias: model.finalNormBias,
     lmHead,
-    ropeTable: ropeTableTensor,
+    ropeTable,
   };
+}
+
+async function uploadRopeTable(gpu: Gpu, spec: ModelSpec, contextLength: number, track: (t: Tensor) => Tensor): Promise<Tensor | undefined> {
+  if (!spec.rope) return undefined;
+  const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });
+  const table = ropeTable(invFreq, contextLength);
+  return track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
+}
+
+/**
+ * Every weight buffer of the model allocated (zeroed) and the rope table uploaded, before the weights stream
+ * in: what reads the weights can be prepared meanwhile (see uploadWeights' `into`).
+ */
+export async function allocateWeights(
+  gpu: Gpu,
+  spec: ModelSpec,
+  dtype: WeightDtype,
+  quantize: QuantDType | undefined,
+  contextLength: number,
+  track: (t: Tensor) => Tensor,
+): Promise<GpuWeights> {
+  const tensors = await allocateTensors(gpu, spec, dtype, quantize, track);
+  return complete(tensors, await uploadRopeTable(gpu, spec, contextLength, track));
+}
+
+/**
+ * Runs `stream` into GPU buffers (see upload.ts), passing every buffer it creates to `track` (the model
+ * destroys them), and adds the rope table; with `into` (allocateWeights), into those buffers where the
+ * streamed tensors fit them, releasing those they do not.
+ */
+export async function uploadWeights(
+  gpu: Gpu,
+  spec: ModelSpec,
+  stream: WeightStream,
+  contextLength: number,
+  track: (t: Tensor) => Tensor,
+  options: { quantize?: QuantDType; dtype?: WeightDtype; onProgress?: (p: LoadProgress) => void; into?: GpuWeights; release?: (t: Tensor) => void },
+): Promise<GpuWeights> {
+  const { into } = options;
+  const allocated: UploadedTensors | undefined = into && {
+    model: { embedding: into.embedding, positionEmbedding: into.positionEmbedding, finalNorm: into.finalNorm, finalNormBias: into.finalNormBias, lmHead: into.lmHead },
+    layers: into.layers,
+  };
+  const uploaded = await uploadStream(gpu, spec, stream, { quantize: options.quantize, dtype: options.dtype, track, onProgress: options.onProgress, into: allocated, release: options.release });
+  return complete(uploaded, into ? into.ropeTable : await uploadRopeTable(gpu, spec, contextLength, track));
+}
+
+/** Whether `a` and `b` hold the same buffers (an upload into allocated weights kept them all). */
+export function sameWeights(a: GpuWeights, b: GpuWeights): boolean {
+  const model = (w: GpuWeights) => [w.embedding, w.positionEmbedding, w.finalNorm, w.finalNormBias, w.lmHead, w.ropeTable];
+  return (
+    model(a).every((t, i) => t === model(b)[i]) &&
+    a.layers.length === b.layers.length &&
+    a.layers.every((l, i) => LAYER_TENSOR_NAMES.every((name) => l[name] === b.layers[i][name]))
+  );
 }

@@ -14,7 +14,7 @@ import { QUANT_SLICE_ALIGN } from '../quant/format';
 import { quantizeSlice, type QuantDType } from '../quant/quantize';
 import { canonicalShape, LAYER_TENSOR_NAMES, LAYER_TENSORS, MODEL_TENSORS, type CanonicalTensor, type LayerTensorName, type ModelTensorName } from './architectures';
 import type { ModelSpec } from './config';
-import type { WeightStream } from './stream';
+import type { TensorKey, WeightStream } from './stream';
 import type { WeightDtype } from './weights';
 
 const UPLOAD_FLUSH_BYTES = 64 << 20;
@@ -46,6 +46,12 @@ export interface UploadOptions {
   quantizeOn?: 'gpu' | 'cpu';
   /** The matrices' dtype as the stream delivers them, for the progress totals (without it they are 0). */
   dtype?: WeightDtype;
+  /**
+   * Tensors allocated before the stream (allocateTensors), written in place where dtype and shape match; one
+   * that does not is replaced by a new tensor and passed to `release`.
+   */
+  into?: UploadedTensors;
+  release?: (t: Tensor) => void;
   /** Every buffer created, as it is created: the caller destroys them all if the load fails. */
   track: (t: Tensor) => Tensor;
   onProgress?: (p: LoadProgress) => void;
@@ -59,13 +65,46 @@ interface Target {
   quantizer?: QuantizeDispatch;
 }
 
+/** Where a canonical tensor goes: f32 vectors and position table, the embedding as streamed, matrices quantized when asked (the LM head q8 under q4). */
+function destinationOf(quant: QuantDType | undefined): (name: string, t: CanonicalTensor, dtype: WeightDtype) => DType {
+  const quantAs = (name: string): QuantDType | undefined => (quant === 'q4' && name === 'lmHead' ? 'q8' : quant);
+  return (name, t, dtype) => (name === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : name === 'embedding' ? dtype : (quantAs(name) ?? dtype));
+}
+
+function tensorLabel(key: TensorKey, t: CanonicalTensor): string {
+  return key.layer === undefined ? t.label : `layer ${key.layer} ${t.label}`;
+}
+
+/**
+ * Every tensor a stream of `spec` with matrices in `dtype` will write, allocated (zeroed) before it starts, so
+ * that what reads them (the plans' bind groups) can be prepared while the weights arrive.
+ */
+export async function allocateTensors(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, quant: QuantDType | undefined, track: (t: Tensor) => Tensor): Promise<UploadedTensors> {
+  const destination = destinationOf(quant);
+  const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
+  const allocate = async (key: TensorKey, t: CanonicalTensor) =>
+    t.present(spec) ? track(await createTensor(gpu, tensorLabel(key, t), destination(key.name, t, dtype), canonicalShape(t, spec))) : undefined;
+  for (const name of Object.keys(MODEL_TENSORS) as ModelTensorName[]) {
+    const tensor = await allocate({ layer: undefined, name }, MODEL_TENSORS[name]);
+    if (tensor) out.model[name] = tensor;
+  }
+  if (spec.tiedEmbeddings) {
+    const head = destination('lmHead', MODEL_TENSORS.lmHead, dtype);
+    out.model.lmHead = head === dtype ? out.model.embedding : track(await createTensor(gpu, 'LM head', head, canonicalShape(MODEL_TENSORS.embedding, spec)));
+  }
+  for (const [l, layer] of out.layers.entries()) {
+    for (const name of LAYER_TENSOR_NAMES) {
+      const tensor = await allocate({ layer: l, name }, LAYER_TENSORS[name]);
+      if (tensor) layer[name] = tensor;
+    }
+  }
+  return out;
+}
+
 /** Runs `stream` into GPU buffers; a tied LM head is the embedding's buffer, or its own when quantized. */
 export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStream, options: UploadOptions): Promise<UploadedTensors> {
   const quant = options.quantize;
-  const quantAs = (name: string): QuantDType | undefined => (quant === 'q4' && name === 'lmHead' ? 'q8' : quant);
-  /** Where each canonical tensor goes: f32 vectors and position table, the embedding as streamed, matrices quantized when asked. */
-  const destination = (name: string, t: CanonicalTensor, dtype: WeightDtype): DType =>
-    name === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : name === 'embedding' ? dtype : (quantAs(name) ?? dtype);
+  const destination = destinationOf(quant);
   const onGpu = (dtype: WeightDtype) => dtype === 'f16' && options.quantizeOn !== 'cpu';
   const totals = uploadTotals(spec, options.dtype, destination, onGpu);
   const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
@@ -74,23 +113,27 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   let pending = 0;
   let uploaded = 0;
   let quantized = 0;
-  const create = async (label: string, dtype: DType, shape: readonly number[]): Promise<Target> => ({
-    tensor: options.track(await createTensor(gpu, label, dtype, shape)),
-    dtype,
-    label,
-  });
+  /** The allocated tensor where it fits, else a new one (the allocated one released). */
+  const target = async (label: string, dtype: DType, shape: readonly number[], allocated: Tensor | undefined): Promise<Target> => {
+    if (allocated && allocated.dtype === dtype && allocated.shape.length === shape.length && allocated.shape.every((n, i) => n === shape[i])) {
+      return { tensor: allocated, dtype, label };
+    }
+    if (allocated) options.release?.(allocated);
+    return { tensor: options.track(await createTensor(gpu, label, dtype, shape)), dtype, label };
+  };
   try {
     await stream({
       async begin(key, t, shape, dtype) {
         quantizer.release(targets);
-        const label = key.layer === undefined ? t.label : `layer ${key.layer} ${t.label}`;
-        targets = [await create(label, destination(key.name, t, dtype), shape)];
+        const into = options.into;
+        const allocated = key.layer === undefined ? into?.model[key.name] : into?.layers[key.layer][key.name];
+        targets = [await target(tensorLabel(key, t), destination(key.name, t, dtype), shape, allocated)];
         if (key.layer === undefined) out.model[key.name] = targets[0].tensor;
         else out.layers[key.layer][key.name] = targets[0].tensor;
         if (key.name === 'embedding' && spec.tiedEmbeddings) {
           // The gather reads the embedding as is; a quantized head needs its own copy of the same rows.
-          const head = quantAs('lmHead');
-          if (head) targets.push(await create('LM head', head, shape));
+          const head = destination('lmHead', MODEL_TENSORS.lmHead, dtype);
+          if (head !== dtype) targets.push(await target('LM head', head, shape, into?.model.lmHead === into?.model.embedding ? undefined : into?.model.lmHead));
           out.model.lmHead = targets[targets.length - 1].tensor;
         }
       },

@@ -15,6 +15,8 @@ import { loadModel } from '../../src/model/load';
 import { DEFAULT_CONTEXT_LENGTH, planMemory, totalBytes } from '../../src/model/memory';
 import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { f16BitsToF32 } from '../../src/gpu/f16';
+import { compare } from '../../src/selftest/compare';
 import { testGpu } from '../gpu';
 import { modelPath, readModelText } from '../models';
 
@@ -37,6 +39,32 @@ describe('memory plan against what GpuModel.create allocates', () => {
       }
     });
   }
+});
+
+describe('weights allocated before they stream', () => {
+  it('a matrix that arrives in another dtype than allocated gets its own buffer, and the model reads it', async () => {
+    const gpu = await testGpu();
+    const { config, tensors } = randomModel('llama', { ...SMALL_MODELS.llama, dtype: 'f16' }, 3);
+    const spec = parseModelConfig(config);
+    const weights = await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype: 'f16' });
+    const wo = weights.layers[0].wo;
+    if (wo.dtype !== 'f16') throw new Error('expected f16 weights');
+    // The same values widened: the model is allocated f16 from its embedding and head, and layer 0's wo arrives f32.
+    const mixed = { ...weights, layers: [{ ...weights.layers[0], wo: { dtype: 'f32' as const, shape: wo.shape, data: Float32Array.from(wo.data, f16BitsToF32) } }, ...weights.layers.slice(1)] };
+    const options = { contextLength: 16, prefillChunk: 8 };
+    const reference = await GpuModel.create(gpu, spec, weights, options);
+    const model = await GpuModel.create(gpu, spec, mixed, options);
+    const prompt = [1, 5, 9, 2];
+    const expected = await reference.forward(prompt, 'logits');
+    const actual = await model.forward(prompt, 'logits');
+    if (expected.kind !== 'logits' || actual.kind !== 'logits') throw new Error('expected logits');
+    expect(compare(actual.logits, expected.logits).nmse).toBeLessThan(1e-8);
+    // The f16 buffer allocated for wo went; its f32 replacement is counted instead.
+    const woBytes = wo.shape[0] * wo.shape[1];
+    expect(model.allocatedBytes).toBe(reference.allocatedBytes + 2 * woBytes);
+    reference.destroy();
+    model.destroy();
+  });
 });
 
 /** stories260K with another max_position_embeddings, and weights that fail loudly if anything reads them. */
