@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 import { serveModels } from './src/dev/serve-models.ts';
 import { bundleEmbedLibrary } from './src/embed/build-plugin.ts';
 import { precacheServiceWorker } from './src/worker/precache-plugin.ts';
+import { wllamaWasmBesideLibrary } from './src/wasm/build-plugin.ts';
 
 /**
  * Node runs WebGPU through Dawn over a Vulkan driver. With no GPU we use software ones:
@@ -26,14 +27,18 @@ const LIB_BUILD: BuildOptions = {
     fileName: (format) => (format === 'iife' ? 'webgpu-llm.iife.js' : 'webgpu-llm.js'),
   },
   // The IIFE build finds its own URL through document.currentScript; import.meta.url serves the ESM build only.
-  rolldownOptions: { checks: { emptyImportMeta: false } },
+  // One file per format: the CPU backend's wllama glue is inlined rather than left as a chunk beside it.
+  rolldownOptions: { checks: { emptyImportMeta: false }, output: { codeSplitting: false } },
 };
 
 export default defineConfig(({ mode }) => ({
   plugins: [
     serveModels(),
     // The app build takes the library from dist-lib/ and lists its own output for the service worker.
-    ...(mode === 'lib' ? [] : [bundleEmbedLibrary('dist-lib'), precacheServiceWorker({ exclude: /^(webgpu-llm(\.iife)?\.js|embed-example\.[a-z]+)$/ })]),
+    // wllama's WebAssembly (8 MiB, for the CPU backend only) is fetched when that backend loads, not precached.
+    ...(mode === 'lib'
+      ? [wllamaWasmBesideLibrary()]
+      : [bundleEmbedLibrary('dist-lib'), precacheServiceWorker({ exclude: /^(webgpu-llm(\.iife)?\.js|embed-example\.[a-z]+|(assets\/)?wllama[-\w]*\.wasm)$/ })]),
   ],
   server: { host: '127.0.0.1' },
   build: mode === 'lib' ? LIB_BUILD : { target: 'es2022' },

@@ -8,6 +8,7 @@ import { ChatTemplateError } from './chat/template';
 import { InvalidRequestError } from './chat/messages';
 import { EngineDisposedError } from './engine/errors';
 import { SafetensorsError } from './formats/errors';
+import { GgufError } from './formats/gguf';
 import {
   DeviceLostError,
   GpuOutOfMemoryError,
@@ -27,6 +28,7 @@ import { InvalidOptionError } from './sampling/options';
 import { NoCandidateTokenError } from './sampling/sampler';
 import { IntegrityError, StorageQuotaError } from './storage/errors';
 import { TokenizerError } from './tokenizer/tokenizer';
+import { WasmBackendError } from './wasm/errors';
 import { WorkerStartError } from './worker/protocol';
 
 /**
@@ -73,6 +75,7 @@ export const ERRORS = {
     hint: 'This happens after a driver reset or when the system reclaims GPU memory. Reload the model; the conversation is kept.',
   },
   EngineDisposedError: { type: EngineDisposedError, kind: 'other' },
+  GgufError: { type: GgufError, kind: 'other' },
   GpuOutOfMemoryError: { type: GpuOutOfMemoryError, kind: 'gpu-memory', title: 'Out of GPU memory', hint: GPU_MEMORY_HINT },
   GpuValidationError: { type: GpuValidationError, kind: 'other' },
   HttpError: {
@@ -105,6 +108,7 @@ export const ERRORS = {
   StorageQuotaError: { type: StorageQuotaError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
   TokenizerError: { type: TokenizerError, kind: 'request' },
   UnsupportedModelError: { type: UnsupportedModelError, kind: 'other' },
+  WasmBackendError: { type: WasmBackendError, kind: 'other', title: 'The CPU (WebAssembly) backend failed' },
   WebGPUUnavailableError: { type: WebGPUUnavailableError, kind: 'no-webgpu', title: 'WebGPU is not available', hint: WEBGPU_HELP },
   WorkerStartError: { type: WorkerStartError, kind: 'other' },
 } satisfies Record<string, ErrorRow>;

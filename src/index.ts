@@ -1,5 +1,6 @@
 /** The public API: a factory, OpenAI-shaped calls, and the typed errors callers can catch. */
 export { createEngine, Engine } from './engine/engine';
+export type { BackendChoice, BackendRequest } from './engine/backend';
 export type {
   EngineOptions,
   FinishReason,
@@ -26,6 +27,7 @@ export { ChatTemplateError } from './chat/template';
 export { InvalidRequestError } from './chat/messages';
 export { EngineDisposedError } from './engine/errors';
 export { SafetensorsError } from './formats/errors';
+export { GgufError } from './formats/gguf';
 export {
   DeviceLostError,
   GpuOutOfMemoryError,
@@ -45,5 +47,6 @@ export { InvalidOptionError } from './sampling/options';
 export { NoCandidateTokenError } from './sampling/sampler';
 export { IntegrityError, StorageQuotaError } from './storage/errors';
 export { TokenizerError } from './tokenizer/tokenizer';
+export { WasmBackendError } from './wasm/errors';
 export { WorkerStartError } from './worker/protocol';
 export { createOpenAIFetch, type OpenAIEngine, type OpenAIFetch, type OpenAIFetchOptions } from './openai/fetch';

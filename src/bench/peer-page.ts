@@ -6,7 +6,7 @@
  */
 import { Wllama, type LoadModelParams, type RawCompletionParams, type RawCompletionResponse } from '@wllama/wllama';
 import { createEngine } from '../engine/engine';
-import { llamaToGguf } from './gguf-export';
+import { llamaToGguf } from '../formats/gguf-export';
 import { openSafetensors } from '../formats/safetensors';
 import { bytesSource } from '../formats/sources';
 import { parseModelConfig } from '../model/config';
@@ -70,11 +70,11 @@ async function runOurs(modelUrl: string): Promise<{ run: PeerRun; promptIds: num
     const { out, result } = await once(promptIds, DECODE_TOKENS);
     const promptText = engine.tokenizer.decode(promptIds, { skipSpecialTokens: true });
     const text = engine.tokenizer.decode([...promptIds, ...out], { skipSpecialTokens: true }).slice(promptText.length);
-    const notes = [`adapter: ${engine.gpu.adapterName}`, `cached prompt tokens: ${result.usage.prompt_tokens_details.cached_tokens}`];
+    const notes = [`adapter: ${engine.backend.device}`, `cached prompt tokens: ${result.usage.prompt_tokens_details.cached_tokens}`];
     return {
       promptIds,
       run: {
-        backend: `webgpu-llm WebGPU f32 (${engine.gpu.adapterName})`,
+        backend: `webgpu-llm WebGPU f32 (${engine.backend.device})`,
         promptTokens: result.usage.prompt_tokens,
         generatedTokens: result.usage.completion_tokens,
         prefillTokensPerSecond: result.timings.prefill_tokens_per_second,
@@ -97,7 +97,7 @@ async function exportGguf(modelUrl: string): Promise<Uint8Array> {
   const spec = parseModelConfig(await (await get('config.json')).json());
   const weights = await openSafetensors(bytesSource(await (await get('model.safetensors')).arrayBuffer(), 'model.safetensors'));
   const tokenizer: unknown = await (await get('tokenizer.json')).json();
-  return llamaToGguf(spec, weights, tokenizer, MODEL);
+  return llamaToGguf(spec, weights, tokenizer, { name: MODEL });
 }
 
 async function runTheirs(gguf: Uint8Array, promptTokens: number): Promise<PeerRun> {

@@ -122,7 +122,7 @@ async function loadEngine(values: { model?: string; context?: string; dtype?: st
 function reportSpeed(engine: Engine, result: GenerationResult): void {
   const { usage, timings } = result;
   console.error(
-    `[${engine.gpu.adapterName}] ${usage.prompt_tokens} prompt tokens at ${timings.prefill_tokens_per_second.toFixed(1)} tok/s, ` +
+    `[${engine.backend.device}] ${usage.prompt_tokens} prompt tokens at ${timings.prefill_tokens_per_second.toFixed(1)} tok/s, ` +
       `${usage.completion_tokens} new at ${timings.decode_tokens_per_second.toFixed(1)} tok/s (${result.finishReason})`,
   );
 }
@@ -192,7 +192,7 @@ async function serveCommand(args: string[]): Promise<number> {
   const maxBodyBytes = integer('max-body-bytes', values['max-body-bytes'], 1);
   const engine = await loadEngine(values);
   const server = await serve(engine, { port, host: values.host, maxBodyBytes });
-  console.error(`[${engine.gpu.adapterName}] serving ${engine.modelId} at ${server.url} (Ctrl-C stops)`);
+  console.error(`[${engine.backend.device}] serving ${engine.modelId} at ${server.url} (Ctrl-C stops)`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -32,8 +32,13 @@ export interface BrowserHarness {
   close(): Promise<void>;
 }
 
+export interface BrowserOptions {
+  /** false: Chromium without WebGPU (no --enable-unsafe-webgpu, and the feature switched off), as many browsers are. */
+  webgpu?: boolean;
+}
+
 /** The Vite dev server (plus `plugins`, e.g. extra headers) and a Chromium pointed at it. */
-export async function startBrowser(plugins: Plugin[] = []): Promise<BrowserHarness> {
+export async function startBrowser(plugins: Plugin[] = [], options: BrowserOptions = {}): Promise<BrowserHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
   const server: ViteDevServer = await createServer({
     root: ROOT,
@@ -44,7 +49,7 @@ export async function startBrowser(plugins: Plugin[] = []): Promise<BrowserHarne
   });
   await server.listen();
   const { port } = server.httpServer!.address() as AddressInfo;
-  return launch(port, () => server.close());
+  return launch(port, () => server.close(), options);
 }
 
 /** A policy as strict as a careful host's: nothing inline, no eval, scripts and workers from this origin only. */
@@ -90,9 +95,10 @@ export async function startPreviewBrowser(): Promise<BrowserHarness> {
   });
 }
 
-async function launch(port: number, closeServer: () => Promise<void>): Promise<BrowserHarness> {
+async function launch(port: number, closeServer: () => Promise<void>, options: BrowserOptions = {}): Promise<BrowserHarness> {
+  const args = options.webgpu === false ? [...CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu'), '--disable-features=WebGPU'] : CHROMIUM_ARGS;
   // Playwright makes a fresh temporary profile (--user-data-dir) for each launch.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args });
   return {
     browser,
     url: (path) => `http://127.0.0.1:${port}${path}`,

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Plugin } from 'vite';
 
-const LIB_FILES = ['webgpu-llm.iife.js', 'webgpu-llm.js'];
+const LIB_FILES = ['webgpu-llm.iife.js', 'webgpu-llm.js', 'wllama.wasm'];
 
 export function bundleEmbedLibrary(libDir: string): Plugin {
   let dir = libDir;

@@ -20,6 +20,9 @@ import { GrammarEngine, type GrammarConstraint } from '../structured/grammar-eng
 import { parseResponseFormat, type ConstrainedOutput } from '../structured/response-format';
 import { createStreamDecoder } from '../tokenizer/stream';
 import type { Tokenizer } from '../tokenizer/tokenizer';
+import type { LanguageModel } from '../model/language-model';
+import { loadWasmModel } from '../wasm/load';
+import { reasonForWasm, type BackendChoice } from './backend';
 import { createChatCompletions, type ChatBackend } from './chat-completions';
 import { ContextWindowExceededError, EngineDisposedError, InvalidOptionError, InvalidRequestError } from './errors';
 import type { ContextChoice } from '../model/memory';
@@ -50,12 +53,25 @@ function usage(promptTokens: number, completionTokens: number, cachedTokens: num
   };
 }
 
+/**
+ * Loads a model on the backend asked for (`options.backend`, default 'auto': WebGPU on a hardware adapter, the
+ * WASM CPU path when there is no WebGPU or only a software adapter); `engine.backend` says which and why.
+ */
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
-  const gpu = options.gpu ?? (await acquireGpu());
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
+  const { backend = 'auto' } = options;
+  const wasmReason = backend === 'wasm' ? 'asked for' : backend === 'auto' && !options.gpu ? await reasonForWasm() : null;
+  if (wasmReason !== null) {
+    const loaded = await loadWasmModel(files, options);
+    const { threads } = loaded.model.info;
+    return new Engine(undefined, files.name, loaded, { backend: 'wasm', reason: wasmReason, device: `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}` });
+  }
+  const gpu = options.gpu ?? (await acquireGpu());
   // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller;
   // a short tuning run picks the decode kernel's shape for this device.
-  return new Engine(gpu, files.name, await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options }));
+  const loaded = await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options });
+  const reason = backend === 'webgpu' ? 'asked for' : options.gpu ? 'a GPU was given' : 'hardware adapter';
+  return new Engine(gpu, files.name, loaded, { backend: 'webgpu', reason, device: gpu.adapterName });
 }
 
 export class Engine implements ChatBackend {
@@ -77,9 +93,12 @@ export class Engine implements ChatBackend {
   private grammars: GrammarEngine | undefined;
 
   constructor(
-    readonly gpu: Gpu,
+    /** The GPU the model runs on; undefined on the WASM backend. */
+    readonly gpu: Gpu | undefined,
     modelId: string,
-    private readonly loaded: LoadedModel,
+    private readonly loaded: LoadedModel<LanguageModel>,
+    /** Which backend runs the model, why, and on what. */
+    readonly backend: BackendChoice,
   ) {
     this.spec = loaded.spec;
     this.tokenizer = loaded.tokenizer;

@@ -4,6 +4,7 @@
  * these, so none of them has to import another's implementation for a type.
  */
 import type { Gpu } from '../gpu/device';
+import type { BackendRequest } from './backend';
 import type { ModelFiles } from '../model/files';
 import type { LoadModelOptions } from '../model/load';
 import type { FinishReason } from '../sampling/finish';
@@ -15,6 +16,13 @@ export type { ResponseFormat };
 export type { FinishReason };
 
 export interface EngineOptions extends LoadModelOptions {
+  /**
+   * 'auto' (default): WebGPU on a hardware adapter; the CPU path (llama.cpp in WebAssembly, browsers only) when
+   * there is no WebGPU, no adapter, or only a software one. 'webgpu' or 'wasm' force one.
+   */
+  backend?: BackendRequest;
+  /** Where wllama.wasm is served from (WASM backend); default: the copy the build emits. */
+  wasmUrl?: string;
   /** The GPU to run on; default: acquired from `navigator.gpu` (Node passes `await acquireNodeGpu()`). */
   gpu?: Gpu;
   /** Cancels the download of a model given by URL. */

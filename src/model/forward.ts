@@ -20,6 +20,7 @@ import { planContext, type ContextChoice } from './memory';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
 import { copyToStaging, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
+import type { LanguageModel } from './language-model';
 import { canonicalStream, type WeightStream } from './stream';
 import type { LoadProgress } from './upload';
 import type { CanonicalWeights, WeightDtype } from './weights';
@@ -80,7 +81,7 @@ export interface ForwardStats {
   gpuMs: number;
 }
 
-export class GpuModel {
+export class GpuModel implements LanguageModel {
   readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
   /** Bytes of every GPU buffer the model holds: weights, KV cache, activations (allocated once, at load). */
   readonly allocatedBytes: number;

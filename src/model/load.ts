@@ -10,6 +10,7 @@ import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
+import type { LanguageModel } from './language-model';
 import type { QuantDType } from '../quant/quantize';
 import { checkpointStream } from './stream';
 import type { LoadProgress } from './upload';
@@ -32,10 +33,10 @@ export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize' | 'ma
   sliceBytes?: number;
 }
 
-export interface LoadedModel {
+export interface LoadedModel<Model extends LanguageModel = GpuModel> {
   spec: ModelSpec;
   tokenizer: Tokenizer;
-  model: GpuModel;
+  model: Model;
   /**
    * Ids of the model's vocabulary the tokenizer cannot decode (a padded tail, holes), ascending: never
    * produced (masked on the GPU) and refused in prompts.
@@ -98,7 +99,12 @@ export function undecodableIds(tokenizer: Tokenizer, vocabSize: number): number[
   return ids;
 }
 
-export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
+/** What every backend reads before the weights: config, tokenizer, the safetensors header. */
+export interface OpenedModel extends Omit<LoadedModel, 'model' | 'context'> {
+  weights: TensorSource;
+}
+
+export async function openModel(files: ModelFiles): Promise<OpenedModel> {
   const configText = await requiredText(files, 'config.json');
   const generationText = await files.text('generation_config.json');
   const generationConfig = generationText === undefined ? {} : asObject(files, 'generation_config.json', parseJson(files, 'generation_config.json', generationText));
@@ -117,11 +123,16 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
 
   const weights = await openWeights(files);
   checkLayerCount(spec, weights.tensors.keys());
+  const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
+  return { spec, tokenizer, weights, maskedTokenIds, generationConfig, tokenizerConfig };
+}
+
+export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const { spec, tokenizer, weights, maskedTokenIds, generationConfig, tokenizerConfig } = await openModel(files);
   const checkpointDtypes = new Set([...weights.tensors.values()].map((t) => t.dtype));
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;
   const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
-  const maskedTokenIds = undecodableIds(tokenizer, spec.vocabSize);
   const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length });
   checkModelFits(gpu, spec, dtype, context.contextLength, chunk, options.kvDtype);
 

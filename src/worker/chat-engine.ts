@@ -26,8 +26,9 @@ export async function createInThreadEngine(url: string, options: LoadCachedEngin
     info: engineInfo(engine, options.modelId ?? url),
     chat: engine.chat,
     generate: (prompt, generateOptions) => engine.generate(prompt, generateOptions),
-    lost: engine.gpu.lost,
-    simulateDeviceLoss: () => engine.gpu.device.destroy(),
+    // The WASM backend has no device to lose.
+    lost: engine.gpu?.lost ?? new Promise<never>(() => {}),
+    simulateDeviceLoss: () => engine.gpu?.device.destroy(),
     dispose: () => engine.dispose(),
   };
 }

@@ -13,7 +13,7 @@ export interface LoadCachedEngineOptions extends LoadEngineOptions {
 }
 
 export async function loadCachedEngine(url: string, options: LoadCachedEngineOptions = {}): Promise<Engine> {
-  const { onProgress, signal, modelId, dtype, contextLength } = options;
+  const { onProgress, signal, modelId, dtype, contextLength, backend } = options;
   const files = await openCachedModel(url, {
     modelId,
     signal,
@@ -23,6 +23,7 @@ export async function loadCachedEngine(url: string, options: LoadCachedEngineOpt
   return createEngine(files, {
     dtype,
     contextLength,
+    backend,
     signal,
     onProgress: (p) => onProgress?.({ phase: 'load', stage: p.stage, loaded: p.done, total: p.total, tensor: p.tensor }),
   });
@@ -33,7 +34,8 @@ export function engineInfo(engine: Engine, modelId: string): EngineInfo {
     modelId,
     contextLength: engine.contextLength,
     contextLimitedBy: engine.context.limitedBy,
-    adapterName: engine.gpu.adapterName,
+    adapterName: engine.backend.device,
+    backend: engine.backend,
     chatTemplate: engine.formatter.templateName,
     usesFallbackTemplate: !engine.formatter.hasTemplate,
   };

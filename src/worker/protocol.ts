@@ -13,6 +13,7 @@ import type {
   GenerationDelta,
   GenerationResult,
 } from '../engine/types';
+import type { BackendChoice } from '../engine/backend';
 import type { ContextLimit } from '../model/memory';
 import type { DownloadProgress } from '../storage';
 
@@ -36,7 +37,10 @@ export interface EngineInfo {
   contextLength: number;
   /** Why the context is that long: asked for, the model's maximum, the 4096 default, or the memory budget. */
   contextLimitedBy: ContextLimit;
+  /** The GPU adapter's name, or the WebAssembly threads on the CPU path. */
   adapterName: string;
+  /** Which backend runs the model and why. */
+  backend: BackendChoice;
   /** 'default' (the model's own chat template), or the fallback a base model is chatted through. */
   chatTemplate: string;
   /** True when the model has no chat template: it continues text rather than answering. */
@@ -48,6 +52,7 @@ export interface LoadEngineOptions {
   modelId?: string;
   dtype?: EngineOptions['dtype'];
   contextLength?: number;
+  backend?: EngineOptions['backend'];
 }
 
 /** An error as it crosses the thread boundary: rebuilt on the other side by `name` (see errors.ts). */

@@ -43,7 +43,7 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       try {
         const loaded = await loadCachedEngine(url, { ...options, signal, onProgress: (progress) => post({ type: 'progress', id, progress }) });
         engine = loaded;
-        void loaded.gpu.lost.then((error) => post({ type: 'device-lost', error: serializeError(error) }));
+        void loaded.gpu?.lost.then((error) => post({ type: 'device-lost', error: serializeError(error) }));
         post({ type: 'loaded', id, info: engineInfo(loaded, options.modelId ?? url) });
       } finally {
         loading = false;
@@ -81,7 +81,7 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     engine = undefined;
     try {
       await disposing?.dispose();
-      disposing?.gpu.device.destroy();
+      disposing?.gpu?.device.destroy();
       post({ type: 'done', id });
     } catch (e) {
       fail(id, e);
@@ -102,7 +102,7 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
       case 'dispose':
         return void dispose(message);
       case 'simulate-device-loss':
-        return engine?.gpu.device.destroy();
+        return engine?.gpu?.device.destroy();
     }
   });
   post({ type: 'ready' });

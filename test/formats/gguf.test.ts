@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { llamaToGguf, GgufTokenType, llamaVocab, unpermuteRotateHalfRows } from '../../src/bench/gguf-export';
-import { GgmlType, writeGguf } from '../../src/bench/gguf';
+import { llamaToGguf, GgufTokenType, llamaVocab, tokenIdText, tokenIdVocab, unpermuteRotateHalfRows } from '../../src/formats/gguf-export';
+import { GgmlType, quantizeQ4_0, quantizeQ8_0, writeGguf } from '../../src/formats/gguf';
+import { f16BitsToF32 } from '../../src/gpu/f16';
+import { createRng, freshSeed } from '../../src/util/random';
 import { openSafetensors } from '../../src/formats/safetensors';
 import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { bytesSource } from '../../src/formats/sources';
@@ -190,7 +192,7 @@ describe('llamaToGguf', () => {
       t('model.layers.0.mlp.down_proj.weight', [D, I]),
       t('model.norm.weight', [D]),
     ]);
-    const g = readGguf(await llamaToGguf(spec, await openSafetensors(bytesSource(st)), tokenizerJson, 'tiny'));
+    const g = readGguf(await llamaToGguf(spec, await openSafetensors(bytesSource(st)), tokenizerJson, { name: 'tiny' }));
     expect(g.metadata.get('general.architecture')).toBe('llama');
     expect(g.metadata.get('llama.attention.head_count_kv')).toBe(1);
     expect(g.metadata.get('llama.rope.dimension_count')).toBe(hd);
@@ -206,5 +208,57 @@ describe('llamaToGguf', () => {
     // hd = 2: one pair per head, so the un-permutation is the identity; check the bytes arrived.
     const qData = new Float32Array(g.bytes.slice(g.dataStart + q.offset, g.dataStart + q.offset + 16 * 4).buffer);
     expect(Array.from(qData)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+  });
+
+  it('spells token ids in the token-id alphabet, one code point each', () => {
+    const v = tokenIdVocab(300);
+    expect(new Set(v.tokens).size).toBe(300);
+    const ids = [0, 1, 299, 17, 17];
+    expect([...tokenIdText(ids)].map((c) => v.tokens.indexOf(c))).toEqual(ids);
+    expect(Array.from(v.types).every((t) => t === GgufTokenType.NORMAL)).toBe(true);
+  });
+});
+
+/** Dequantizes Q8_0 / Q4_0 blocks (an f16 scale, then the values) as llama.cpp's dequantize_row_* do. */
+function dequantize(bytes: Uint8Array, type: 'q8' | 'q4'): Float32Array {
+  const blockBytes = type === 'q8' ? 34 : 18;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array((bytes.byteLength / blockBytes) * 32);
+  for (let b = 0; b < bytes.byteLength / blockBytes; b++) {
+    const d = f16BitsToF32(view.getUint16(b * blockBytes, true));
+    for (let j = 0; j < 32; j++) {
+      const q = type === 'q8' ? view.getInt8(b * 34 + 2 + j) : ((bytes[b * 18 + 2 + (j % 16)] >> (j < 16 ? 0 : 4)) & 15) - 8;
+      out[b * 32 + j] = q * d;
+    }
+  }
+  return out;
+}
+
+describe('Q8_0 and Q4_0 quantization', () => {
+  for (const type of ['q8', 'q4'] as const) {
+    it(`${type}: each value within half a step of its block's scale`, () => {
+      const seed = freshSeed();
+      const random = createRng(seed).next;
+      // Blocks of mixed magnitude, one all zeros (scale 0).
+      const x = new Float32Array(32 * 7).map((_, i) => (i < 32 ? 0 : (random() * 2 - 1) * 10 ** Math.floor(i / 64 - 2)));
+      const bytes = type === 'q8' ? quantizeQ8_0(x) : quantizeQ4_0(x);
+      expect(bytes.byteLength).toBe(7 * (type === 'q8' ? 34 : 18));
+      const y = dequantize(bytes, type);
+      for (let b = 0; b < 7; b++) {
+        const block = x.subarray(b * 32, b * 32 + 32);
+        const amax = Math.max(...block.map(Math.abs));
+        const step = type === 'q8' ? amax / 127 : amax / 8;
+        for (let j = 0; j < 32; j++) {
+          // Q4_0 maps the extreme to -8, so the other side stops at +7: a whole step there.
+          const clamped = type === 'q4' && Math.abs(block[j]) > 7.5 * step;
+          expect(Math.abs(y[b * 32 + j] - block[j]), `seed ${seed} block ${b} value ${j}`).toBeLessThanOrEqual((clamped ? step : step / 2) + amax * 1e-3);
+        }
+      }
+    });
+  }
+
+  it('rejects a length that is not whole blocks', () => {
+    expect(() => quantizeQ8_0(new Float32Array(33))).toThrow(/blocks of 32/);
+    expect(() => quantizeQ4_0(new Float32Array(31))).toThrow(/blocks of 32/);
   });
 });

@@ -1,11 +1,12 @@
 /**
- * A small GGUF (v3) writer: enough for gguf-export.ts to hand a peer runtime (src/bench/peer.ts) the
- * same weights.
+ * A small GGUF (v3) writer: enough for gguf-export.ts to hand llama.cpp (wllama, the WASM backend and the
+ * peer benchmark) the same weights, as stored or quantized to Q8_0/Q4_0.
  *
  * File layout (little-endian): "GGUF", u32 version = 3, u64 tensor count, u64 metadata count, the metadata
  * key/values, the tensor infos (name, u32 n_dims, u64 dims with ne[0] innermost, u32 type, u64 offset into the
  * data section), padding to general.alignment, then the data section, each tensor aligned to the alignment.
  */
+import { f32ToF16Bits } from '../gpu/f16';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -29,7 +30,7 @@ export const GgufValueType = {
 } as const;
 
 /** ggml_type: the tensor element types written here. */
-export const GgmlType = { F32: 0, F16: 1 } as const;
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
 export type GgmlTypeId = (typeof GgmlType)[keyof typeof GgmlType];
 
 export type GgufScalar =
@@ -49,7 +50,7 @@ export interface GgufTensor {
   /** Row-major shape, outermost first (as in safetensors / PyTorch); written reversed (ne[0] innermost). */
   shape: readonly number[];
   type: GgmlTypeId;
-  /** The elements' bytes, little-endian: F32 → 4 bytes each, F16 → 2 bytes each. */
+  /** The elements' bytes, little-endian: F32 → 4 bytes each, F16 → 2; Q8_0/Q4_0: blocks of 32 along a row (see quantizeQ8_0/Q4_0). */
   data: Uint8Array;
 }
 
@@ -69,7 +70,70 @@ export const stringValue = (value: string): GgufValue => ({ type: 'string', valu
 
 const SCALAR_TYPE = { u32: GgufValueType.UINT32, i32: GgufValueType.INT32, f32: GgufValueType.FLOAT32, bool: GgufValueType.BOOL, string: GgufValueType.STRING } as const;
 
-export const GGML_ELEMENT_BYTES: Record<GgmlTypeId, number> = { [GgmlType.F32]: 4, [GgmlType.F16]: 2 };
+/** Elements per block and bytes per block of each type (F32 and F16: blocks of one element). */
+export const GGML_BLOCK: Record<GgmlTypeId, { elements: number; bytes: number }> = {
+  [GgmlType.F32]: { elements: 1, bytes: 4 },
+  [GgmlType.F16]: { elements: 1, bytes: 2 },
+  // An f16 scale, then 16 bytes of 4-bit values (elements 0..15 in the low nibbles, 16..31 in the high ones).
+  [GgmlType.Q4_0]: { elements: 32, bytes: 18 },
+  // An f16 scale, then 32 int8 values.
+  [GgmlType.Q8_0]: { elements: 32, bytes: 34 },
+};
+
+/** Bytes of a tensor of `elements` elements whose rows are `cols` long (blocks never straddle rows). */
+export function ggmlTensorBytes(type: GgmlTypeId, elements: number, cols: number): number {
+  const { elements: perBlock, bytes } = GGML_BLOCK[type];
+  if (cols % perBlock !== 0) throw new GgufError(`type ${type} needs rows that are a multiple of ${perBlock} elements, got ${cols}`);
+  return (elements / perBlock) * bytes;
+}
+
+/** llama.cpp's quantize_row_q8_0_ref: per block of 32, scale = max|x| / 127, values round(x / scale). */
+export function quantizeQ8_0(values: Float32Array): Uint8Array {
+  if (values.length % 32 !== 0) throw new GgufError(`Q8_0 quantizes blocks of 32, got ${values.length} values`);
+  const out = new Uint8Array((values.length / 32) * 34);
+  const view = new DataView(out.buffer);
+  for (let b = 0; b < values.length / 32; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    let amax = 0;
+    for (const v of x) amax = Math.max(amax, Math.abs(v));
+    // In f32 as llama.cpp computes, rounding halves away from zero as roundf does.
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    view.setUint16(b * 34, f32ToF16Bits(d), true);
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[j] * id);
+      view.setInt8(b * 34 + 2 + j, Math.sign(v) * Math.round(Math.abs(v)));
+    }
+  }
+  return out;
+}
+
+/**
+ * llama.cpp's quantize_row_q4_0_ref: per block of 32, the value of largest magnitude maps to -8, scale =
+ * that value / -8, each value to min(15, trunc(x / scale + 8.5)).
+ */
+export function quantizeQ4_0(values: Float32Array): Uint8Array {
+  if (values.length % 32 !== 0) throw new GgufError(`Q4_0 quantizes blocks of 32, got ${values.length} values`);
+  const out = new Uint8Array((values.length / 32) * 18);
+  const view = new DataView(out.buffer);
+  for (let b = 0; b < values.length / 32; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    let amax = 0;
+    let max = 0;
+    for (const v of x) {
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    view.setUint16(b * 18, f32ToF16Bits(d), true);
+    const q = (v: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+    for (let j = 0; j < 16; j++) out[b * 18 + 2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+  }
+  return out;
+}
 
 /** A growable little-endian byte writer. */
 class Writer {
@@ -179,7 +243,7 @@ export function writeGguf(contents: GgufContents): Uint8Array {
     names.add(t.name);
     if (t.shape.length < 1 || t.shape.length > 4) throw new GgufError(`${t.name}: GGUF tensors have 1 to 4 dims, got ${t.shape.length}`);
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.byteLength !== n * GGML_ELEMENT_BYTES[t.type]) throw new GgufError(`${t.name}: ${t.data.byteLength} bytes for ${n} elements of type ${t.type}`);
+    if (t.data.byteLength !== ggmlTensorBytes(t.type, n, t.shape[t.shape.length - 1])) throw new GgufError(`${t.name}: ${t.data.byteLength} bytes for ${n} elements of type ${t.type}`);
     offsets.push(offset);
     offset += t.data.byteLength;
     offset += (alignment - (offset % alignment)) % alignment;

@@ -1,21 +1,24 @@
 /**
  * Exports a Hugging Face Llama checkpoint (safetensors + tokenizer.json) to the GGUF layout llama.cpp loads, so
- * the peer benchmark (peer-page.ts) runs the same weights in wllama. Tensor names come from the architecture
- * table; only the benchmark uses this.
+ * the WASM backend (src/wasm/) and the peer benchmark run the same weights in wllama. Tensor names come from the
+ * architecture table.
  */
 import {
   GGUF_DEFAULT_ALIGNMENT,
-  GGML_ELEMENT_BYTES,
+  GGML_BLOCK,
   GgmlType,
+  quantizeQ4_0,
+  quantizeQ8_0,
   GgufError,
   f32Value,
   stringValue,
   u32Value,
   writeGguf,
+  type GgmlTypeId,
   type GgufTensor,
   type GgufValue,
 } from './gguf';
-import type { TensorSource } from '../formats/safetensors';
+import type { TensorSource } from './safetensors';
 import {
   architectureOf,
   INPUT_TENSOR_NAMES,
@@ -29,6 +32,28 @@ import {
   type TensorSource as CheckpointSource,
 } from '../model/architectures';
 import type { ModelSpec } from '../model/config';
+import { f16BitsToF32 } from '../gpu/f16';
+
+export interface GgufExportOptions {
+  /** general.name (default 'model'). */
+  name?: string;
+  /**
+   * Weight matrices as Q8_0 or Q4_0 (llama.cpp's blocks of 32 with an f16 scale), the formats matching the GPU
+   * path's q8/q4; the embedding, norms and matrices whose rows are not a multiple of 32 stay as stored.
+   */
+  quantize?: 'q8' | 'q4';
+}
+
+/** A checkpoint tensor's elements as f32, for quantizing (or BF16, which llama.cpp gets as F32). */
+function toF32(bytes: Uint8Array, dtype: string): Float32Array {
+  const n = bytes.byteLength / (dtype === 'F32' ? 4 : 2);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  if (dtype === 'F32') for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
+  else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToF32(view.getUint16(2 * i, true));
+  else for (let i = 0; i < n; i++) out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0];
+  return out;
+}
 
 /**
  * HF Llama q_proj / k_proj rows are in rotate-half order (each head: the first halves of all pairs, then the
@@ -124,6 +149,25 @@ export function llamaVocab(tokenizerJson: unknown, vocabSize: number): { tokens:
   return { tokens, scores, types, unkId };
 }
 
+/** The first code point of the token-id alphabet: planes 2 and up hold more code points than any vocabulary has ids. */
+const TOKEN_ID_ALPHABET_START = 0x20000;
+
+/**
+ * A vocabulary in which token `id` is the single character U+20000 + id, for runtimes that tokenize on our side:
+ * llama.cpp's SentencePiece tokenizer (no merges apply, no space prefix) turns `tokenIdText(ids)` back into
+ * exactly `ids`, in linear time, whatever tokenizer the model really has.
+ */
+export function tokenIdVocab(vocabSize: number): { tokens: string[]; scores: Float32Array; types: Int32Array; unkId: null } {
+  if (TOKEN_ID_ALPHABET_START + vocabSize > 0x10ffff) throw new GgufError(`a vocabulary of ${vocabSize} does not fit the token-id alphabet`);
+  const tokens = Array.from({ length: vocabSize }, (_, id) => String.fromCodePoint(TOKEN_ID_ALPHABET_START + id));
+  return { tokens, scores: new Float32Array(vocabSize), types: new Int32Array(vocabSize).fill(GgufTokenType.NORMAL), unkId: null };
+}
+
+/** The text that a GGUF written with the token-id vocabulary (tokenizerJson null) tokenizes to `ids`. */
+export function tokenIdText(ids: readonly number[]): string {
+  return String.fromCodePoint(...ids.map((id) => TOKEN_ID_ALPHABET_START + id));
+}
+
 /** GGUF names of the canonical tensors llama.cpp's "llama" architecture has (per layer: one per row block). */
 const GGUF_NAMES: { model: { [K in ModelTensorName]?: readonly string[] }; layer: { [K in LayerTensorName]?: readonly string[] } } = {
   model: { embedding: ['token_embd.weight'], finalNorm: ['output_norm.weight'], lmHead: ['output.weight'] },
@@ -138,11 +182,13 @@ const GGUF_NAMES: { model: { [K in ModelTensorName]?: readonly string[] }; layer
 };
 
 /**
- * A GGUF (architecture "llama", F32 or F16 as stored) from a Hugging Face Llama checkpoint, its tensors found
- * through the architecture table: one GGUF tensor per row block, q/k rows un-permuted to llama.cpp's
- * interleaved rope order, output.weight omitted when tied.
+ * A GGUF (architecture "llama"; F32 or F16 as stored, BF16 as F32, matrices Q8_0/Q4_0 when asked) from a
+ * Hugging Face Llama checkpoint, its tensors found through the architecture table: one GGUF tensor per row
+ * block, q/k rows un-permuted to llama.cpp's interleaved rope order, output.weight omitted when tied. The
+ * vocabulary comes from tokenizer.json, or with `tokenizerJson` null is the token-id alphabet (tokenIdVocab).
  */
-export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokenizerJson: unknown, name = 'model'): Promise<Uint8Array> {
+export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokenizerJson: unknown | null, options: GgufExportOptions = {}): Promise<Uint8Array> {
+  const { name = 'model', quantize } = options;
   if (spec.arch !== 'llama') throw new GgufError(`only arch llama is exported, got ${spec.arch}`);
   if (!spec.rope || spec.rope.scaling) throw new GgufError('rope scaling is not exported');
   if (spec.qkvBias || spec.outputBias || spec.mlpBias || spec.norm.kind !== 'rms' || !spec.gatedMlp) throw new GgufError('only the plain Llama block (no biases, RMSNorm, SwiGLU) is exported');
@@ -160,14 +206,17 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
     for (const [i, hfName] of sources.map(hf).entries()) {
       const info = source.tensors.get(hfName);
       if (!info) throw new GgufError(`checkpoint has no ${hfName}`);
-      const type = info.dtype === 'F32' ? GgmlType.F32 : info.dtype === 'F16' ? GgmlType.F16 : null;
-      if (type === null) throw new GgufError(`${hfName}: dtype ${info.dtype} is not exported (F32, F16 only)`);
+      if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') throw new GgufError(`${hfName}: dtype ${info.dtype} is not exported (F32, F16, BF16 only)`);
       let data = await source.readTensorBytes(hfName);
+      let type: GgmlTypeId = info.dtype === 'F16' ? GgmlType.F16 : GgmlType.F32;
+      if (info.dtype === 'BF16') data = new Uint8Array(toF32(data, info.dtype).buffer);
+      const cols = info.shape[info.shape.length - 1];
       // q and k (the first two blocks of wqkv) rotate in pairs in llama.cpp.
       const heads = t === LAYER_TENSORS.wqkv && i < 2 ? [spec.numHeads, spec.numKvHeads][i] : undefined;
-      if (heads !== undefined) {
-        const [rows, cols] = info.shape;
-        data = unpermuteRotateHalfRows(data, rows, cols * GGML_ELEMENT_BYTES[type], heads);
+      if (heads !== undefined) data = unpermuteRotateHalfRows(data, info.shape[0], cols * GGML_BLOCK[type].bytes, heads);
+      if (quantize && info.shape.length === 2 && t !== MODEL_TENSORS.embedding && cols % 32 === 0) {
+        const values = toF32(data, type === GgmlType.F16 ? 'F16' : 'F32');
+        [type, data] = quantize === 'q8' ? [GgmlType.Q8_0, quantizeQ8_0(values)] : [GgmlType.Q4_0, quantizeQ4_0(values)];
       }
       tensors.push({ name: ggufNames[i], shape: info.shape, type, data });
     }
@@ -182,12 +231,13 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
   }
   for (const n of OUTPUT_TENSOR_NAMES) await model(n);
 
-  const vocab = llamaVocab(tokenizerJson, spec.vocabSize);
+  const vocab = tokenizerJson === null ? tokenIdVocab(spec.vocabSize) : llamaVocab(tokenizerJson, spec.vocabSize);
   const metadata: Array<[string, GgufValue]> = [
     ['general.architecture', stringValue('llama')],
     ['general.name', stringValue(name)],
     ['general.alignment', u32Value(GGUF_DEFAULT_ALIGNMENT)],
-    ['general.file_type', u32Value(tensors.every((t) => t.type === GgmlType.F32) ? 0 : 1)],
+    // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7.
+    ['general.file_type', u32Value(quantize === 'q8' ? 7 : quantize === 'q4' ? 2 : tensors.every((t) => t.type === GgmlType.F32) ? 0 : 1)],
     ['llama.vocab_size', u32Value(spec.vocabSize)],
     ['llama.context_length', u32Value(spec.maxContext)],
     ['llama.embedding_length', u32Value(spec.hiddenSize)],
@@ -208,7 +258,9 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
   if (spec.bosTokenId !== null) metadata.push(['tokenizer.ggml.bos_token_id', u32Value(spec.bosTokenId)]);
   if (spec.eosTokenIds.length) metadata.push(['tokenizer.ggml.eos_token_id', u32Value(spec.eosTokenIds[0])]);
   if (vocab.unkId !== null) metadata.push(['tokenizer.ggml.unknown_token_id', u32Value(vocab.unkId)]);
-  metadata.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: spec.bosTokenId !== null }]);
+  // The token-id alphabet is read as given: no BOS added, no space in front.
+  metadata.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: tokenizerJson !== null && spec.bosTokenId !== null }]);
   metadata.push(['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }]);
+  if (tokenizerJson === null) metadata.push(['tokenizer.ggml.add_space_prefix', { type: 'bool', value: false }]);
   return writeGguf({ metadata, tensors });
 }

@@ -1,0 +1,53 @@
+/**
+ * Which backend runs the model: WebGPU on a hardware adapter, else the CPU path (llama.cpp in WebAssembly),
+ * which on a software adapter (SwiftShader, llvmpipe/lavapipe, WARP) is many times faster than WebGPU.
+ */
+import { checkWebGpu } from '../gpu/device';
+import { WebGPUUnavailableError } from '../gpu/errors';
+
+/** 'auto' (default): WebGPU on a hardware adapter, WASM otherwise. */
+export type BackendRequest = 'auto' | 'webgpu' | 'wasm';
+
+export interface BackendChoice {
+  backend: 'webgpu' | 'wasm';
+  /** Why this backend: asked for, or what auto found (e.g. "software adapter (SwiftShader)", "no navigator.gpu"). */
+  reason: string;
+  /** What runs it: the GPU adapter's name, or the WebAssembly threads. */
+  device: string;
+}
+
+/** Adapters that draw on the CPU, by what their info says. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render|warp/i;
+
+/** Why an adapter is a software one, or null for a hardware adapter. */
+export function softwareAdapterReason(adapter: GPUAdapter): string | null {
+  const info = adapter.info;
+  const named = [info.vendor, info.architecture, info.device, info.description].find((s) => s && SOFTWARE_ADAPTER.test(s));
+  // isFallbackAdapter moved from the adapter to its info; older browsers have only the former.
+  const fallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  if (named) return `software adapter (${named})`;
+  if (fallback) return 'fallback adapter (isFallbackAdapter)';
+  return null;
+}
+
+/**
+ * What `auto` picks here: null for WebGPU (a hardware adapter), else why WASM. `entry` is the WebGPU entry point
+ * (default navigator.gpu).
+ */
+export async function reasonForWasm(entry?: GPU): Promise<string | null> {
+  let gpu: GPU;
+  try {
+    gpu = checkWebGpu(entry);
+  } catch (e) {
+    if (e instanceof WebGPUUnavailableError) return e.reason;
+    throw e;
+  }
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    return `requestAdapter() failed: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  if (!adapter) return 'requestAdapter() returned null';
+  return softwareAdapterReason(adapter);
+}
