@@ -15,6 +15,7 @@
 import messagesCss from '../ui/messages.css?inline';
 import type { ChatCompletionMessageParam } from '../engine/types';
 import { describeError } from '../errors';
+import type { BackendChoice } from '../engine/backend';
 import { checkWebGpu } from '../gpu/device';
 import { Conversation } from '../ui/conversation';
 import { formatBytes } from '../ui/format';
@@ -28,11 +29,22 @@ export interface LlmChatElement extends HTMLElement {
   readonly engine: ChatEngine | null;
   /** Where the engine runs, once loaded. */
   readonly engineMode: EngineMode | null;
+  /** Which backend runs the model (WebGPU or the CPU path) and why, once loaded. */
+  readonly backend: BackendChoice | null;
   /** The conversation so far (without the system prompt). */
   readonly messages: readonly ChatCompletionMessageParam[];
 }
 
-const RELOAD_ATTRIBUTES = ['model', 'dtype', 'context-length', 'in-thread'];
+const RELOAD_ATTRIBUTES = ['model', 'dtype', 'context-length', 'in-thread', 'backend'];
+
+function hasWebGpu(): boolean {
+  try {
+    checkWebGpu();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function numberAttribute(element: HTMLElement, name: string, fallback: number | undefined): number | undefined {
   const raw = element.getAttribute(name);
@@ -52,6 +64,7 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     static readonly observedAttributes = RELOAD_ATTRIBUTES;
     engine: ChatEngine | null = null;
     engineMode: EngineMode | null = null;
+    backend: BackendChoice | null = null;
     private readonly list = createMessageList();
     private readonly conversation = new Conversation(this.list);
     private readonly titleText = this.makePart('span', 'title');
@@ -171,9 +184,11 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
       this.setStatus('loading', 'Loading…');
       try {
         if (!model) throw new Error('<llm-chat> needs a model attribute: a model folder URL or a Hugging Face repo URL.');
-        checkWebGpu();
         const dtype = this.getAttribute('dtype');
+        const asked = this.getAttribute('backend');
         const { engine, mode } = await createChatEngine(new URL(model, document.baseURI).href, {
+          // Without WebGPU in the page, only the CPU path (a worker may see WebGPU where its page does not).
+          backend: !hasWebGpu() ? 'wasm' : asked === 'webgpu' || asked === 'wasm' ? asked : 'auto',
           dtype: dtype === 'f16' || dtype === 'f32' ? dtype : undefined,
           contextLength: numberAttribute(this, 'context-length', undefined),
           inThread: this.hasAttribute('in-thread'),
@@ -191,8 +206,10 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
         if (this.loading !== controller) return void engine.dispose();
         this.engine = engine;
         this.engineMode = mode;
+        this.backend = engine.info.backend;
         this.titleText.textContent = engine.info.modelId.replace(/\/$/, '').split('/').pop() ?? engine.info.modelId;
-        this.setStatus('ready', 'Ready');
+        this.setStatus('ready', engine.info.backend.backend === 'wasm' ? 'Ready (CPU)' : 'Ready');
+        this.status.title = `${engine.info.backend.backend === 'wasm' ? 'CPU' : 'WebGPU'}: ${engine.info.backend.device} (${engine.info.backend.reason})`;
         this.dispatchEvent(new CustomEvent('llm-ready', { detail: engine.info }));
         void engine.lost.then((error) => {
           if (this.engine !== engine) return;

@@ -30,24 +30,31 @@ export function softwareAdapterReason(adapter: GPUAdapter): string | null {
   return null;
 }
 
+export interface WasmReason {
+  reason: string;
+  /** A (software) adapter is there: WebGPU can still run if the CPU path cannot. */
+  webgpuUsable: boolean;
+}
+
 /**
  * What `auto` picks here: null for WebGPU (a hardware adapter), else why WASM. `entry` is the WebGPU entry point
  * (default navigator.gpu).
  */
-export async function reasonForWasm(entry?: GPU): Promise<string | null> {
+export async function reasonForWasm(entry?: GPU): Promise<WasmReason | null> {
   let gpu: GPU;
   try {
     gpu = checkWebGpu(entry);
   } catch (e) {
-    if (e instanceof WebGPUUnavailableError) return e.reason;
+    if (e instanceof WebGPUUnavailableError) return { reason: e.reason, webgpuUsable: false };
     throw e;
   }
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (e) {
-    return `requestAdapter() failed: ${e instanceof Error ? e.message : String(e)}`;
+    return { reason: `requestAdapter() failed: ${e instanceof Error ? e.message : String(e)}`, webgpuUsable: false };
   }
-  if (!adapter) return 'requestAdapter() returned null';
-  return softwareAdapterReason(adapter);
+  if (!adapter) return { reason: 'requestAdapter() returned null', webgpuUsable: false };
+  const software = softwareAdapterReason(adapter);
+  return software === null ? null : { reason: software, webgpuUsable: true };
 }

@@ -5,7 +5,9 @@
  */
 import { createChatFormatter, encodeChatInPieces, validateMessages, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
-import { NumericalError } from '../gpu/errors';
+import { GgufError } from '../formats/gguf';
+import { NumericalError, WebGPUUnavailableError } from '../gpu/errors';
+import { WasmBackendError } from '../wasm/errors';
 import type { ModelSpec } from '../model/config';
 import { urlFiles } from '../model/files';
 import type { ForwardRead, ForwardResult } from '../model/readback';
@@ -56,21 +58,30 @@ function usage(promptTokens: number, completionTokens: number, cachedTokens: num
 /**
  * Loads a model on the backend asked for (`options.backend`, default 'auto': WebGPU on a hardware adapter, the
  * WASM CPU path when there is no WebGPU or only a software adapter); `engine.backend` says which and why.
+ * Where auto's WASM attempt fails (a policy without 'wasm-unsafe-eval', a model llama.cpp is not given), it
+ * takes WebGPU after all if there is any, else says that WebGPU is missing and why the CPU path failed.
  */
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
   const { backend = 'auto' } = options;
-  const wasmReason = backend === 'wasm' ? 'asked for' : backend === 'auto' && !options.gpu ? await reasonForWasm() : null;
+  const wasmReason = backend === 'wasm' ? { reason: 'asked for', webgpuUsable: false } : backend === 'auto' && !options.gpu ? await reasonForWasm() : null;
+  let reason = backend === 'webgpu' ? 'asked for' : options.gpu ? 'a GPU was given' : 'hardware adapter';
   if (wasmReason !== null) {
-    const loaded = await loadWasmModel(files, options);
-    const { threads } = loaded.model.info;
-    return new Engine(undefined, files.name, loaded, { backend: 'wasm', reason: wasmReason, device: `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}` });
+    try {
+      const loaded = await loadWasmModel(files, options);
+      const { threads } = loaded.model.info;
+      return new Engine(undefined, files.name, loaded, { backend: 'wasm', reason: wasmReason.reason, device: `WebAssembly, ${threads} thread${threads === 1 ? '' : 's'}` });
+    } catch (e) {
+      if (backend === 'wasm' || !(e instanceof WasmBackendError || e instanceof GgufError)) throw e;
+      const failed = `the CPU (WebAssembly) path failed: ${e.message}`;
+      if (!wasmReason.webgpuUsable) throw new WebGPUUnavailableError(`${wasmReason.reason}, and ${failed}`);
+      reason = `${wasmReason.reason}, but ${failed}`;
+    }
   }
   const gpu = options.gpu ?? (await acquireGpu());
   // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller;
   // a short tuning run picks the decode kernel's shape for this device.
   const loaded = await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options });
-  const reason = backend === 'webgpu' ? 'asked for' : options.gpu ? 'a GPU was given' : 'hardware adapter';
   return new Engine(gpu, files.name, loaded, { backend: 'webgpu', reason, device: gpu.adapterName });
 }
 

@@ -38,6 +38,47 @@ export interface WasmModelInfo {
   multithread: boolean;
 }
 
+/** The smallest WebAssembly module: the magic number and version. */
+const EMPTY_MODULE = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * What llama.cpp in wllama needs from the page's Content-Security-Policy: 'wasm-unsafe-eval' (to compile
+ * WebAssembly) and workers from blob: URLs (wllama builds its worker, and llama.cpp's thread workers, from
+ * blobs). A refused worker only fires an error event, which wllama does not watch, so it is tried here first
+ * rather than left to hang the load.
+ */
+async function checkPagePolicy(): Promise<void> {
+  try {
+    await WebAssembly.compile(EMPTY_MODULE);
+  } catch (e) {
+    throw new WasmBackendError(`WebAssembly cannot be compiled here (a Content-Security-Policy must allow 'wasm-unsafe-eval'): ${message(e)}`);
+  }
+  const url = URL.createObjectURL(new Blob(['postMessage(0)'], { type: 'text/javascript' }));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const refused = () => reject(new WasmBackendError("workers from blob: URLs are refused here (a Content-Security-Policy must allow them: worker-src 'self' blob:)"));
+      let worker: Worker;
+      try {
+        worker = new Worker(url, { type: 'module' });
+      } catch {
+        return refused();
+      }
+      worker.onmessage = () => {
+        worker.terminate();
+        resolve();
+      };
+      worker.onerror = () => {
+        worker.terminate();
+        refused();
+      };
+    });
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 export class WasmModel implements LanguageModel {
   /** The tokens whose keys and values llama-server holds (as far as we asked it to). */
   private readonly tokens: number[] = [];
@@ -55,6 +96,7 @@ export class WasmModel implements LanguageModel {
 
   static async create(gguf: Uint8Array, options: WasmModelOptions): Promise<WasmModel> {
     if (typeof Worker === 'undefined') throw new WasmBackendError('the WASM backend runs in browsers only: wllama needs Web Workers');
+    await checkPagePolicy();
     const { Wllama } = await import('@wllama/wllama');
     const quiet = (): void => {};
     const wllama = new Wllama({ default: options.wasmUrl ?? wllamaWasmUrl }, { logger: { debug: quiet, log: quiet, warn: quiet, error: console.error } });
@@ -71,7 +113,7 @@ export class WasmModel implements LanguageModel {
       await wllama.loadModel([new Blob([gguf as Uint8Array<ArrayBuffer>])], params);
     } catch (e) {
       await wllama.exit().catch(() => undefined);
-      throw new WasmBackendError(`llama.cpp could not load the model: ${e instanceof Error ? e.message : String(e)}`);
+      throw new WasmBackendError(`llama.cpp could not load the model: ${message(e)}`);
     }
     const loaded = wllama.getLoadedContextInfo();
     if (loaded.n_vocab !== options.vocabSize) {

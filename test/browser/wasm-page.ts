@@ -7,7 +7,7 @@
  * - `webgpu`: what auto picks here, and createEngine with backend 'webgpu'.
  * Exposes the outcome as `window.__wasm`.
  */
-import { reasonForWasm, type BackendChoice, type BackendRequest } from '../../src/engine/backend';
+import { reasonForWasm, type BackendChoice, type BackendRequest, type WasmReason } from '../../src/engine/backend';
 import { createEngine } from '../../src/engine/engine';
 import type { GenerationResult, GenerationStream } from '../../src/engine/types';
 import { openSafetensors } from '../../src/formats/safetensors';
@@ -41,7 +41,7 @@ export interface WasmState {
   threads?: number;
   decodeTokensPerSecond?: number;
   /** webgpu mode: why auto would take WASM here (null: it would take WebGPU). */
-  autoWasmReason?: string | null;
+  autoWasmReason?: WasmReason | null;
 }
 
 declare global {

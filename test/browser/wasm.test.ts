@@ -2,11 +2,14 @@
  * The CPU backend (llama.cpp in WebAssembly through wllama) in headless Chromium: launched without WebGPU, the
  * model and the engine on it reproduce the stories260K greedy golden and the CPU reference's distributions, and
  * the engine's API works unchanged on top; with WebGPU on SwiftShader, auto takes WASM (a software adapter)
- * and backend 'webgpu' still forces the GPU. wllama needs Web Workers, so none of this runs in Node.
+ * and backend 'webgpu' still forces the GPU. Under the strict CSP the CPU path needs 'wasm-unsafe-eval' and
+ * blob: workers added (wllama makes its workers from blobs); without either it fails with an error saying
+ * which, never a hang. wllama needs Web Workers, so none of this runs in Node.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyGolden } from '../models';
-import { startBrowser, type BrowserHarness } from '../../src/dev/browser';
+import type { Plugin } from 'vite';
+import { startBrowser, STRICT_CSP, type BrowserHarness } from '../../src/dev/browser';
 import type { WasmState } from './wasm-page';
 
 async function runPage(harness: BrowserHarness, query: Record<string, string>): Promise<{ state: WasmState; consoleErrors: string[] }> {
@@ -18,10 +21,31 @@ async function runPage(harness: BrowserHarness, query: Record<string, string>): 
   return { state, consoleErrors };
 }
 
+/** What the CPU path adds to the strict policy: WebAssembly compilation, and wllama's workers from blob: URLs. */
+const CPU_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:");
+const POLICIES: Record<string, string> = {
+  strict: STRICT_CSP,
+  'wasm-only': STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"),
+  cpu: CPU_CSP,
+};
+
+/** Serves the test page under the policy its `csp` query parameter names. */
+const pagePolicy: Plugin = {
+  name: 'test:wasm-page-csp',
+  configureServer(server) {
+    server.middlewares.use((req, res, next) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const policy = url.pathname === '/test/browser/wasm.html' && POLICIES[url.searchParams.get('csp') ?? ''];
+      if (policy) res.setHeader('Content-Security-Policy', policy);
+      next();
+    });
+  },
+};
+
 describe('Chromium without WebGPU', () => {
   let harness: BrowserHarness;
   beforeAll(async () => {
-    harness = await startBrowser([], { webgpu: false });
+    harness = await startBrowser([pagePolicy], { webgpu: false });
   });
   afterAll(() => harness?.close());
 
@@ -36,9 +60,9 @@ describe('Chromium without WebGPU', () => {
     expect(state.argmaxAgrees!.every(Boolean)).toBe(true);
   });
 
-  it('createEngine picks WASM, says why, and the engine API works on it', async () => {
+  it("createEngine picks WASM, says why, and the engine API works on it, under the strict CSP plus 'wasm-unsafe-eval' and blob: workers", async () => {
     const golden = greedyGolden();
-    const { state, consoleErrors } = await runPage(harness, { mode: 'engine', n: String(golden.new_tokens) });
+    const { state, consoleErrors } = await runPage(harness, { mode: 'engine', n: String(golden.new_tokens), csp: 'cpu' });
     expect(state.error, consoleErrors.join(' | ')).toBeUndefined();
     expect(state.backend?.backend).toBe('wasm');
     expect(state.backend?.reason).toMatch(/navigator\.gpu is missing|requestAdapter/);
@@ -54,6 +78,13 @@ describe('Chromium without WebGPU', () => {
     expect(api.chatContent.length).toBeGreaterThan(0);
     expect(['stop', 'length']).toContain(api.chatFinish);
   });
+
+  it('under a policy without them, says which is missing (and how to get WebGPU) rather than hang', async () => {
+    const strict = await runPage(harness, { mode: 'engine', n: '4', csp: 'strict' });
+    expect(strict.state.error).toMatch(/^WebGPUUnavailableError: .*requestAdapter\(\) returned null, and the CPU \(WebAssembly\) path failed: .*'wasm-unsafe-eval'/);
+    const wasmOnly = await runPage(harness, { mode: 'engine', n: '4', csp: 'wasm-only' });
+    expect(wasmOnly.state.error).toMatch(/workers from blob: URLs are refused here.*worker-src 'self' blob:/);
+  });
 });
 
 describe('Chromium with WebGPU on SwiftShader', () => {
@@ -67,7 +98,7 @@ describe('Chromium with WebGPU on SwiftShader', () => {
     const golden = greedyGolden();
     const { state, consoleErrors } = await runPage(harness, { mode: 'webgpu', n: '24' });
     expect(state.error, consoleErrors.join(' | ')).toBeUndefined();
-    expect(state.autoWasmReason).toMatch(/software adapter|fallback adapter/);
+    expect(state.autoWasmReason).toMatchObject({ reason: expect.stringMatching(/software adapter|fallback adapter/), webgpuUsable: true });
     expect(state.backend).toMatchObject({ backend: 'webgpu', reason: 'asked for' });
     expect(state.greedy).toEqual(golden.greedy_ids.slice(0, 24));
   });

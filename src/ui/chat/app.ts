@@ -1,14 +1,20 @@
 /**
  * The chat page: model picker (with what is cached), download progress, streaming replies, Stop, New chat,
  * sampling settings, live speed, and error banners that say what to do. The engine runs in a worker; the
- * page keeps the conversation, so a lost GPU device costs a model reload, not the chat.
+ * page keeps the conversation, so a lost GPU device costs a model reload, not the chat. The backend is
+ * `?backend=` (auto by default: WebGPU on a hardware adapter, else the CPU path); where the page has no
+ * WebGPU at all, only the CPU path is tried, and the status line says which runs and why.
  *
  * The state is mirrored to `window.__chat` so a headless browser can wait for it, read it and drive the
  * engine directly (the tests compare what the page streamed with a direct request).
  */
 import type { ChatCompletionMessageParam, FinishReason, Timings, Usage } from '../../engine/types';
 import { describeError, type ErrorKind } from '../../errors';
+import type { BackendRequest } from '../../engine/backend';
+import { GgufError } from '../../formats/gguf';
 import { checkWebGpu } from '../../gpu/device';
+import { WebGPUUnavailableError } from '../../gpu/errors';
+import { WasmBackendError } from '../../wasm/errors';
 import { deleteCachedModel } from '../../storage';
 import type { ChatEngine } from '../../worker/chat-engine';
 import { createWorkerEngine } from '../../worker/client';
@@ -50,6 +56,22 @@ declare global {
 }
 
 const LAST_MODEL_KEY = 'webgpu-llm:last-model';
+
+function requestedBackend(): BackendRequest {
+  const asked = new URLSearchParams(location.search).get('backend');
+  return asked === 'webgpu' || asked === 'wasm' ? asked : 'auto';
+}
+
+/** Why this page has no WebGPU, or null where it has. */
+function missingWebGpu(): WebGPUUnavailableError | null {
+  try {
+    checkWebGpu();
+    return null;
+  } catch (e) {
+    if (e instanceof WebGPUUnavailableError) return e;
+    throw e;
+  }
+}
 
 export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   const messages = createMessageList();
@@ -252,7 +274,9 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
         'Base models continue text rather than answer: try the start of a story, e.g. “Once upon a time”.'
       : '';
     const why = { memory: ' (what fits in memory)', default: ' (the default)', model: '', requested: '' }[info.contextLimitedBy];
-    stats.textContent = `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${info.adapterName || 'GPU'}`;
+    const { backend, reason, device } = info.backend;
+    const runsOn = backend === 'wasm' ? `CPU (${device}; ${reason})` : `WebGPU on ${device || 'the GPU'}${reason === 'hardware adapter' ? '' : ` (${reason})`}`;
+    stats.textContent = `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${runsOn}`;
   }
 
   async function load(entry: ModelEntry, dtype: DtypeChoice): Promise<void> {
@@ -275,13 +299,15 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     progressText.textContent = `Starting ${entry.name}…`;
     progressBar.removeAttribute('value');
     progress.hidden = false;
+    const noWebGpu = missingWebGpu();
     try {
-      checkWebGpu();
       const loaded = await createWorkerEngine(new URL(entry.source, document.baseURI).href, {
         worker: spawnEngineWorker(),
         modelId: entry.id,
         dtype: dtype === 'auto' ? undefined : dtype,
         contextLength: entry.contextLength,
+        // A worker may see WebGPU where its page does not: the page's word counts.
+        backend: noWebGpu ? 'wasm' : requestedBackend(),
         onProgress: (p) => {
           if (loadController === controller) showProgress(p);
         },
@@ -307,8 +333,11 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     } catch (e) {
       if (loadController !== controller) return;
       setStatus('error');
-      if (!(e instanceof DOMException && e.name === 'AbortError')) showError(e);
-      else stats.textContent = 'Loading cancelled.';
+      if (e instanceof DOMException && e.name === 'AbortError') stats.textContent = 'Loading cancelled.';
+      else if (noWebGpu && (e instanceof WasmBackendError || e instanceof GgufError)) {
+        // Without WebGPU the CPU path was the only way: say how to get WebGPU, and why the CPU path failed.
+        showError(new WebGPUUnavailableError(`${noWebGpu.reason}, and the CPU (WebAssembly) path failed: ${e.message}`));
+      } else showError(e);
     } finally {
       if (loadController === controller) {
         progress.hidden = true;
@@ -423,13 +452,6 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   // ---- start ----
   setStatus('starting');
-  let webgpuOk = true;
-  try {
-    checkWebGpu();
-  } catch (e) {
-    webgpuOk = false;
-    showError(e);
-  }
   catalog = await loadCatalog();
   renderModelOptions();
   const remembered = localStorage.getItem(LAST_MODEL_KEY);
@@ -438,11 +460,11 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     modelSelect.value = initial.id;
     renderDtypes();
   }
-  setStatus(webgpuOk ? 'idle' : 'error');
+  setStatus('idle');
   // Local and already-downloaded models load at once; anything else waits for the user to choose to download.
-  if (webgpuOk && initial && (initial.origin === 'local' || catalog.cached.get(initial.id)?.complete)) {
+  if (initial && (initial.origin === 'local' || catalog.cached.get(initial.id)?.complete)) {
     void load(initial, initial.dtypes[0]);
-  } else if (webgpuOk && initial) {
+  } else if (initial) {
     stats.textContent = `Press Load to download ${initial.name}${initial.approxBytes ? ` (~${formatBytes(initial.approxBytes)})` : ''}.`;
   }
   return state;
