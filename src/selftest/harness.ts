@@ -2,7 +2,7 @@
 import type { Gpu } from '../gpu/device';
 import { runDispatches, type KernelDispatch } from '../gpu/dispatch';
 import { fromF16, toF16 } from '../gpu/f16';
-import { createTensor, numel, readBuffer, readTensor, uploadTensor, writeTensor, type DType, type Tensor } from '../gpu/tensor';
+import { createTensor, numel, readBuffer, readTensor, tensorBytes, uploadTensor, writeTensor, type DType, type Tensor } from '../gpu/tensor';
 import { check, type CheckResult } from './compare';
 import { randomNormal, type Rng } from '../util/random';
 
@@ -10,7 +10,8 @@ import { randomNormal, type Rng } from '../util/random';
 export async function poisoned(gpu: Gpu, label: string, shape: readonly number[], dtype: DType = 'f32'): Promise<Tensor> {
   const t = await createTensor(gpu, label, dtype, shape);
   const n = numel(shape);
-  const poison = dtype === 'f32' ? new Float32Array(n).fill(NaN) : dtype === 'f16' ? new Uint16Array(n).fill(0xffff) : new Uint32Array(n).fill(0xffffffff);
+  // u32 and the quantized dtypes: every word all ones (a q8/q4 tensor's words are not one per element).
+  const poison = dtype === 'f32' ? new Float32Array(n).fill(NaN) : dtype === 'f16' ? new Uint16Array(n).fill(0xffff) : new Uint32Array(tensorBytes(dtype, shape) / 4).fill(0xffffffff);
   writeTensor(gpu, t, poison);
   return t;
 }

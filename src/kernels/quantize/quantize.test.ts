@@ -19,8 +19,8 @@ describe('quantize on the GPU against the CPU quantizer, block by block', () => 
     it(`${c.dtype} ${c.values}, ${c.count} elements in slices of ${c.slice}`, async () => {
       const r = await checkQuantize(await testGpu(), c, freshSeed());
       expectPass(r);
-      // The same algorithm: blocks differ only where two candidates nearly tie.
-      expect(r.identical / r.blocks, r.name).toBeGreaterThan(0.95);
+      // The same algorithm: blocks differ only where two candidates nearly tie (measured: ~1 in 4000).
+      expect(r.blocks - r.identical, r.name).toBeLessThanOrEqual(Math.max(1, r.blocks / 100));
     });
   }
 });

@@ -103,14 +103,15 @@ fn fit(scale: f32) -> f32 {
 
 // Trial `level`: integers for x_m ↦ −level, their least-squares scale rounded to f16, and its error. Returns
 // vec2(bits, error).
-fn trial(level: f32, extreme: f32) -> vec2<f32> {
+// `extreme_q` is the integer the CPU gives the extreme itself (see LEVEL0_EXTREME_DOWN).
+fn trial(level: f32, extreme: f32, extreme_q: f32) -> vec2<f32> {
   let d = abs(extreme);
   let inverse = 1.0 / d;
   let sign = select(-level, level, extreme < 0.0);
   var xq = 0.0;
   var qq = 0.0; // a sum of at most 32 · 130² integers: exact in f32
   for (var i = 0; i < 8; i++) {
-    let q = round_half_up(sign * values[i], d, inverse);
+    let q = select(round_half_up(sign * values[i], d, inverse), vec4(extreme_q), values[i] == vec4(extreme));
     ints[i] = q;
     xq += dot(values[i], q);
     qq += dot(q, q);
@@ -156,8 +157,17 @@ fn quantize_block(b: u32) -> u32 {
   if (absmax > 0.0) {
     // Strictly smaller wins, the first on a tie; a trial whose error is not a number never does.
     var best = vec2<f32>(0.0, 3.0e38);
+    // The CPU maps the extreme to round(−t) in f64 as fl(x_m · fl(−t / x_m)), which for t = LEVEL0 = 7.5 lands
+    // on either side of −7.5 by the significand of x_m alone: the table says which (a tie nowhere else, as
+    // 8.5 clamps to −8 either way and the q8 levels are integers).
+    let m = f32_to_half(abs(extreme));
+    let significand = select(m & 0x3ffu, (m & 0x3ffu) | 0x400u, m >= 0x400u);
+    let down = (LEVEL0_EXTREME_DOWN[significand >> 5u] >> (significand & 31u)) & 1u;
     for (var t = 0; t < 3; t++) {
-      let candidate = trial(select(select(LEVEL2, LEVEL1, t == 1), LEVEL0, t == 0), extreme);
+      let level = select(select(LEVEL2, LEVEL1, t == 1), LEVEL0, t == 0);
+      var extreme_q = clamp(floor(0.5 - level), f32(-QMAX - 1), f32(QMAX));
+      if (t == 0 && down == 1u) { extreme_q = max(extreme_q - 1.0, f32(-QMAX - 1)); }
+      let candidate = trial(level, extreme, extreme_q);
       if (candidate.y < best.y) { best = candidate; }
     }
     let fitted_bits = u32(best.x);
