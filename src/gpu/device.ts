@@ -34,6 +34,8 @@ export interface Gpu {
   isFallbackAdapter: boolean;
   /** A CPU implementation (SwiftShader, lavapipe, WARP, or an adapter that says it is a fallback). */
   isSoftwareAdapter: boolean;
+  /** The smallest subgroup the adapter may run (0 where it has no subgroups or does not say). */
+  subgroupMinSize: number;
   /** Set once the device is lost; every later GPU call should be refused with it. */
   lostError: DeviceLostError | undefined;
   /** Resolves (never rejects) when the device is lost, with the typed error describing why. */
@@ -118,6 +120,7 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
     adapterKey: JSON.stringify([info.vendor, info.architecture, info.device, info.description]),
     isFallbackAdapter: info.isFallbackAdapter ?? false,
     isSoftwareAdapter: (info.isFallbackAdapter ?? false) || SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
+    subgroupMinSize: device.features.has('subgroups') ? ((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0) : 0,
     lostError: undefined,
     lost: device.lost.then((lost) => {
       gpu.lostError = new DeviceLostError(lost.reason ?? 'unknown', lost.message);

@@ -8,7 +8,7 @@
 import type { Gpu } from '../gpu/device';
 import { NumericalError, ShapeError } from '../gpu/errors';
 import type { Tensor } from '../gpu/tensor';
-import { DEFAULT_MATVEC, DEFAULT_TILE } from '../kernels/matmul/matmul';
+import { DEFAULT_TILE, defaultMatvecShape } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
@@ -150,7 +150,7 @@ export class GpuModel implements LanguageModel {
               matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
-          : { matvec: DEFAULT_MATVEC, tile: DEFAULT_TILE };
+          : { matvec: defaultMatvecShape(gpu), tile: DEFAULT_TILE };
       const prepare = async (weights: GpuWeights): Promise<[Plan, Plan]> => {
         const prefill = await preparePlan(gpu, spec, weights, state, chunk, shapes);
         options.onProgress?.({ stage: 'compile', done: 1, total: 2 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { Gpu } from '../../gpu/device';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor } from '../../gpu/tensor';
-import { DEFAULT_MATVEC, DEFAULT_TILE, prepareMatmul, tileShapeProblem } from './matmul';
+import { DEFAULT_TILE, defaultMatvecShape, prepareMatmul, tileShapeProblem } from './matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from './tune';
 import { checkMatmul } from './check';
 import { expectPass, freshSeed, testGpu, weightFormats } from '../../../test/gpu';
@@ -16,6 +17,11 @@ function timedTuning(more: TuneOptions = {}): TuneOptions & { timed: number } {
   return options;
 }
 
+/** The single-subgroup reduction where the device has subgroups wider than one thread. */
+function singleSubgroup(gpu: Gpu): 'single-subgroup'[] {
+  return gpu.features.subgroups && gpu.subgroupMinSize > 1 ? ['single-subgroup'] : [];
+}
+
 describe('matvec tuning', () => {
   it('picks one of its candidate shapes, caches it, and refuses shapes the kernel cannot run', async () => {
     const gpu = await testGpu();
@@ -27,7 +33,10 @@ describe('matvec tuning', () => {
     const w = await createTensor(gpu, 'w', 'f32', [4, 8]);
     const y = await createTensor(gpu, 'y', 'f32', [1, 4]);
     await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 48, rows: 4 } })).rejects.toBeInstanceOf(ShapeError);
-    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 64, rows: 9 } })).rejects.toBeInstanceOf(ShapeError);
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: { wg: 64, rows: 33 } })).rejects.toBeInstanceOf(ShapeError);
+    // One subgroup cannot reduce a workgroup wider than it.
+    const wide = { wg: 2 * Math.max(1, gpu.subgroupMinSize), rows: 4 };
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'matvec', matvecShape: wide, reduce: 'single-subgroup' })).rejects.toBeInstanceOf(ShapeError);
   });
 });
 
@@ -85,7 +94,7 @@ describe('tuning is bounded and persists', () => {
     if (process.env.WEBGPU_LLM_ADAPTER === 'lavapipe') expect(gpu.isSoftwareAdapter).toBe(true);
     if (!gpu.isSoftwareAdapter) return;
     const options = timedTuning({ timeSoftware: false });
-    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(DEFAULT_MATVEC);
+    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(defaultMatvecShape(gpu));
     expect(await tuneTiled(gpu, 9, 180, 40, 'f32', options)).toEqual(DEFAULT_TILE);
     expect(options.timed).toBe(0);
   });
@@ -121,6 +130,16 @@ describe('matmul on the GPU against the CPU reference', () => {
       const gpu = await testGpu();
       for (const matvecShape of [{ wg: 32, rows: 1 }, { wg: 128, rows: 3 }, { wg: 256, rows: 8 }]) {
         expectPass(await checkMatmul(gpu, { M: 2, N: 1001, K: 77, weights, variant: 'matvec', matvecShape, accumulate: true }, freshSeed()));
+      }
+    });
+    it(`matvec with more rows than threads (each thread stores several), every reduction, ${weights}`, async () => {
+      const gpu = await testGpu();
+      const modes = [...singleSubgroup(gpu), ...(gpu.features.subgroups ? (['subgroup'] as const) : []), 'workgroup' as const];
+      for (const [i, reduce] of modes.entries()) {
+        const matvecShape = { wg: reduce === 'single-subgroup' ? Math.min(8, gpu.subgroupMinSize) : 8, rows: i % 2 ? 13 : 32 };
+        expectPass(await checkMatmul(gpu, { M: 2, N: 101, K: 83, weights, variant: 'matvec', matvecShape, reduce, bias: true, accumulate: true }, freshSeed()));
+        const fused = i % 2 ? { swiglu: true } : { norm: true };
+        expectPass(await checkMatmul(gpu, { M: 1, N: 45, K: 96, weights, variant: 'matvec', matvecShape, reduce, ...fused }, freshSeed()));
       }
     });
     it(`SwiGLU fused into the input (gate|up → silu(gate)·up), tiled and matvec, ${weights}`, async () => {

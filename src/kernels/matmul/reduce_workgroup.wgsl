@@ -1,14 +1,15 @@
 // Row-sum prelude without subgroups: a tree reduction in workgroup memory over all ROWS rows at once
-// (log2(WG) barriers shared by the rows). The kernel declares WG (a power of two), ROWS and MAX_ROWS.
+// (log2(WG) barriers shared by the rows). The kernel declares WG (a power of two), ROWS, MAX_ROWS and
+// ROWS_PER_THREAD.
 
 struct Lane {
   @builtin(local_invocation_index) index: u32,
 }
 
-var<workgroup> wg_partial: array<f32, WG * MAX_ROWS>;
+var<workgroup> wg_partial: array<f32, WG * ROWS>;
 
-/** The workgroup's sum of `acc[r]` for each r < ROWS, valid in thread r only. */
-fn row_sums(lane: Lane, acc: array<f32, MAX_ROWS>) -> f32 {
+/** The workgroup's sums of `acc`: element i for row lane.index + i·WG (valid where that is below ROWS). */
+fn row_sums(lane: Lane, acc: array<f32, MAX_ROWS>) -> array<f32, MAX_ROWS> {
   for (var r = 0u; r < ROWS; r++) { wg_partial[r * WG + lane.index] = acc[r]; }
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
@@ -17,9 +18,12 @@ fn row_sums(lane: Lane, acc: array<f32, MAX_ROWS>) -> f32 {
     }
     workgroupBarrier();
   }
-  var total = 0.0;
-  if (lane.index < ROWS) { total = wg_partial[lane.index * WG]; }
-  return total;
+  var totals: array<f32, MAX_ROWS>;
+  for (var i = 0u; i < ROWS_PER_THREAD; i++) {
+    let r = lane.index + i * WG;
+    if (r < ROWS) { totals[i] = wg_partial[r * WG]; }
+  }
+  return totals;
 }
 
 /** The workgroup's sum of `v`, in every thread. Reuses `wg_partial`, so it must follow `row_sums`. */

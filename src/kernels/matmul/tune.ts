@@ -11,7 +11,7 @@ import type { KernelDispatch } from '../../gpu/dispatch';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor, type DType } from '../../gpu/tensor';
 import { defaultTuningStore, type TuningStore } from '../../gpu/tuning-store';
-import { DEFAULT_MATVEC, DEFAULT_TILE, matvecShapeProblem, prepareMatmul, tileShapeProblem, type MatmulArgs, type MatvecShape, type TileShape } from './matmul';
+import { DEFAULT_TILE, defaultMatvecShape, matvecShapeProblem, prepareMatmul, tileShapeProblem, type MatmulArgs, type MatvecShape, type TileShape } from './matmul';
 
 const MATVEC_CANDIDATES: MatvecShape[] = [32, 64, 128, 256].flatMap((wg) => [1, 2, 4, 8].map((rows) => ({ wg, rows })));
 const TILE_CANDIDATES: TileShape[] = [
@@ -39,7 +39,8 @@ interface Tuning<S> {
   /** Names the kernel in cache keys. */
   kernel: string;
   candidates: S[];
-  fallback: S;
+  /** The shape without timing (a software adapter's, or when nothing could be timed). */
+  fallback(gpu: Gpu): S;
   /** Whether this device can run the candidate at all. */
   fits(gpu: Gpu, shape: S): boolean;
   /** The matmul arguments that run `shape` (all but the tensors). */
@@ -53,7 +54,7 @@ interface Tuning<S> {
 const matvecTuning: Tuning<MatvecShape> = {
   kernel: 'matvec',
   candidates: MATVEC_CANDIDATES,
-  fallback: DEFAULT_MATVEC,
+  fallback: defaultMatvecShape,
   fits: (gpu, s) => matvecShapeProblem(gpu, s) === undefined,
   args: (s) => ({ variant: 'matvec', matvecShape: s }),
   launches: 8,
@@ -63,7 +64,7 @@ const matvecTuning: Tuning<MatvecShape> = {
 const tiledTuning: Tuning<TileShape> = {
   kernel: 'tiled',
   candidates: TILE_CANDIDATES,
-  fallback: DEFAULT_TILE,
+  fallback: () => DEFAULT_TILE,
   fits: (gpu, s) => tileShapeProblem(gpu, s) === undefined,
   args: (s) => ({ variant: 'tiled', tileShape: s }),
   launches: 2,
@@ -96,7 +97,7 @@ async function tune<S>(gpu: Gpu, tuning: Tuning<S>, M: number, N: number, K: num
   if (!cache) tuning.memory.set(gpu.device, (cache = new Map()));
   const inMemory = cache.get(id);
   if (inMemory) return inMemory;
-  if (gpu.isSoftwareAdapter && !options.timeSoftware) return tuning.fallback;
+  if (gpu.isSoftwareAdapter && !options.timeSoftware) return tuning.fallback(gpu);
   const store = options.store ?? defaultTuningStore();
   const known = candidateOf(tuning, await store.get(storeKey(gpu, id)));
   if (known) {
@@ -108,7 +109,7 @@ async function tune<S>(gpu: Gpu, tuning: Tuning<S>, M: number, N: number, K: num
   const x = await createTensor(gpu, 'tune x', 'f32', [M, K]);
   const w = await createTensor(gpu, 'tune w', dtype, [N, K]);
   const y = await createTensor(gpu, 'tune y', 'f32', [M, N]);
-  let best = tuning.fallback;
+  let best = tuning.fallback(gpu);
   let bestMs = Infinity;
   const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
   try {
