@@ -3,6 +3,7 @@ export { createEngine, Engine } from './engine/engine';
 export type { BackendChoice, BackendRequest } from './engine/backend';
 export type {
   EngineOptions,
+  ChatFinishReason,
   FinishReason,
   GenerateOptions,
   GenerationDelta,
@@ -18,6 +19,11 @@ export type {
   ChoiceLogprobs,
   TokenLogprob,
   TopLogprob,
+  ResponseFormat,
+  Tool,
+  ToolCall,
+  ToolCallDelta,
+  ToolChoice,
 } from './engine/types';
 export { acquireGpu } from './gpu/device';
 export { urlFiles, memoryFiles, type ModelFiles } from './model/files';

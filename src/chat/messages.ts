@@ -6,7 +6,14 @@
  */
 import { isJsonObject, ownField } from '../util/json';
 
-export type ChatRole = 'system' | 'user' | 'assistant';
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+
+/** A call the assistant made, as OpenAI sends it back in the history (arguments as JSON text). */
+export interface ChatToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
 
 /** A text part of an OpenAI multi-part content array; other part types (images, audio) are not supported. */
 export interface ChatTextPart {
@@ -17,13 +24,20 @@ export interface ChatTextPart {
 /** A message as a client may send it: content as a string or as a list of text parts. */
 export interface ChatMessageInput {
   role: ChatRole;
-  content: string | readonly ChatTextPart[];
+  /** null only for an assistant message that holds tool_calls. */
+  content: string | readonly ChatTextPart[] | null;
+  /** Assistant messages: the tools it called. */
+  tool_calls?: readonly ChatToolCall[];
+  /** Tool messages: the call this result answers. */
+  tool_call_id?: string;
 }
 
 /** A validated message: what templates see. */
 export interface ChatMessage {
   role: ChatRole;
   content: string;
+  tool_calls?: ChatToolCall[];
+  tool_call_id?: string;
 }
 
 /** The request is malformed; maps to an HTTP 400 with OpenAI's `invalid_request_error`. */
@@ -39,7 +53,7 @@ export class InvalidRequestError extends Error {
   }
 }
 
-const ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
+const ROLES: readonly ChatRole[] = ['system', 'user', 'assistant', 'tool'];
 
 /**
  * Checks untrusted messages and returns fresh `{ role, content }` copies with content parts joined.
@@ -67,13 +81,41 @@ export function validateMessages(messages: unknown): ChatMessage[] {
         `${param}.role`,
       );
     }
-    const content = contentText(ownField(message, 'content'), `${param}.content`);
+    const toolCalls = role === 'assistant' ? toolCallsOf(ownField(message, 'tool_calls'), `${param}.tool_calls`) : undefined;
+    const rawContent = ownField(message, 'content');
+    // Templates read content as a string: a tool-calling assistant turn's null content becomes ''.
+    const content = toolCalls && (rawContent === null || rawContent === undefined) ? '' : contentText(rawContent, `${param}.content`);
     if (role === 'user' && content === '') {
       throw new InvalidRequestError(`${param}.content must not be empty`, `${param}.content`);
     }
-    result.push({ role: role as ChatRole, content });
+    const valid: ChatMessage = { role: role as ChatRole, content };
+    if (toolCalls) valid.tool_calls = toolCalls;
+    if (role === 'tool') {
+      const id = ownField(message, 'tool_call_id');
+      if (typeof id !== 'string') throw new InvalidRequestError(`${param}.tool_call_id must be a string`, `${param}.tool_call_id`);
+      valid.tool_call_id = id;
+    }
+    result.push(valid);
   }
   return result;
+}
+
+/** An assistant message's tool_calls, copied field by field; undefined when absent or empty. */
+function toolCallsOf(value: unknown, param: string): ChatToolCall[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new InvalidRequestError(`${param} must be an array`, param);
+  if (value.length === 0) return undefined;
+  return value.map((call: unknown, i) => {
+    const at = `${param}[${i}]`;
+    const fn = isJsonObject(call) ? ownField(call, 'function') : undefined;
+    const id = isJsonObject(call) ? ownField(call, 'id') : undefined;
+    const name = isJsonObject(fn) ? ownField(fn, 'name') : undefined;
+    const args = isJsonObject(fn) ? ownField(fn, 'arguments') : undefined;
+    if (typeof id !== 'string' || typeof name !== 'string' || typeof args !== 'string') {
+      throw new InvalidRequestError(`${at} must be { id, type: "function", function: { name, arguments } } with strings`, at);
+    }
+    return { id, type: 'function', function: { name, arguments: args } };
+  });
 }
 
 function contentText(content: unknown, param: string): string {

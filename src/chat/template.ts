@@ -76,6 +76,8 @@ export interface ChatFormatter {
   readonly fallback: ChatFallback | null;
   /** 'default' or the chosen entry of a list-form chat_template; 'chatml-fallback' or 'transcript-fallback'. */
   readonly templateName: string;
+  /** The Jinja source in use (the model's or the fallback's): tells which tool-call syntax the model was taught. */
+  readonly templateText: string;
 }
 
 /** What the formatter needs from the tokenizer: the fallback choice, and BOS/EOS when the config omits them. */
@@ -121,6 +123,7 @@ export function createChatFormatter(tokenizerConfig: unknown, tokenizer: ChatTok
     templateSource: chosen !== null ? 'tokenizer_config' : 'fallback',
     fallback,
     templateName: name,
+    templateText: source,
     render(messages, options = {}) {
       const valid: ChatMessage[] = validateMessages(messages);
       try {

@@ -3,6 +3,8 @@
  * OpenAI-shaped `chat.completions.create()`. Requests run first-come-first-served; each reuses the KV cache
  * for the longest common token prefix with what the previous request left in it.
  */
+import { toolSyntaxFor, type Tool, type ToolSyntax } from '../chat/tools';
+import type { JsonObject } from '../util/json';
 import { createChatFormatter, encodeChatInPieces, validateMessages, type ChatFormatter } from '../chat/template';
 import { acquireGpu, type Gpu } from '../gpu/device';
 import { GgufError } from '../formats/gguf';
@@ -102,6 +104,7 @@ export class Engine implements ChatBackend {
   private disposed = false;
   /** xgrammar and the vocabulary as it sees it: set up on the first constrained request. */
   private grammars: GrammarEngine | undefined;
+  private syntax: ToolSyntax | undefined;
 
   constructor(
     /** The GPU the model runs on; undefined on the WASM backend. */
@@ -129,6 +132,12 @@ export class Engine implements ChatBackend {
     return this.loaded.context;
   }
 
+  /** How this model writes tool calls, from its chat template and vocabulary. */
+  get toolSyntax(): ToolSyntax {
+    this.syntax ??= toolSyntaxFor(this.formatter.templateText, (t) => this.tokenizer.tokenToId(t) !== undefined);
+    return this.syntax;
+  }
+
   /** Stop ids for chat: the model's EOS ids, plus ChatML's end of turn when the ChatML fallback is in use. */
   chatEosTokenIds(): number[] {
     const ids = [...this.tokenizer.eosTokenIds];
@@ -137,13 +146,14 @@ export class Engine implements ChatBackend {
     return ids;
   }
 
-  /** Renders and tokenizes a conversation with the model's chat template (or the documented fallback). */
-  async encodeMessages(messages: unknown, signal?: AbortSignal): Promise<number[]> {
+  /** Renders and tokenizes a conversation with the model's chat template (or the documented fallback); `tools` go to the template. */
+  async encodeMessages(messages: unknown, signal?: AbortSignal, tools?: readonly Tool[]): Promise<number[]> {
     if (!Array.isArray(messages)) throw new InvalidRequestError('messages must be an array of messages', 'messages');
     const valid = validateMessages(messages);
-    this.checkPromptChars(valid.reduce((sum, m) => sum + m.content.length, 0));
+    const toolChars = tools ? JSON.stringify(tools).length : 0;
+    this.checkPromptChars(valid.reduce((sum, m) => sum + m.content.length + (m.tool_calls ? JSON.stringify(m.tool_calls).length : 0), toolChars));
     // The template's output is capped at what could fit the context, so a template cannot inflate it past that.
-    const options = { addGenerationPrompt: true, maxChars: this.maxPromptChars(), signal };
+    const options = { addGenerationPrompt: true, maxChars: this.maxPromptChars(), signal, tools: tools as unknown as JsonObject[] | undefined };
     return encodeChatInPieces(this.formatter, this.tokenizer, valid, options);
   }
 

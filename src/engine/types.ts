@@ -10,8 +10,9 @@ import type { LoadModelOptions } from '../model/load';
 import type { FinishReason } from '../sampling/finish';
 import type { SamplingOptions } from '../sampling/options';
 import type { ResponseFormat } from '../structured/response-format';
+import type { Tool, ToolCall, ToolCallDelta, ToolChoice } from '../chat/tools';
 
-export type { ResponseFormat };
+export type { ResponseFormat, Tool, ToolCall, ToolCallDelta, ToolChoice };
 
 export type { FinishReason };
 
@@ -90,9 +91,17 @@ export interface GenerationStream extends AsyncIterable<GenerationDelta> {
 }
 
 export interface ChatCompletionMessageParam {
-  role: 'system' | 'user' | 'assistant';
-  content: string | { type: 'text'; text: string }[];
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  /** null only for an assistant message with tool_calls. */
+  content: string | { type: 'text'; text: string }[] | null;
+  /** Assistant messages: the calls it made (as a completion returned them). */
+  tool_calls?: ToolCall[];
+  /** Tool messages: the id of the call whose result this is. */
+  tool_call_id?: string;
 }
+
+/** Why a chat reply ended: FinishReason, or 'tool_calls' when it is tool calls. */
+export type ChatFinishReason = FinishReason | 'tool_calls';
 
 export interface ChatCompletionRequest extends SamplingOptions {
   messages: ChatCompletionMessageParam[];
@@ -109,6 +118,12 @@ export interface ChatCompletionRequest extends SamplingOptions {
   signal?: AbortSignal;
   /** Constrained output: JSON, a JSON schema, or our `grammar` / `regex` formats. */
   response_format?: ResponseFormat | null;
+  /** Functions the model may call; the model's chat template describes them to it. */
+  tools?: Tool[] | null;
+  /** 'auto' (default with tools), 'none', 'required' or a named function; the last two are enforced by a grammar. */
+  tool_choice?: ToolChoice | null;
+  /** Accepted for compatibility; a forced call is one call, an 'auto' reply may hold several. */
+  parallel_tool_calls?: boolean | null;
 }
 
 /** A choice's log-probabilities, as OpenAI nests them (null unless the request set `logprobs: true`). */
@@ -122,7 +137,13 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: ChoiceLogprobs | null }[];
+  choices: {
+    index: 0;
+    /** content is '' (not OpenAI's null) when the reply is only tool calls, so it is always a string to show. */
+    message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
+    finish_reason: ChatFinishReason;
+    logprobs: ChoiceLogprobs | null;
+  }[];
   usage: Usage;
   timings: Timings;
 }
@@ -132,7 +153,12 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: ChoiceLogprobs | null }[];
+  choices: {
+    index: 0;
+    delta: { role?: 'assistant'; content?: string; tool_calls?: ToolCallDelta[] };
+    finish_reason: ChatFinishReason | null;
+    logprobs: ChoiceLogprobs | null;
+  }[];
   /** On the last chunk only. */
   usage?: Usage;
   timings?: Timings;

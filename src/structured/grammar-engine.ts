@@ -12,6 +12,9 @@ import type { Tokenizer } from '../tokenizer/tokenizer';
 import type { GrammarSpec } from './response-format';
 import { loadXGrammar, type XGrammarApi } from './xgrammar';
 
+/** One line (indent -1), ", " and ": " separators, no properties beyond the schema's. */
+const JSON_LAYOUT = [-1, [', ', ': '], true] as [number, [string, string], boolean];
+
 interface Compiler {
   api: XGrammarApi;
   info: TokenizerInfo;
@@ -55,12 +58,20 @@ export class GrammarEngine {
    * xgrammar rejects the schema or grammar (xgrammar prints its reason to the console).
    */
   async compile(spec: GrammarSpec, param: string): Promise<CompiledGrammar> {
-    const { compiler } = await this.compiler();
+    const { api, compiler } = await this.compiler();
     try {
       switch (spec.kind) {
         // One line, no free whitespace: a small model cannot wander into endless spaces; extra properties only where the schema allows them.
         case 'json_schema':
-          return await compiler.compileJSONSchema(spec.schema, false, -1, [', ', ': '], true);
+          return await compiler.compileJSONSchema(spec.schema, false, ...JSON_LAYOUT);
+        case 'tagged_json': {
+          // The schema's grammar with its root renamed, between the two texts (xgrammar's structural tags
+          // would allow free whitespace inside the JSON).
+          const json = await api.Grammar.fromJSONSchema(spec.schema, false, ...JSON_LAYOUT);
+          const rules = json.toString().replace(/^root ::=/m, 'tagged_json_value ::=').replace(/\broot\b(?! ::=)/g, 'tagged_json_value');
+          json.dispose();
+          return await compiler.compileGrammar(`root ::= ${JSON.stringify(spec.begin)} tagged_json_value ${JSON.stringify(spec.end)}\n${rules}`);
+        }
         case 'ebnf':
           return await compiler.compileGrammar(spec.grammar);
         case 'structural_tag':

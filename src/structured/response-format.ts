@@ -20,6 +20,8 @@ export type ResponseFormat =
 /** What the grammar engine compiles: each kind has one text form, which is also its cache key. */
 export type GrammarSpec =
   | { kind: 'json_schema'; schema: string }
+  /** JSON of `schema` (one line, as json_schema) between two fixed texts: a forced tool call. */
+  | { kind: 'tagged_json'; begin: string; schema: string; end: string }
   | { kind: 'ebnf'; grammar: string }
   | { kind: 'structural_tag'; tag: string };
 

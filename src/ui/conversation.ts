@@ -10,7 +10,7 @@ import type {
   ChatCompletionChunk,
   ChatCompletionMessageParam,
   ChatCompletionRequest,
-  FinishReason,
+  ChatFinishReason,
   RequestOptions,
   Timings,
   Usage,
@@ -38,7 +38,7 @@ export interface TurnSettings {
 }
 
 export type TurnOutcome =
-  | { status: 'done'; content: string; finishReason: FinishReason | null; usage: Usage | null; timings: Timings | null }
+  | { status: 'done'; content: string; finishReason: ChatFinishReason | null; usage: Usage | null; timings: Timings | null }
   | {
       status: 'failed';
       error: unknown;
@@ -112,7 +112,7 @@ export class Conversation {
     const controller = new AbortController();
     this.generation = controller;
     let content = '';
-    let finishReason: FinishReason | null = null;
+    let finishReason: ChatFinishReason | null = null;
     let usage: Usage | null = null;
     let timings: Timings | null = null;
     try {

@@ -8,7 +8,7 @@
  * The state is mirrored to `window.__chat` so a headless browser can wait for it, read it and drive the
  * engine directly (the tests compare what the page streamed with a direct request).
  */
-import type { ChatCompletionMessageParam, FinishReason, Timings, Usage } from '../../engine/types';
+import type { ChatCompletionMessageParam, ChatFinishReason, Timings, Usage } from '../../engine/types';
 import { describeError, type ErrorKind } from '../../errors';
 import type { BackendRequest } from '../../engine/backend';
 import { GgufError } from '../../formats/gguf';
@@ -40,7 +40,7 @@ export interface ChatPageState {
   /** The conversation as sent to the engine (without the system prompt). */
   readonly messages: readonly ChatCompletionMessageParam[];
   readonly lastRequest: TurnRequest | null;
-  lastFinishReason: FinishReason | null;
+  lastFinishReason: ChatFinishReason | null;
   lastTimings: Timings | null;
   lastUsage: Usage | null;
   error: { name: string; message: string; kind: ErrorKind } | null;
