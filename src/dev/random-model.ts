@@ -43,6 +43,14 @@ export interface RandomModelOptions {
   ropeTheta?: number;
   /** rope_scaling exactly as written in config.json (not gpt2); default null. */
   ropeScaling?: Record<string, unknown> | null;
+  /** partial_rotary_factor (phi3 only). */
+  partialRotaryFactor?: number;
+  /** original_max_position_embeddings (phi3's LongRoPE picks its factors by it). */
+  originalMaxContext?: number;
+  /** sliding_window, switched on (use_sliding_window) where the architecture asks for that. */
+  slidingWindow?: number;
+  /** no_rope_layers (smollm3): 1 for a rope layer, 0 for NoPE. */
+  noRopeLayers?: number[];
   /** rms_norm_eps / layer_norm_epsilon; default 1e-5. */
   normEps?: number;
   bosTokenId?: number;
@@ -126,18 +134,54 @@ export const SMALL_MODELS: Record<Arch, RandomModelOptions> = {
     bosTokenId: 0,
     eosTokenId: 0,
   },
-  // Phi-3-mini's shape: as many k/v heads as q heads, untied.
+  // Mistral-7B-v0.1's shape shrunk: a sliding window of 8, so prompts and decode cross it.
+  mistral: {
+    vocabSize: 297,
+    hiddenSize: 64,
+    intermediateSize: 140,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 16,
+    maxContext: 128,
+    tiedEmbeddings: false,
+    slidingWindow: 8,
+    bosTokenId: 1,
+    eosTokenId: 2,
+  },
+  // Phi-4-mini's shape shrunk: GQA, untied, 3/4 of each head rotated, LongRoPE whose pre-trained context (16)
+  // is inside the tests' prompts, so both factor sets and the attention factor are used.
   phi3: {
     vocabSize: 293,
     hiddenSize: 64,
     intermediateSize: 136,
     numLayers: 2,
     numHeads: 4,
-    numKvHeads: 4,
+    numKvHeads: 2,
     headDim: 16,
     maxContext: 128,
     tiedEmbeddings: false,
     ropeTheta: 10000,
+    partialRotaryFactor: 0.75,
+    originalMaxContext: 16,
+    ropeScaling: { type: 'longrope', short_factor: [1, 1.1, 1.5, 2, 3, 5], long_factor: [1, 2, 4, 8, 16, 32] },
+    bosTokenId: 1,
+    eosTokenId: 2,
+  },
+  // SmolLM3-3B's shape shrunk: tied, the middle layer NoPE.
+  smollm3: {
+    vocabSize: 305,
+    hiddenSize: 64,
+    intermediateSize: 150,
+    numLayers: 3,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    maxContext: 128,
+    tiedEmbeddings: true,
+    ropeTheta: 2000000,
+    noRopeLayers: [1, 0, 1],
+    normEps: 1e-6,
     bosTokenId: 1,
     eosTokenId: 2,
   },
@@ -286,9 +330,16 @@ export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<str
     config.rope_scaling = o.ropeScaling ?? null;
   }
   // Flags a config may set are written with their defaults, as transformers writes every field.
-  for (const flag of [features.qkvBias, features.outputBias, features.mlpBias, features.slidingWindow, features.scaleAttention]) {
+  for (const flag of [features.qkvBias, features.outputBias, features.mlpBias, features.scaleAttention]) {
     if (typeof flag !== 'boolean') config[flag.field] = flag.fallback;
   }
+  if (features.slidingWindow !== 'none') {
+    config.sliding_window = o.slidingWindow ?? null;
+    if (features.slidingWindow !== 'all') config.use_sliding_window = o.slidingWindow !== undefined;
+  }
+  if (o.partialRotaryFactor !== undefined) config.partial_rotary_factor = o.partialRotaryFactor;
+  if (o.originalMaxContext !== undefined) config.original_max_position_embeddings = o.originalMaxContext;
+  if (o.noRopeLayers !== undefined) config.no_rope_layers = o.noRopeLayers;
   return {
     ...config,
     vocab_size: o.vocabSize,

@@ -124,6 +124,12 @@ export interface ConfigNames {
   activation: string;
 }
 
+/**
+ * The layers a config's sliding_window applies to: none (the field is not read); all of them (Mistral, Phi-3);
+ * with use_sliding_window, layers from max_window_layers on (Qwen2/3) or the NoPE layers (SmolLM3).
+ */
+export type SlidingLayers = 'none' | 'all' | 'fromMaxWindowLayers' | 'noRopeLayers';
+
 /** A feature that is always on or off, or read from a boolean config field with a default. */
 export type Flag = boolean | { field: string; fallback: boolean };
 
@@ -141,8 +147,12 @@ export interface Features {
   qkNorm: boolean;
   /** Default of tie_word_embeddings. */
   tiedEmbeddings: boolean;
-  /** Whether config's sliding_window limits attention (it must then cover the whole context). */
-  slidingWindow: Flag;
+  /** Which layers config's sliding_window applies to (see SlidingLayers). */
+  slidingWindow: SlidingLayers;
+  /** Whether no_rope_layers / no_rope_layer_interval make some layers NoPE (SmolLM3). */
+  noRopeLayers: boolean;
+  /** Whether partial_rotary_factor is read (Phi-3/4); elsewhere a factor other than 1 is refused. */
+  partialRotary: boolean;
   /** q·k is scaled by 1/sqrt(head_dim), or not at all. */
   scaleAttention: Flag;
   /** Boolean config fields that ask, when true, for something the runtime cannot do. */
@@ -150,7 +160,7 @@ export interface Features {
 }
 
 /** Canonical architecture names: model types that share one (mistral → llama) share its block. */
-export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3';
+export type Arch = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3' | 'smollm3';
 
 export interface Architecture {
   arch: Arch;
@@ -184,7 +194,9 @@ const LLAMA_FEATURES: Features = {
   mlpBias: { field: 'mlp_bias', fallback: false },
   qkNorm: false,
   tiedEmbeddings: false,
-  slidingWindow: { field: 'use_sliding_window', fallback: false },
+  slidingWindow: 'none',
+  noRopeLayers: false,
+  partialRotary: false,
   scaleAttention: true,
   refuse: [],
 };
@@ -239,7 +251,9 @@ const GPT2: Architecture = {
     qkNorm: false,
     // PretrainedConfig's default is true, and GPT-2 checkpoints rely on it.
     tiedEmbeddings: true,
-    slidingWindow: false,
+    slidingWindow: 'none',
+    noRopeLayers: false,
+    partialRotary: false,
     scaleAttention: { field: 'scale_attn_weights', fallback: true },
     refuse: [
       { field: 'scale_attn_by_inverse_layer_idx', detail: 'per-layer attention scaling is not supported' },
@@ -278,23 +292,44 @@ const GPT2: Architecture = {
 /** Supported model types, in the order messages list them. */
 export const ARCHITECTURES = {
   llama: LLAMA,
-  // Mistral is Llama's block; its sliding_window always applies.
-  mistral: { ...LLAMA, className: 'MistralForCausalLM', features: { ...LLAMA_FEATURES, slidingWindow: true } },
+  // Mistral is Llama's block; its sliding_window, when set, applies to every layer.
+  mistral: { ...LLAMA, arch: 'mistral', className: 'MistralForCausalLM', features: { ...LLAMA_FEATURES, slidingWindow: 'all' } },
   // Qwen2 always has q/k/v biases and never an o bias.
   qwen2: {
     ...LLAMA,
     arch: 'qwen2',
     className: 'Qwen2ForCausalLM',
-    features: { ...LLAMA_FEATURES, qkvBias: true, outputBias: false, mlpBias: false },
+    features: { ...LLAMA_FEATURES, qkvBias: true, outputBias: false, mlpBias: false, slidingWindow: 'fromMaxWindowLayers' },
   },
-  qwen3: { ...LLAMA, arch: 'qwen3', className: 'Qwen3ForCausalLM', features: { ...LLAMA_FEATURES, mlpBias: false, qkNorm: true } },
+  qwen3: {
+    ...LLAMA,
+    arch: 'qwen3',
+    className: 'Qwen3ForCausalLM',
+    features: { ...LLAMA_FEATURES, mlpBias: false, qkNorm: true, slidingWindow: 'fromMaxWindowLayers' },
+  },
+  // SmolLM3: Llama's block, tied, with every fourth layer (by default) attending without rope.
+  smollm3: {
+    ...LLAMA,
+    arch: 'smollm3',
+    className: 'SmolLM3ForCausalLM',
+    features: { ...LLAMA_FEATURES, tiedEmbeddings: true, noRopeLayers: true, slidingWindow: 'noRopeLayers' },
+  },
   gpt2: GPT2,
-  // Phi-3 and Phi-4: Llama's block with q/k/v and gate/up stored fused, no biases; sliding_window always applies.
+  // Phi-3 and Phi-4: Llama's block with q/k/v and gate/up stored fused, no biases; sliding_window, when set,
+  // applies to every layer; LongRoPE and partial rotary (Phi-4-mini) come with the rope config.
   phi3: {
     arch: 'phi3',
     className: 'Phi3ForCausalLM',
     config: LLAMA_CONFIG,
-    features: { ...LLAMA_FEATURES, norm: { kind: 'rms', defaultEps: 1e-5 }, qkvBias: false, outputBias: false, mlpBias: false, slidingWindow: true },
+    features: {
+      ...LLAMA_FEATURES,
+      norm: { kind: 'rms', defaultEps: 1e-5 },
+      qkvBias: false,
+      outputBias: false,
+      mlpBias: false,
+      slidingWindow: 'all',
+      partialRotary: true,
+    },
     tensors: {
       ...LLAMA_TENSORS,
       layer: {

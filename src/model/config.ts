@@ -8,7 +8,7 @@
  */
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
 import type { RopeScaling } from './rope-table';
-import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag } from './architectures';
+import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag, type SlidingLayers } from './architectures';
 
 export type { Arch };
 
@@ -17,7 +17,7 @@ export type { RopeScaling };
 export interface RopeSpec {
   /** Base of the inverse frequencies: invFreq[i] = theta^(-2i / rotaryDim). */
   theta: number;
-  /** Leading dims of each head that are rotated (= headDim for every supported arch). */
+  /** Leading dims of each head that are rotated: headDim, or headDim · partial_rotary_factor (Phi-4-mini). */
   rotaryDim: number;
   scaling: RopeScaling | null;
 }
@@ -61,12 +61,23 @@ export interface ModelSpec {
   tiedEmbeddings: boolean;
   /** A learned position embedding [maxContext, D] is added to the token embedding (GPT-2). */
   learnedPositions: boolean;
+  /**
+   * Per layer: how many positions up to its own a query sees (0 = all of them; a sliding window otherwise) and
+   * whether q and k get the rotary embedding (SmolLM3's NoPE layers do not).
+   */
+  layerAttention: LayerAttention[];
   /** Multiplier of q·k before softmax: 1/sqrt(hd), or 1 for GPT-2 with scale_attn_weights false. */
   attentionScale: number;
   /** Token that starts a sequence, or null when the model has none. */
   bosTokenId: number | null;
   /** Tokens that end generation: config.json's and generation_config.json's, united, in order. */
   eosTokenIds: number[];
+}
+
+export interface LayerAttention {
+  /** Sliding window: positions p−window+1..p are attended; 0 = every position up to p. */
+  window: number;
+  rope: boolean;
 }
 
 /** config.json names a model_type this runtime does not implement. */
@@ -170,6 +181,35 @@ class Fields {
     throw new ModelConfigError(this.name(key), `must be a token id or an array of them, got ${describe(v)}`);
   }
 
+  /** An array of numbers (rope_scaling's long_factor), or null when absent. */
+  numberList(key: string): number[] | null {
+    const v = ownField(this.obj, key);
+    if (v === undefined || v === null) return null;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) {
+      throw new ModelConfigError(this.name(key), `must be an array of numbers, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  /** An array of integers (no_rope_layers), or null when absent. */
+  intList(key: string): number[] | null {
+    const list = this.numberList(key);
+    if (list !== null && !list.every((x) => Number.isSafeInteger(x))) {
+      throw new ModelConfigError(this.name(key), `must be an array of integers, got ${describe(list)}`);
+    }
+    return list;
+  }
+
+  /** An array of strings (layer_types), or null when absent. */
+  stringList(key: string): string[] | null {
+    const v = ownField(this.obj, key);
+    if (v === undefined || v === null) return null;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+      throw new ModelConfigError(this.name(key), `must be an array of strings, got ${describe(v)}`);
+    }
+    return v;
+  }
+
   /** A nested object (rope_scaling), or null when absent. */
   object(key: string): Fields | null {
     const v = ownField(this.obj, key);
@@ -251,17 +291,9 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
     throw new ModelConfigError(names.activation, `"${act}" is not supported for ${modelType} (only "${only}")`);
   }
 
-  // Sliding-window attention changes which keys are visible; we only run it when the window covers the
-  // whole context, where it is the same as full attention.
-  if (flag(features.slidingWindow) && c.has('sliding_window')) {
-    const w = c.int('sliding_window');
-    if (w < maxContext) {
-      throw new ModelConfigError(
-        'sliding_window',
-        `sliding-window attention (window ${w} < context ${maxContext}) is not supported`,
-      );
-    }
-  }
+  const numLayers = c.int(names.numLayers);
+  const ropeLayers = rope && features.noRopeLayers ? parseNoRopeLayers(c, numLayers) : Array<boolean>(numLayers).fill(rope);
+  const layerAttention = parseLayerWindows(c, features.slidingWindow, ropeLayers).map((window, l) => ({ window, rope: ropeLayers[l] }));
 
   const ratio = features.defaultMlpRatio;
   return {
@@ -270,7 +302,7 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
     vocabSize: c.int('vocab_size'),
     hiddenSize,
     intermediateSize: c.int(names.intermediateSize, ratio === undefined ? undefined : ratio * hiddenSize),
-    numLayers: c.int(names.numLayers),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -278,13 +310,14 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
     norm: { kind: features.norm.kind, eps: c.positive(names.normEps, features.norm.defaultEps) },
     activation: features.activation.kind,
     gatedMlp: features.gatedMlp,
-    rope: rope ? parseRope(c, headDim) : null,
+    rope: rope ? parseRope(c, headDim, maxContext, features.partialRotary) : null,
     qkvBias: flag(features.qkvBias),
     outputBias: flag(features.outputBias),
     mlpBias: flag(features.mlpBias),
     qkNorm: features.qkNorm,
     tiedEmbeddings: c.bool('tie_word_embeddings', features.tiedEmbeddings),
     learnedPositions: features.positions === 'learned',
+    layerAttention,
     attentionScale: flag(features.scaleAttention) ? 1 / Math.sqrt(headDim) : 1,
     bosTokenId: null,
     eosTokenIds: [],
@@ -292,16 +325,65 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
 }
 
 /**
- * rope_theta and rope_scaling at the top level (transformers 4.x) or both inside rope_parameters
- * (transformers 5). 'default' scaling means none.
+ * SmolLM3's no_rope_layers: per layer 1 (rope) or 0 (NoPE); when absent, every no_rope_layer_interval-th
+ * layer is NoPE (as SmolLM3Config builds it).
  */
-function parseRope(c: Fields, headDim: number): RopeSpec {
+function parseNoRopeLayers(c: Fields, numLayers: number): boolean[] {
+  const list = c.intList('no_rope_layers');
+  if (list === null) {
+    const interval = c.int('no_rope_layer_interval', 4);
+    return Array.from({ length: numLayers }, (_, l) => (l + 1) % interval !== 0);
+  }
+  if (list.length < numLayers || list.some((v) => v !== 0 && v !== 1)) {
+    throw new ModelConfigError('no_rope_layers', `must list 0 or 1 for each of the ${numLayers} layers`);
+  }
+  return list.slice(0, numLayers).map((v) => v === 1);
+}
+
+/**
+ * The sliding window of each layer (0 = none), as transformers builds each model type's layer_types: every
+ * layer (Mistral, Phi-3, when sliding_window is set); layers from max_window_layers on (Qwen2/3, when
+ * use_sliding_window); the NoPE layers (SmolLM3, when use_sliding_window). A config's own layer_types decides
+ * which layers slide when the window is on.
+ */
+function parseLayerWindows(c: Fields, sliding: SlidingLayers, ropeLayers: readonly boolean[]): number[] {
+  const numLayers = ropeLayers.length;
+  const none = Array<number>(numLayers).fill(0);
+  if (sliding === 'none' || !c.has('sliding_window')) return none;
+  if (sliding !== 'all' && !c.bool('use_sliding_window', false)) return none;
+  const window = c.int('sliding_window');
+  const types = c.stringList('layer_types');
+  if (types !== null) {
+    if (types.length < numLayers) throw new ModelConfigError('layer_types', `must name each of the ${numLayers} layers`);
+    return types.slice(0, numLayers).map((t, l) => {
+      if (t === 'sliding_attention') return window;
+      if (t === 'full_attention') return 0;
+      throw new ModelConfigError(`layer_types[${l}]`, `"${t}" is not supported (only sliding_attention and full_attention)`);
+    });
+  }
+  if (sliding === 'all') return none.map(() => window);
+  if (sliding === 'noRopeLayers') return ropeLayers.map((r) => (r ? 0 : window));
+  const first = c.int('max_window_layers', 28);
+  return none.map((_, l) => (l >= first ? window : 0));
+}
+
+/**
+ * rope_theta and rope_scaling at the top level (transformers 4.x) or both inside rope_parameters
+ * (transformers 5). 'default' scaling means none. partial_rotary_factor rotates only the leading part of
+ * each head (Phi-4-mini: 0.75).
+ */
+function parseRope(c: Fields, headDim: number, maxContext: number, partialRotary: boolean): RopeSpec {
   const params = c.object('rope_parameters');
   const holder = params ?? c;
   const theta = holder.positive('rope_theta', 10000);
   const scalingFields = params ?? c.object('rope_scaling');
-  if (c.has('partial_rotary_factor') && c.positive('partial_rotary_factor') !== 1) {
-    throw new ModelConfigError('partial_rotary_factor', 'partial rotary embeddings are not supported');
+  const partial = holder.has('partial_rotary_factor') ? holder.positive('partial_rotary_factor') : c.positive('partial_rotary_factor', 1);
+  if (partial > 1) throw new ModelConfigError('partial_rotary_factor', `must be at most 1, got ${partial}`);
+  if (partial !== 1 && !partialRotary) throw new ModelConfigError('partial_rotary_factor', 'partial rotary embeddings are not supported for this model type');
+  // transformers truncates head_dim · factor to an integer.
+  const rotaryDim = Math.floor(headDim * partial);
+  if (rotaryDim < 2 || rotaryDim % 2 !== 0) {
+    throw new ModelConfigError('partial_rotary_factor', `rotates ${rotaryDim} of ${headDim} dims; it must be an even number ≥ 2`);
   }
   let scaling: RopeScaling | null = null;
   if (scalingFields) {
@@ -322,9 +404,42 @@ function parseRope(c: Fields, headDim: number): RopeSpec {
       if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
         throw new ModelConfigError('rope_scaling.high_freq_factor', 'must be greater than low_freq_factor');
       }
+    } else if (type === 'longrope') {
+      scaling = parseLongRope(c, scalingFields, rotaryDim, maxContext);
     } else if (type !== 'default') {
-      throw new ModelConfigError('rope_scaling', `rope type "${type}" is not supported (only linear and llama3)`);
+      throw new ModelConfigError('rope_scaling', `rope type "${type}" is not supported (only linear, llama3 and longrope)`);
     }
   }
-  return { theta, rotaryDim: headDim, scaling };
+  return { theta, rotaryDim, scaling };
+}
+
+/**
+ * LongRoPE (Phi-3.5, Phi-4-mini), as transformers' `_compute_longrope_parameters`: per-frequency short and
+ * long divisors, and cos/sin scaled by attention_factor, by default √(1 + ln(s)/ln(original)) with
+ * s = max_position_embeddings / original_max_position_embeddings (or rope_scaling.factor without the latter).
+ */
+function parseLongRope(c: Fields, scaling: Fields, rotaryDim: number, maxContext: number): RopeScaling {
+  const half = rotaryDim / 2;
+  const factors = (key: string) => {
+    const list = scaling.numberList(key);
+    if (list === null || list.length !== half || list.some((v) => !(v > 0) || !Number.isFinite(v))) {
+      throw new ModelConfigError(`rope_scaling.${key}`, `must be ${half} positive numbers (one per rotated frequency)`);
+    }
+    return list;
+  };
+  const shortFactor = factors('short_factor');
+  const longFactor = factors('long_factor');
+  const original = scaling.has('original_max_position_embeddings')
+    ? scaling.int('original_max_position_embeddings')
+    : c.has('original_max_position_embeddings')
+      ? c.int('original_max_position_embeddings')
+      : null;
+  const factor = original !== null ? maxContext / original : scaling.positive('factor', 1);
+  const originalMaxPositionEmbeddings = original ?? maxContext;
+  const attentionFactor = scaling.has('attention_factor')
+    ? scaling.positive('attention_factor')
+    : factor <= 1
+      ? 1
+      : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositionEmbeddings));
+  return { type: 'longrope', shortFactor, longFactor, originalMaxPositionEmbeddings, attentionFactor };
 }

@@ -5,7 +5,7 @@
 import type { Gpu } from '../gpu/device';
 import { tensorBytes, uploadTensor, type Tensor } from '../gpu/tensor';
 import { LAYER_TENSOR_NAMES } from './architectures';
-import { ropeInvFreq, ropeTable } from './rope-table';
+import { ropeTable } from './rope-table';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import type { WeightStream } from './stream';
@@ -58,8 +58,7 @@ function complete(uploaded: UploadedTensors, ropeTable: Tensor | undefined): Gpu
 
 async function uploadRopeTable(gpu: Gpu, spec: ModelSpec, contextLength: number, track: (t: Tensor) => Tensor): Promise<Tensor | undefined> {
   if (!spec.rope) return undefined;
-  const invFreq = ropeInvFreq({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined });
-  const table = ropeTable(invFreq, contextLength);
+  const table = ropeTable({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined }, contextLength);
   return track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
 }
 

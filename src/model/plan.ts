@@ -96,11 +96,13 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     const wUp = L.wGateUp ?? L.wUp;
     if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
     const cache = { kCache, vCache, nHeads, nKvHeads, headDim, maxContext: contextLength, T: maxT, pos: 0 };
+    const { window, rope } = spec.layerAttention[l];
+    const rotaryDim = rope ? (spec.rope?.rotaryDim ?? 0) : 0;
     body.push(
       // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
       ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
-      follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim: spec.rope?.rotaryDim ?? 0, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
-      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale }), 'T', 'pos'),
+      follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
+      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window }), 'T', 'pos'),
       await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true }),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
       // (GPT-2) is a launch of its own.

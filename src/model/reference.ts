@@ -50,6 +50,9 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
     bDown: l.bDown?.data,
   }));
   const invFreq = spec.rope ? ropeInverseFrequencies(spec) : new Float64Array(0);
+  // LongRoPE: the long factors from the pre-trained context on, and cos/sin scaled by the attention factor.
+  const longrope = spec.rope?.scaling?.type === 'longrope' ? spec.rope.scaling : undefined;
+  const longInvFreq = longrope ? ropeInverseFrequencies(spec, true) : invFreq;
   const act = spec.activation === 'silu' ? silu : geluTanh;
 
   // Per layer, per position: the key and value rows [nKV·hd] (grown on demand, so a long context costs
@@ -92,13 +95,17 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
         }
       }
 
-      // Rotary embedding, rotate-half layout: dims i and i + half of each head turn by pos·invFreq[i].
-      if (spec.rope) {
+      // Rotary embedding, rotate-half layout: dims i and i + half of each head turn by pos·invFreq[i]; dims
+      // from rotaryDim on (partial rotary) are left as they are. NoPE layers skip it.
+      const { window, rope } = spec.layerAttention[l];
+      if (spec.rope && rope) {
         const half = spec.rope.rotaryDim / 2;
+        const frequencies = longrope && pos >= longrope.originalMaxPositionEmbeddings ? longInvFreq : invFreq;
+        const magnitude = longrope?.attentionFactor ?? 1;
         for (let i = 0; i < half; i++) {
-          const angle = pos * invFreq[i];
-          const cos = Math.cos(angle);
-          const sin = Math.sin(angle);
+          const angle = pos * frequencies[i];
+          const cos = magnitude * Math.cos(angle);
+          const sin = magnitude * Math.sin(angle);
           for (const [vec, heads] of [[q, nH], [k, nKV]] as const) {
             for (let h = 0; h < heads; h++) {
               const a = vec[h * hd + i];
@@ -115,13 +122,15 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
       keyCache[l].push(k);
       valueCache[l].push(v);
 
-      // Causal attention over positions 0..pos; query head h reads kv head floor(h / group) (GQA).
+      // Causal attention over positions first..pos (first = 0, or the start of a sliding window); query head h
+      // reads kv head floor(h / group) (GQA).
+      const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
       const attended = new Float32Array(qDim);
       const scores = new Float64Array(pos + 1);
       for (let h = 0; h < nH; h++) {
         const kvOffset = Math.floor(h / group) * hd;
         let max = -Infinity;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = first; t <= pos; t++) {
           const kt = keyCache[l][t];
           let dot = 0;
           for (let i = 0; i < hd; i++) dot += q[h * hd + i] * kt[kvOffset + i];
@@ -129,13 +138,13 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
           max = Math.max(max, scores[t]);
         }
         let sum = 0;
-        for (let t = 0; t <= pos; t++) {
+        for (let t = first; t <= pos; t++) {
           scores[t] = Math.exp(scores[t] - max);
           sum += scores[t];
         }
         for (let i = 0; i < hd; i++) {
           let acc = 0;
-          for (let t = 0; t <= pos; t++) acc += scores[t] * valueCache[l][t][kvOffset + i];
+          for (let t = first; t <= pos; t++) acc += scores[t] * valueCache[l][t][kvOffset + i];
           attended[h * hd + i] = acc / sum;
         }
       }
@@ -230,15 +239,19 @@ function geluTanh(x: number): number {
 
 /**
  * invFreq[i] = theta^(-2i / rotaryDim), then the config's scaling, following Hugging Face's
- * `_compute_linear_scaling_rope_parameters` and `_compute_llama3_parameters`.
+ * `_compute_linear_scaling_rope_parameters`, `_compute_llama3_parameters` and `_compute_longrope_parameters`
+ * (short factors, or the long ones when `long`).
  */
-export function ropeInverseFrequencies(spec: ModelSpec): Float64Array {
+export function ropeInverseFrequencies(spec: ModelSpec, long = false): Float64Array {
   if (!spec.rope) throw new Error(`${spec.arch} has no rotary embedding`);
   const { theta, rotaryDim, scaling } = spec.rope;
   const invFreq = new Float64Array(rotaryDim / 2);
   for (let i = 0; i < invFreq.length; i++) invFreq[i] = 1 / theta ** ((2 * i) / rotaryDim);
   if (scaling?.type === 'linear') {
     for (let i = 0; i < invFreq.length; i++) invFreq[i] /= scaling.factor;
+  } else if (scaling?.type === 'longrope') {
+    const factors = long ? scaling.longFactor : scaling.shortFactor;
+    for (let i = 0; i < invFreq.length; i++) invFreq[i] /= factors[i];
   } else if (scaling?.type === 'llama3') {
     const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: oldContext } = scaling;
     const lowFreqWavelen = oldContext / lowFreqFactor;

@@ -1,6 +1,8 @@
 /**
  * Each architecture as a random-weight model with small but realistic shapes: GPU logits against the
- * independent CPU reference at several positions, and prefill logits against decode logits.
+ * independent CPU reference at several positions (a prompt, decode steps, a next turn's prompt after them),
+ * and prefill logits against decode logits. Mistral's sliding window (8) and Phi-3's LongRoPE switch (at 16)
+ * fall inside the prompt.
  */
 import { describe, expect, it } from 'vitest';
 import type { Arch } from '../../src/model/config';
@@ -21,6 +23,7 @@ const TOLERANCE = { f32: 1e-5, f16: 1e-3 };
 const KV = { f32: { kvDtype: 'f32', decodeVsPrefill: 1e-9 }, f16: { kvDtype: 'f16', decodeVsPrefill: 1e-7 } } as const;
 const PROMPT = 21; // two prefill chunks of 16: one full, one partial
 const DECODE = 3;
+const NEXT_TURN = 6; // a second prompt prefilled after the cached ones (reusing their keys and values)
 
 function expectClose(what: string, seed: number, tol: number, actual: Float32Array, expected: Float32Array): void {
   const c = compare(actual, expected);
@@ -32,7 +35,7 @@ function logitsOf(r: Awaited<ReturnType<GpuModel['forward']>>): Float32Array {
   return r.logits;
 }
 
-describe.each(['llama', 'qwen2', 'qwen3', 'gpt2', 'phi3'] satisfies Arch[])('%s (random weights) on the GPU', (arch) => {
+describe.each(['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'smollm3'] satisfies Arch[])('%s (random weights) on the GPU', (arch) => {
   for (const dtype of ['f32', 'f16'] as const) {
     it(`matches the CPU reference, ${dtype} weights and ${KV[dtype].kvDtype} KV; prefill equals decode`, async () => {
       const gpu = await testGpu();
@@ -44,7 +47,7 @@ describe.each(['llama', 'qwen2', 'qwen3', 'gpt2', 'phi3'] satisfies Arch[])('%s 
       const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, prefillChunk: 16, kvDtype: KV[dtype].kvDtype });
 
       const rng = createRng(seed);
-      const tokens = Array.from({ length: PROMPT + DECODE }, () => rng.int(spec.vocabSize));
+      const tokens = Array.from({ length: PROMPT + DECODE + NEXT_TURN }, () => rng.int(spec.vocabSize));
       let expected: Float32Array = new Float32Array();
       for (let p = 0; p < PROMPT; p++) expected = reference.forward(tokens[p], p);
       const prefilled = logitsOf(await model.forward(tokens.slice(0, PROMPT), 'logits'));
@@ -53,6 +56,10 @@ describe.each(['llama', 'qwen2', 'qwen3', 'gpt2', 'phi3'] satisfies Arch[])('%s 
         const actual = logitsOf(await model.forward([tokens[p]], 'logits'));
         expectClose(`decode logits at ${p}`, seed, TOLERANCE[dtype], actual, reference.forward(tokens[p], p));
       }
+      const end = PROMPT + DECODE + NEXT_TURN;
+      for (let p = PROMPT + DECODE; p < end; p++) expected = reference.forward(tokens[p], p);
+      const nextTurn = logitsOf(await model.forward(tokens.slice(PROMPT + DECODE, end), 'logits'));
+      expectClose(`next turn's prefill logits at ${end - 1}`, seed, TOLERANCE[dtype], nextTurn, expected);
 
       // The same positions one token at a time: the decode kernels must agree with the prefill ones.
       model.rewind(0);

@@ -44,6 +44,7 @@ describe('parseModelConfig', () => {
       qkNorm: false,
       tiedEmbeddings: true,
       learnedPositions: false,
+      layerAttention: Array.from({ length: 5 }, () => ({ window: 0, rope: true })),
       attentionScale: 1 / Math.sqrt(8),
       bosTokenId: 1,
       eosTokenIds: [2],
@@ -171,6 +172,7 @@ describe('parseModelConfig', () => {
       qkNorm: false,
       tiedEmbeddings: true,
       learnedPositions: true,
+      layerAttention: Array.from({ length: 12 }, () => ({ window: 0, rope: false })),
       attentionScale: 1 / 8,
       bosTokenId: 50256,
       eosTokenIds: [50256],
@@ -181,26 +183,48 @@ describe('parseModelConfig', () => {
     expect(gelu.field).toBe('activation_function');
   });
 
-  it('mistral: accepted without a sliding window (or one covering the context), refused with a shorter one', () => {
+  it('mistral: sliding_window, when set, limits every layer; Qwen2/3 slide from max_window_layers with use_sliding_window', () => {
     const mistral = {
       ...smolLM2,
       architectures: ['MistralForCausalLM'],
       model_type: 'mistral',
+      num_hidden_layers: 3,
       max_position_embeddings: 32768,
     };
-    const unwindowed = parseModelConfig({ ...mistral, sliding_window: null });
-    expect(unwindowed).toMatchObject({ arch: 'llama', modelType: 'mistral' });
-    expect(parseModelConfig({ ...mistral, sliding_window: 32768 }).arch).toBe('llama');
-    const e = thrown(() => parseModelConfig({ ...mistral, sliding_window: 4096 }), ModelConfigError);
-    expect(e.field).toBe('sliding_window');
-    expect(e.message).toContain('4096');
-    // Qwen2 only slides when use_sliding_window says so.
-    const qwen = randomModelConfig('qwen2', SMALL_MODELS.qwen2);
-    expect(parseModelConfig({ ...qwen, sliding_window: 16 }).arch).toBe('qwen2');
-    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true, sliding_window: 16 })).toThrow(ModelConfigError);
+    const windows = (config: object) => parseModelConfig(config).layerAttention.map((l) => l.window);
+    expect(parseModelConfig({ ...mistral, sliding_window: null })).toMatchObject({ arch: 'mistral', modelType: 'mistral' });
+    expect(windows({ ...mistral, sliding_window: null })).toEqual([0, 0, 0]);
+    expect(windows({ ...mistral, sliding_window: 4096 })).toEqual([4096, 4096, 4096]);
+    expect(thrown(() => parseModelConfig({ ...mistral, sliding_window: 0 }), ModelConfigError).field).toBe('sliding_window');
+    // Qwen2 only slides when use_sliding_window says so, and then from layer max_window_layers on (default 28).
+    const qwen = { ...randomModelConfig('qwen2', SMALL_MODELS.qwen2), num_hidden_layers: 3 };
+    expect(windows({ ...qwen, sliding_window: 16 })).toEqual([0, 0, 0]);
+    expect(windows({ ...qwen, use_sliding_window: true, sliding_window: 16 })).toEqual([0, 0, 0]);
+    expect(windows({ ...qwen, use_sliding_window: true, sliding_window: 16, max_window_layers: 1 })).toEqual([0, 16, 16]);
+    // layer_types, where given, says which layers slide.
+    const typed = { ...qwen, use_sliding_window: true, sliding_window: 16, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention'] };
+    expect(windows(typed)).toEqual([16, 0, 16]);
+    const chunked = { ...typed, layer_types: ['chunked_attention', 'full_attention', 'full_attention'] };
+    expect(thrown(() => parseModelConfig(chunked), ModelConfigError).field).toBe('layer_types[0]');
+    expect(thrown(() => parseModelConfig({ ...typed, layer_types: ['full_attention'] }), ModelConfigError).field).toBe('layer_types');
+    // Llama has no sliding window: the fields are not read.
+    expect(windows({ ...smolLM2, use_sliding_window: true, sliding_window: 16 }).every((w) => w === 0)).toBe(true);
   });
 
-  it('phi3 (the real Phi-4 and Phi-3-mini-4k configs): the Llama block; a shorter sliding window or longrope is refused', () => {
+  it('smollm3: every no_rope_layer_interval-th layer is NoPE, or as no_rope_layers lists; use_sliding_window slides the NoPE layers', () => {
+    const smollm3 = { ...randomModelConfig('smollm3', SMALL_MODELS.smollm3), num_hidden_layers: 8, no_rope_layers: null };
+    const ropes = (config: object) => parseModelConfig(config).layerAttention.map((l) => l.rope);
+    expect(ropes(smollm3)).toEqual([true, true, true, false, true, true, true, false]);
+    expect(ropes({ ...smollm3, no_rope_layer_interval: 2 })).toEqual([true, false, true, false, true, false, true, false]);
+    expect(ropes({ ...smollm3, no_rope_layers: [0, 1, 1, 1, 1, 1, 1, 1, 1] })).toEqual([false, true, true, true, true, true, true, true]);
+    expect(thrown(() => parseModelConfig({ ...smollm3, no_rope_layers: [1, 1] }), ModelConfigError).field).toBe('no_rope_layers');
+    expect(thrown(() => parseModelConfig({ ...smollm3, no_rope_layers: [2, 1, 1, 1, 1, 1, 1, 1] }), ModelConfigError).field).toBe('no_rope_layers');
+    const windows = parseModelConfig({ ...smollm3, use_sliding_window: true, sliding_window: 64 }).layerAttention.map((l) => l.window);
+    expect(windows).toEqual([0, 0, 0, 64, 0, 0, 0, 64]);
+    expect(parseModelConfig(smollm3)).toMatchObject({ arch: 'smollm3', tiedEmbeddings: true });
+  });
+
+  it('phi3 (the real Phi-4, Phi-4-mini and Phi-3-mini-4k configs): the Llama block, sliding window, partial rotary and LongRoPE', () => {
     const phi4 = {
       architectures: ['Phi3ForCausalLM'],
       attention_dropout: 0.0,
@@ -230,13 +254,44 @@ describe('parseModelConfig', () => {
     expect(spec).toMatchObject({ arch: 'phi3', modelType: 'phi3', qkvBias: false, outputBias: false, mlpBias: false, qkNorm: false });
     expect(spec).toMatchObject({ headDim: 128, numHeads: 40, numKvHeads: 10, gatedMlp: true, tiedEmbeddings: false });
     expect(spec.norm).toEqual({ kind: 'rms', eps: 1e-5 });
+    expect(spec.rope).toEqual({ theta: 250000, rotaryDim: 128, scaling: null });
     // Phi-3-mini-4k-instruct slides a 2047-token window over a 4096-token context.
     const mini = { ...phi4, hidden_size: 3072, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 4096, sliding_window: 2047 };
-    const windowed = thrown(() => parseModelConfig(mini), ModelConfigError);
-    expect(windowed.field).toBe('sliding_window');
-    expect(windowed.message).toContain('2047');
-    const longrope = { ...phi4, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } };
-    expect(thrown(() => parseModelConfig(longrope), ModelConfigError).field).toBe('rope_scaling');
+    expect(parseModelConfig(mini).layerAttention.every((l) => l.window === 2047 && l.rope)).toBe(true);
+    // Phi-4-mini-instruct: 3/4 of each 128-dim head rotated, LongRoPE over 48 frequencies from 4096 to 131072 positions.
+    const short = Array.from({ length: 48 }, (_, i) => 1 + i / 100);
+    const long = Array.from({ length: 48 }, (_, i) => 1 + i);
+    const phi4mini = {
+      ...phi4,
+      hidden_size: 3072,
+      intermediate_size: 8192,
+      num_attention_heads: 24,
+      num_key_value_heads: 8,
+      num_hidden_layers: 32,
+      max_position_embeddings: 131072,
+      original_max_position_embeddings: 4096,
+      partial_rotary_factor: 0.75,
+      rope_theta: 10000,
+      rope_scaling: { type: 'longrope', short_factor: short, long_factor: long },
+      sliding_window: 262144,
+      tie_word_embeddings: true,
+      vocab_size: 200064,
+    };
+    const miniSpec = parseModelConfig(phi4mini);
+    expect(miniSpec.rope).toEqual({
+      theta: 10000,
+      rotaryDim: 96,
+      scaling: { type: 'longrope', shortFactor: short, longFactor: long, originalMaxPositionEmbeddings: 4096, attentionFactor: Math.sqrt(1 + Math.log(32) / Math.log(4096)) },
+    });
+    expect(miniSpec.tiedEmbeddings).toBe(true);
+    const explicitFactor = { ...phi4mini, rope_scaling: { ...phi4mini.rope_scaling, attention_factor: 1.25 } };
+    expect(parseModelConfig(explicitFactor).rope?.scaling).toMatchObject({ attentionFactor: 1.25 });
+    const wrongLength = { ...phi4mini, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: long } };
+    expect(thrown(() => parseModelConfig(wrongLength), ModelConfigError).field).toBe('rope_scaling.short_factor');
+    const yarn = { ...phi4, rope_scaling: { type: 'yarn', factor: 4 } };
+    expect(thrown(() => parseModelConfig(yarn), ModelConfigError).field).toBe('rope_scaling');
+    // Only Phi-3 reads partial_rotary_factor.
+    expect(thrown(() => parseModelConfig({ ...smolLM2, partial_rotary_factor: 0.5 }), ModelConfigError).field).toBe('partial_rotary_factor');
   });
 
   it('refuses unsupported model types, naming the type and the supported ones', () => {
@@ -244,7 +299,7 @@ describe('parseModelConfig', () => {
       const e = thrown(() => parseModelConfig({ ...smolLM2, model_type: type }), UnsupportedModelError);
       expect(e.modelType).toBe(type);
       expect(e.message).toContain(`"${type}"`);
-      expect(e.message).toContain('llama, mistral, qwen2, qwen3, gpt2');
+      expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gpt2, phi3');
     }
   });
 

@@ -67,9 +67,10 @@ export async function checkRope(gpu: Gpu, c: RopeCase, seed: number): Promise<Ch
   const maxT = Math.max(...c.steps.map((s) => s.T));
   const width = (nHeads + 2 * nKvHeads) * headDim;
   const cacheShape = [nKvHeads, maxContext, headDim];
-  const invFreq = ropeInvFreq({ rotaryDim, theta: c.theta ?? 10000, scaling: c.scaling });
+  const frequencies = { rotaryDim, theta: c.theta ?? 10000, scaling: c.scaling };
+  const invFreq = ropeInvFreq(frequencies);
   const table =
-    rotaryDim > 0 ? await upload(gpu, 'table', [maxContext, rotaryDim / 2, 2], ropeTable(invFreq, maxContext)) : undefined;
+    rotaryDim > 0 ? await upload(gpu, 'table', [maxContext, rotaryDim / 2, 2], ropeTable(frequencies, maxContext)) : undefined;
   const normData = c.qkNorm ? [randomNormal(rng, headDim), randomNormal(rng, headDim)] : undefined;
   const [qNorm, kNorm] = normData ? await Promise.all(normData.map((d, i) => upload(gpu, `norm${i}`, [headDim], d))) : [];
   const normEps = c.qkNorm ? (c.normEps ?? 1e-6) : undefined;

@@ -38,8 +38,18 @@ describe('rope frequencies and table', () => {
   });
 
   it('table holds cos and sin of p·invFreq', () => {
-    const t = ropeTable([1, 0.5], 3);
+    // θ = 4 over 4 rotated dims: invFreq = [1, 4^(−1/2)] = [1, 0.5].
+    const t = ropeTable({ rotaryDim: 4, theta: 4 }, 3);
     const expected = [0, 0, 1, 0.5, 2, 1].flatMap((a) => [Math.cos(a), Math.sin(a)]);
+    expect(Array.from(t)).toEqual(Array.from(Float32Array.from(expected)));
+  });
+
+  it('longrope: short factors below the pre-trained context, long ones from it on, cos/sin times the attention factor', () => {
+    const scaling = { type: 'longrope', shortFactor: [2, 4], longFactor: [8, 16], originalMaxPositionEmbeddings: 2, attentionFactor: 1.5 } as const;
+    const t = ropeTable({ rotaryDim: 4, theta: 4, scaling }, 4);
+    // invFreq [1, 0.5] divided by [2, 4] at positions 0 and 1, by [8, 16] at 2 and 3.
+    const angles = [0, 0, 1 / 2, 0.5 / 4, 2 / 8, 1 / 16, 3 / 8, 1.5 / 16];
+    const expected = angles.flatMap((a) => [1.5 * Math.cos(a), 1.5 * Math.sin(a)]);
     expect(Array.from(t)).toEqual(Array.from(Float32Array.from(expected)));
   });
 });
