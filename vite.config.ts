@@ -41,6 +41,8 @@ export default defineConfig(({ mode }) => ({
       : [bundleEmbedLibrary('dist-lib'), precacheServiceWorker({ exclude: /^(webgpu-llm(\.iife)?\.js|embed-example\.[a-z]+|(assets\/)?wllama[-\w]*\.wasm)$/ })]),
   ],
   server: { host: '127.0.0.1' },
+  // Cross-origin isolation (SharedArrayBuffer), so the CPU backend may run llama.cpp on several threads.
+  preview: { headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } },
   build: mode === 'lib' ? LIB_BUILD : { target: 'es2022' },
   test: {
     pool: 'forks',

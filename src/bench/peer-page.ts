@@ -26,6 +26,8 @@ export interface PeerRun {
 
 export interface PeerPageResult {
   ours: PeerRun | null;
+  /** This engine on its CPU backend (llama.cpp in WebAssembly through wllama, our sampler and KV reuse on top). */
+  oursWasm: PeerRun | null;
   theirs: PeerRun | null;
   /** Why a side did not run, if it did not. */
   errors: string[];
@@ -54,8 +56,8 @@ const log = (s: string): void => {
 
 const message = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
-async function runOurs(modelUrl: string): Promise<{ run: PeerRun; promptIds: number[] }> {
-  const engine = await createEngine(urlFiles(modelUrl), { dtype: 'f32' });
+async function runOurs(modelUrl: string, backend: 'webgpu' | 'wasm'): Promise<{ run: PeerRun; promptIds: number[] }> {
+  const engine = await createEngine(urlFiles(modelUrl), { dtype: 'f32', backend });
   try {
     const promptIds = engine.tokenizer.encode(PEER_PROMPT);
     const once = async (ids: readonly number[], maxTokens: number) => {
@@ -70,11 +72,11 @@ async function runOurs(modelUrl: string): Promise<{ run: PeerRun; promptIds: num
     const { out, result } = await once(promptIds, DECODE_TOKENS);
     const promptText = engine.tokenizer.decode(promptIds, { skipSpecialTokens: true });
     const text = engine.tokenizer.decode([...promptIds, ...out], { skipSpecialTokens: true }).slice(promptText.length);
-    const notes = [`adapter: ${engine.backend.device}`, `cached prompt tokens: ${result.usage.prompt_tokens_details.cached_tokens}`];
+    const notes = [`${backend === 'wasm' ? 'threads' : 'adapter'}: ${engine.backend.device}`, `cached prompt tokens: ${result.usage.prompt_tokens_details.cached_tokens}`];
     return {
       promptIds,
       run: {
-        backend: `webgpu-llm WebGPU f32 (${engine.backend.device})`,
+        backend: backend === 'wasm' ? `webgpu-llm CPU f32 (llama.cpp in ${engine.backend.device})` : `webgpu-llm WebGPU f32 (${engine.backend.device})`,
         promptTokens: result.usage.prompt_tokens,
         generatedTokens: result.usage.completion_tokens,
         prefillTokensPerSecond: result.timings.prefill_tokens_per_second,
@@ -180,15 +182,21 @@ function agreement(a: string, b: string): PeerPageResult['agreement'] {
 
 async function main(): Promise<PeerPageResult> {
   const modelUrl = new URL(`/models/${MODEL}/`, location.href).href;
-  const result: PeerPageResult = { ours: null, theirs: null, errors: [], agreement: null, ggufBytes: 0 };
+  const result: PeerPageResult = { ours: null, oursWasm: null, theirs: null, errors: [], agreement: null, ggufBytes: 0 };
   let promptTokens = 0;
   try {
-    const o = await runOurs(modelUrl);
+    const o = await runOurs(modelUrl, 'webgpu');
     result.ours = o.run;
     promptTokens = o.promptIds.length;
     log(`ours: ${JSON.stringify(o.run)}`);
   } catch (e) {
     result.errors.push(`webgpu-llm: ${message(e)}`);
+  }
+  try {
+    result.oursWasm = (await runOurs(modelUrl, 'wasm')).run;
+    log(`ours (CPU): ${JSON.stringify(result.oursWasm)}`);
+  } catch (e) {
+    result.errors.push(`webgpu-llm CPU: ${message(e)}`);
   }
   let gguf: Uint8Array | null = null;
   try {
@@ -210,7 +218,7 @@ async function main(): Promise<PeerPageResult> {
 }
 
 main()
-  .catch((e: unknown): PeerPageResult => ({ ours: null, theirs: null, errors: [message(e)], agreement: null, ggufBytes: 0 }))
+  .catch((e: unknown): PeerPageResult => ({ ours: null, oursWasm: null, theirs: null, errors: [message(e)], agreement: null, ggufBytes: 0 }))
   .then((r) => {
     window.__peerResult = r;
   });
