@@ -19,6 +19,8 @@ export interface EmbeddingCase {
   positions?: { maxContext: number; pos: number };
   /** Plant ids V and 2³²-1 (rows 1 and 2), which the kernel clamps to V-1. */
   outOfRange?: boolean;
+  /** Row multiplier (Gemma's √hidden). */
+  scale?: number;
 }
 
 export async function checkEmbedding(gpu: Gpu, c: EmbeddingCase, seed: number): Promise<CheckResult> {
@@ -42,13 +44,13 @@ export async function checkEmbedding(gpu: Gpu, c: EmbeddingCase, seed: number): 
     posTable = await upload(gpu, 'posTable', [c.positions.maxContext, D], positions.table);
   }
   const out = await poisoned(gpu, 'out', [maxRows, D]);
-  const op = await prepareEmbedding(gpu, { ids, table: table.tensor, out, posTable, weightFormat: c.weights });
+  const op = await prepareEmbedding(gpu, { ids, table: table.tensor, out, posTable, weightFormat: c.weights, scale: c.scale });
   op.set({ rows, pos: c.positions?.pos ?? 0 });
   const actual = await readF32(gpu, op, out);
   destroyAll(ids, table.tensor, posTable, out);
 
   const name =
     `embedding ${rowsLabel(c)} V=${V} D=${D} table=${c.weights}` +
-    `${c.positions ? ` +positions pos=${c.positions.pos}/${c.positions.maxContext}` : ''}${c.outOfRange ? ' ids≥V' : ''}`;
-  return checkRows(name, seed, actual, embeddingRef(idData.subarray(0, rows), table.values, V, D, positions));
+    `${c.positions ? ` +positions pos=${c.positions.pos}/${c.positions.maxContext}` : ''}${c.outOfRange ? ' ids≥V' : ''}${c.scale ? ` scale=${c.scale}` : ''}`;
+  return checkRows(name, seed, actual, embeddingRef(idData.subarray(0, rows), table.values, V, D, positions, c.scale));
 }

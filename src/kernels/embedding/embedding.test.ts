@@ -19,6 +19,8 @@ describe('embedding gather on the GPU against the CPU reference', () => {
         const positions = { maxContext: 140, pos: 133 };
         expectPass(await checkEmbedding(gpu, { maxRows: 130, rows: 7, V, D, weights, positions }, freshSeed()));
         expectPass(await checkEmbedding(gpu, { maxRows: 1, V, D, weights, positions: { maxContext: 1, pos: 0 } }, freshSeed()));
+        // Gemma's √hidden scale (√1152 rounded to bf16).
+        expectPass(await checkEmbedding(gpu, { maxRows: 9, V, D, weights, scale: 34 }, freshSeed()));
       });
     }
   }

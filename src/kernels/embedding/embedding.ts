@@ -16,7 +16,7 @@ interface EmbeddingKey {
   hasPositions: boolean;
 }
 
-type Field = 'rows' | 'pos' | 'D' | 'V';
+type Field = 'rows' | 'pos' | 'D' | 'V' | 'scale';
 
 const WG = 256;
 
@@ -29,7 +29,7 @@ export const embeddingKernel: KernelSpec<EmbeddingKey, Field> = {
     { name: 'posTable', kind: 'read' },
     { name: 'out', kind: 'storage' },
   ],
-  uniforms: defineUniforms({ rows: 'u32', pos: 'u32', D: 'u32', V: 'u32' }),
+  uniforms: defineUniforms({ rows: 'u32', pos: 'u32', D: 'u32', V: 'u32', scale: 'f32' }),
   shader: { file: 'embedding.wgsl', code: embeddingWgsl },
   preludes: (key) => [weightPrelude(key.weights)],
   constants: (key) => ({ WG, HAS_POSITIONS: Number(key.hasPositions) }),
@@ -53,6 +53,8 @@ export interface EmbeddingArgs {
   pos?: number;
   /** Force how an f16 table is read (tests cover both paths on a shader-f16 device). */
   weightFormat?: WeightFormat;
+  /** Multiplier of every looked-up row (Gemma's √hidden); default 1. */
+  scale?: number;
 }
 
 function validateEmbedding(a: EmbeddingArgs): { maxRows: number; V: number; D: number; maxContext: number } {
@@ -84,7 +86,9 @@ export async function prepareEmbedding(gpu: Gpu, a: EmbeddingArgs): Promise<Kern
     }
     return Math.ceil((p.rows * p.D) / WG);
   };
-  const params = { rows: a.rows ?? maxRows, pos: a.pos ?? 0, D, V };
+  const scale = a.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new ShapeError('embedding', `scale must be finite, got ${scale}`);
+  const params = { rows: a.rows ?? maxRows, pos: a.pos ?? 0, D, V, scale };
   const resources = {
     ids: a.ids.buffer,
     w: a.table.buffer,

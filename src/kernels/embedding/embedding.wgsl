@@ -1,5 +1,5 @@
-// Token embedding lookup: out[t] = w[ids[t]] (+ posTable[pos + t] when HAS_POSITIONS: GPT-2's learned
-// positions). The table `w` is f32 or f16 through a weights_*.wgsl prelude. One thread per output element;
+// Token embedding lookup: out[t] = w[ids[t]]·scale (+ posTable[pos + t] when HAS_POSITIONS: GPT-2's learned
+// positions; scale is Gemma's √hidden, 1 elsewhere). The table `w` is f32 or f16 through a weights_*.wgsl prelude. One thread per output element;
 // workgroups are numbered linearly over a grid that is folded into 2-D when rows·D / WG exceeds the limit.
 
 override WG: u32 = 256u;
@@ -25,7 +25,7 @@ fn main(
   // The model rejects ids ≥ V on the CPU; clamping only guarantees a bad id never reads past the table
   // (WGSL's out-of-bounds behaviour is implementation-defined): it yields row V-1.
   let id = min(ids[t], params.V - 1u);
-  var v = load_w(id * D + d);
+  var v = load_w(id * D + d) * params.scale;
   if (HAS_POSITIONS) { v += posTable[(params.pos + t) * D + d]; }
   out[idx] = v;
 }

@@ -4,19 +4,22 @@ import type { CheckResult } from '../../selftest/compare';
 import { checkRows, destroyAll, poisoned, randomInputs, readF32, rowsLabel, upload, type ElementwiseCase } from '../../selftest/harness';
 import { createRng } from '../../util/random';
 import { prepareGelu } from './gelu';
-import { geluRef } from './reference';
+import { gatedGeluRef, geluRef } from './reference';
 
-export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number): Promise<CheckResult> {
+/** `gated`: GeGLU, inputs [gate | up] twice the output width. */
+export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number, gated = false): Promise<CheckResult> {
   const rng = createRng(seed);
   const { maxRows, width: D } = c;
   const rows = c.rows ?? maxRows;
-  const data = randomInputs(rng, maxRows * D, 3, c.extremes);
-  const x = await upload(gpu, 'x', [maxRows, D], data);
+  const inWidth = gated ? 2 * D : D;
+  const data = randomInputs(rng, maxRows * inWidth, 3, c.extremes);
+  const x = await upload(gpu, 'x', [maxRows, inWidth], data);
   const out = await poisoned(gpu, 'out', [maxRows, D]);
-  const op = await prepareGelu(gpu, { x, out });
+  const op = await prepareGelu(gpu, { x, out, gated });
   if (rows !== maxRows) op.set({ rows });
   const actual = await readF32(gpu, op, out);
   destroyAll(x, out);
-  const name = `gelu ${rowsLabel(c)} D=${D}${c.extremes ? ' extremes' : ''}`;
-  return checkRows(name, seed, actual, geluRef(data.subarray(0, rows * D)));
+  const name = `gelu${gated ? ' gated' : ''} ${rowsLabel(c)} D=${D}${c.extremes ? ' extremes' : ''}`;
+  const expected = gated ? gatedGeluRef(data, rows, D) : geluRef(data.subarray(0, rows * D));
+  return checkRows(name, seed, actual, expected);
 }

@@ -1,5 +1,6 @@
 /**
- * gelu: the tanh approximation GPT-2 uses ("gelu_new"), element-wise over [rows, D]. `rows` (a prefill
+ * gelu: the tanh approximation GPT-2 uses ("gelu_new"), element-wise over [rows, D]; gated (GeGLU, Gemma),
+ * gelu(gate)·up from input rows [gate | up] of width 2·D. `rows` (a prefill
  * chunk's length) is a uniform set per call.
  */
 import geluWgsl from './gelu.wgsl?raw';
@@ -14,7 +15,7 @@ type Field = 'rows' | 'D';
 
 const WG = 256;
 
-export const geluKernel: KernelSpec<null, Field> = {
+export const geluKernel: KernelSpec<{ gated: boolean }, Field> = {
   name: 'gelu',
   bindings: [
     { name: 'params', kind: 'uniform' },
@@ -23,23 +24,25 @@ export const geluKernel: KernelSpec<null, Field> = {
   ],
   uniforms: defineUniforms({ rows: 'u32', D: 'u32' }),
   shader: { file: 'gelu.wgsl', code: geluWgsl },
-  constants: () => ({ WG }),
+  constants: (key) => ({ WG, GATED: Number(key.gated) }),
 };
 
 export interface GeluArgs {
-  /** [maxRows, D] f32. */
+  /** [maxRows, D] f32, or [maxRows, 2·D] (gate, then up) when gated. */
   x: Tensor;
   /** [maxRows, D] f32, a different buffer. */
   out: Tensor;
   /** Rows to compute, ≤ maxRows; defaults to maxRows and can be changed later with `set({ rows })`. */
   rows?: number;
+  /** GeGLU: out = gelu(gate)·up. */
+  gated?: boolean;
 }
 
 function validateGelu(a: GeluArgs): { maxRows: number; D: number } {
-  if (a.x.shape.length !== 2) throw new ShapeError('gelu', `x must be 2-D, got [${a.x.shape}]`);
-  const [maxRows, D] = a.x.shape;
-  if (maxRows < 1 || D < 1) throw new ShapeError('gelu', `empty shape [${a.x.shape}]`);
-  expectTensor('gelu', 'x', a.x, 'f32', [maxRows, D]);
+  if (a.out.shape.length !== 2) throw new ShapeError('gelu', `out must be 2-D, got [${a.out.shape}]`);
+  const [maxRows, D] = a.out.shape;
+  if (maxRows < 1 || D < 1) throw new ShapeError('gelu', `empty shape [${a.out.shape}]`);
+  expectTensor('gelu', 'x', a.x, 'f32', [maxRows, a.gated ? 2 * D : D]);
   expectTensor('gelu', 'out', a.out, 'f32', [maxRows, D]);
   if (a.out.buffer === a.x.buffer) throw new ShapeError('gelu', 'out must not alias x');
   return { maxRows, D };
@@ -52,5 +55,5 @@ export async function prepareGelu(gpu: Gpu, a: GeluArgs): Promise<KernelDispatch
     return Math.ceil((p.rows * p.D) / WG);
   };
   const params = { rows: a.rows ?? maxRows, D };
-  return KernelDispatch.create(gpu, geluKernel, null, params, { x: a.x.buffer, out: a.out.buffer }, grid);
+  return KernelDispatch.create(gpu, geluKernel, { gated: a.gated ?? false }, params, { x: a.x.buffer, out: a.out.buffer }, grid);
 }

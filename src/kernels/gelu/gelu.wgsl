@@ -1,8 +1,10 @@
-// GELU, tanh approximation (GPT-2's "gelu_new"): out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// GELU, tanh approximation (GPT-2's "gelu_new"): out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). GATED
+// (GeGLU, Gemma): x rows are [gate | up] of width 2·D and out = gelu(gate)·up.
 // One thread per element; workgroups are numbered linearly over a grid that is folded into 2-D when
 // rows·D / WG exceeds the per-dimension limit.
 
 override WG: u32 = 256u;
+override GATED: bool = false;
 
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
 
@@ -24,10 +26,14 @@ fn main(
 ) {
   let idx = (wid.x + wid.y * nwg.x) * WG + lid;
   if (idx >= params.rows * params.D) { return; }
-  let v = x[idx];
+  let row = idx / params.D;
+  let gateAt = select(idx, idx + row * params.D, GATED); // row·2D + column
+  let v = x[gateAt];
   // 0.5·(1 + tanh(u)) = σ(2u) exactly, and σ is stable where tanh overflows to NaN on some drivers.
   // Past |x| = 10, σ(2u) is already 0 or 1 in f32; clamping keeps x³ finite for huge |x|.
   let c = clamp(v, -10.0, 10.0);
   let u = SQRT_2_OVER_PI * (c + 0.044715 * c * c * c);
-  out[idx] = v * sigmoid(2.0 * u);
+  var y = v * sigmoid(2.0 * u);
+  if (GATED) { y *= x[gateAt + params.D]; }
+  out[idx] = y;
 }

@@ -15,6 +15,8 @@ export interface NormCase {
   eps?: number;
   /** Rows the buffers hold (default `rows`); the dispatch is prepared for all, then `set({ rows })`. */
   maxRows?: number;
+  /** Add to what `out` holds (random rows, NaN past `rows`) instead of writing. */
+  accumulate?: boolean;
 }
 
 export const NORM_TOLERANCE = 1e-6;
@@ -31,15 +33,18 @@ export async function checkNorm(gpu: Gpu, c: NormCase, seed: number): Promise<Ch
   const x = await upload(gpu, 'x', [maxRows, D], xData);
   const weight = await upload(gpu, 'weight', [D], wData);
   const bias = bData && (await upload(gpu, 'bias', [D], bData));
+  const prior = randomNormal(rng, rows * D);
   const out = await poisoned(gpu, 'out', [maxRows, D]);
+  if (c.accumulate) gpu.device.queue.writeBuffer(out.buffer, 0, new Float32Array(prior));
 
-  const op = await prepareNorm(gpu, { x, out, weight, bias, kind, eps });
+  const op = await prepareNorm(gpu, { x, out, weight, bias, kind, eps, accumulate: c.accumulate });
   op.set({ rows });
   const actual = await runAndRead(gpu, [op], out);
   destroyAll(x, weight, bias, out);
 
   const expected = new Float32Array(maxRows * D).fill(NaN);
-  expected.set(normRef(xData, wData, rows, D, kind, eps, bData));
-  const name = `norm ${kind} rows ${rows}/${maxRows} D=${D} eps ${eps}${c.bias ? ' +bias' : ''}`;
+  const normed = normRef(xData, wData, rows, D, kind, eps, bData);
+  expected.set(c.accumulate ? normed.map((v, i) => v + prior[i]) : normed);
+  const name = `norm ${kind} rows ${rows}/${maxRows} D=${D} eps ${eps}${c.bias ? ' +bias' : ''}${c.accumulate ? ' accumulate' : ''}`;
   return checkWithUntouched(name, seed, NORM_TOLERANCE, actual, expected);
 }

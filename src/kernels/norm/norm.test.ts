@@ -28,6 +28,12 @@ describe('norm on the GPU against the CPU reference', () => {
     });
   }
 
+  it('accumulate: adds the normalised rows to out (Gemma 3 post-norms), rows past the call untouched', async () => {
+    const gpu = await testGpu();
+    expectPass(await checkNorm(gpu, { kind: 'rms', D: 1152, rows: 7, maxRows: 9, accumulate: true }, freshSeed()));
+    expectPass(await checkNorm(gpu, { kind: 'rms', D: 65, rows: 1, accumulate: true }, freshSeed()));
+  });
+
   it('more than 65535 rows: the grid folds into 2-D', async () => {
     expectPass(await checkNorm(await testGpu(), { kind: 'rms', D: 3, rows: 65600 }, freshSeed()));
   });

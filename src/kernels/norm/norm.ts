@@ -17,6 +17,7 @@ interface NormKey {
   wg: number;
   kind: NormKind;
   hasBias: boolean;
+  accumulate: boolean;
 }
 
 type NormField = 'rows' | 'D' | 'eps';
@@ -37,7 +38,7 @@ export const normKernel: KernelSpec<NormKey, NormField> = {
   ],
   uniforms: defineUniforms({ rows: 'u32', D: 'u32', eps: 'f32' }),
   shader: { file: 'norm.wgsl', code: normWgsl },
-  constants: (key) => ({ WG: key.wg, LAYER: Number(key.kind === 'layer'), HAS_BIAS: Number(key.hasBias) }),
+  constants: (key) => ({ WG: key.wg, LAYER: Number(key.kind === 'layer'), HAS_BIAS: Number(key.hasBias), ACCUMULATE: Number(key.accumulate) }),
 };
 
 export interface NormArgs {
@@ -53,6 +54,8 @@ export interface NormArgs {
   eps: number;
   /** Rows to normalise, ≤ maxRows; defaults to maxRows and can be changed per call with `set({ rows })`. */
   rows?: number;
+  /** Add the normalised rows to `out` (a residual stream) instead of writing them. */
+  accumulate?: boolean;
 }
 
 function validateNorm(a: NormArgs): { maxRows: number; D: number; rows: number } {
@@ -75,7 +78,7 @@ function validateNorm(a: NormArgs): { maxRows: number; D: number; rows: number }
 
 export async function prepareNorm(gpu: Gpu, a: NormArgs): Promise<KernelDispatch<NormField>> {
   const { maxRows, D, rows } = validateNorm(a);
-  const key: NormKey = { wg: workgroupSize(D), kind: a.kind, hasBias: a.bias !== undefined };
+  const key: NormKey = { wg: workgroupSize(D), kind: a.kind, hasBias: a.bias !== undefined, accumulate: a.accumulate ?? false };
   const resources = {
     x: a.x.buffer,
     weight: a.weight.buffer,

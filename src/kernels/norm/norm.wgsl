@@ -1,6 +1,7 @@
 // Row-wise normalisation of x[rows, D] into out[rows, D], one workgroup per row; LAYER picks the variant:
 //   RMSNorm:   out = x / sqrt(mean(x²) + eps) · weight
 //   LayerNorm: out = (x − mean) / sqrt(var + eps) · weight (+ bias), with the biased variance.
+// ACCUMULATE adds the result to out instead (Gemma's post-attention and post-MLP norms feed the residual).
 // LayerNorm takes the mean first and then the variance of (x − mean): the one-pass E[x²] − mean² loses
 // precision when |mean| is large against the spread. Workgroups are numbered linearly over a grid that may
 // be folded into 2-D.
@@ -8,6 +9,7 @@
 override WG: u32 = 256u; // a power of two, for the tree reduction
 override LAYER: bool = false;
 override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -58,6 +60,7 @@ fn main(
   for (var i = lid; i < D; i += WG) {
     var v = (x[base + i] - mean) * scale * weight[i];
     if (HAS_BIAS) { v += bias[i]; }
+    if (ACCUMULATE) { v += out[base + i]; }
     out[base + i] = v;
   }
 }
