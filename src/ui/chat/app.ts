@@ -216,7 +216,10 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     const cached = catalog.cached.get(entry.id);
     if (cached?.complete) return 'cached';
     if (cached) return `${formatBytes(cached.totalBytes)} downloaded`;
-    return entry.origin === 'local' ? 'local folder' : entry.approxBytes ? `~${formatBytes(entry.approxBytes)} download` : 'not downloaded';
+    if (entry.origin === 'local') return 'local folder';
+    if (!entry.approxBytes) return 'not downloaded';
+    const stored = entry.checkpointDtype ? ` (${entry.checkpointDtype})` : '';
+    return `~${formatBytes(entry.approxBytes)} download${stored}${entry.gated ? ', gated: needs a Hugging Face access token' : ''}`;
   }
 
   function renderModelOptions(): void {

@@ -8,9 +8,12 @@ import { listCachedModels, type CachedModelInfo } from '../../storage';
 import { isJsonObject } from '../../util/json';
 
 export type Dtype = NonNullable<EngineOptions['dtype']>;
-/** Dtypes the picker offers; 'auto' keeps the checkpoint's own (f32 for F32, f16 for F16/BF16). */
+/**
+ * Dtypes the picker offers; 'auto' keeps the checkpoint's own (f32 for F32, f16 for F16/BF16); q8/q4 quantize
+ * at load (what lets a 1B+ model fit a 4 GB GPU).
+ */
 export type DtypeChoice = Dtype | 'auto';
-const DTYPE_CHOICES: readonly DtypeChoice[] = ['auto', 'f16', 'f32'];
+const DTYPE_CHOICES: readonly DtypeChoice[] = ['auto', 'f16', 'f32', 'q8', 'q4'];
 
 export interface ModelEntry {
   id: string;
@@ -20,6 +23,10 @@ export interface ModelEntry {
   dtypes: DtypeChoice[];
   /** Download size, to warn before a big download. */
   approxBytes?: number;
+  /** The checkpoint's own dtype when it differs from what the GPU holds (bf16: twice the bytes of q8). */
+  checkpointDtype?: string;
+  /** The repo asks users to accept its license on huggingface.co before it can be downloaded. */
+  gated?: boolean;
   /** Tokens of context to allocate; default the model's maximum. */
   contextLength?: number;
   origin: 'catalog' | 'local' | 'custom' | 'cache';
@@ -42,7 +49,7 @@ function isDtypeChoice(value: unknown): value is DtypeChoice {
 /** One models.json entry, checked field by field: the file is data, and a bad entry is skipped, not fatal. */
 function parseEntry(value: unknown): ModelEntry | undefined {
   if (!isJsonObject(value)) return undefined;
-  const { id, name, source, dtypes, approxBytes, contextLength } = value;
+  const { id, name, source, dtypes, approxBytes, contextLength, checkpointDtype, gated } = value;
   if (typeof id !== 'string' || typeof name !== 'string' || typeof source !== 'string') return undefined;
   const choices = Array.isArray(dtypes) ? dtypes.filter(isDtypeChoice) : [];
   return {
@@ -52,6 +59,8 @@ function parseEntry(value: unknown): ModelEntry | undefined {
     dtypes: choices.length ? choices : ['auto'],
     approxBytes: typeof approxBytes === 'number' ? approxBytes : undefined,
     contextLength: typeof contextLength === 'number' ? contextLength : undefined,
+    checkpointDtype: typeof checkpointDtype === 'string' ? checkpointDtype : undefined,
+    gated: gated === true,
     origin: 'catalog',
   };
 }
