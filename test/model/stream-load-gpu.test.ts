@@ -233,8 +233,12 @@ describe('streaming load bounds memory and cleans up', () => {
     expect(peak - before, `peak ${peak - before} bytes over the start`).toBeLessThan(8 * sliceBytes);
   });
 
-  it('an aborted load leaves no GPU buffer behind', async () => {
-    const gpu = await testGpu();
+  /**
+   * Runs `body` counting the device's buffers created and not yet destroyed. A load made first (of `files`)
+   * leaves the device's shared buffers (uniform pages, the placeholder binding), which later loads reuse.
+   */
+  async function countingBuffers(gpu: Gpu, files: Map<string, string | Uint8Array>, body: (live: () => number) => Promise<void>): Promise<void> {
+    (await loadModel(gpu, memoryFiles('first', files), { contextLength: 32 })).model.destroy();
     const { device } = gpu;
     let live = 0;
     const create = device.createBuffer.bind(device);
@@ -251,26 +255,55 @@ describe('streaming load bounds memory and cleans up', () => {
       return buffer;
     };
     try {
-      const { config, tensors } = randomModel('llama', SMALL_MODELS.llama, freshSeed());
-      const files = new Map<string, string | Uint8Array>([
-        ['config.json', JSON.stringify(config)],
-        ['tokenizer.json', (await folderFiles(modelPath('stories260K')).text('tokenizer.json'))!],
-        ['model.safetensors', writeSafetensors(checkpointTensors(tensors, 'F32'))],
-      ]);
-      const controller = new AbortController();
-      const reason = new Error('stop halfway');
-      let reads = 0;
-      const load = loadModel(gpu, memoryFiles('abort', files), {
-        contextLength: 32,
-        signal: controller.signal,
-        sliceBytes: 1,
-        onProgress: (p) => p.stage === 'read' && ++reads === 12 && controller.abort(reason),
-      });
-      await expect(load).rejects.toBe(reason);
-      expect(reads).toBe(12);
-      expect(live).toBe(0);
+      await body(() => live);
     } finally {
       device.createBuffer = create;
     }
+  }
+
+  async function llamaFiles(tensors: Map<string, WeightTensor>, config: object): Promise<Map<string, string | Uint8Array>> {
+    return new Map<string, string | Uint8Array>([
+      ['config.json', JSON.stringify(config)],
+      ['tokenizer.json', (await folderFiles(modelPath('stories260K')).text('tokenizer.json'))!],
+      ['model.safetensors', writeSafetensors(checkpointTensors(tensors, 'F32'))],
+    ]);
+  }
+
+  // q4: the quantizer's staging and status buffers go too.
+  for (const dtype of [undefined, 'q4'] as const) {
+    it(`an aborted load leaves no GPU buffer behind (${dtype ?? 'checkpoint dtype'})`, async () => {
+      const gpu = await testGpu();
+      const { config, tensors } = randomModel('llama', SMALL_MODELS.llama, freshSeed());
+      const files = await llamaFiles(tensors, config);
+      await countingBuffers(gpu, files, async (live) => {
+        const controller = new AbortController();
+        const reason = new Error('stop halfway');
+        let reads = 0;
+        const load = loadModel(gpu, memoryFiles('abort', files), {
+          dtype,
+          contextLength: 32,
+          signal: controller.signal,
+          sliceBytes: 1,
+          onProgress: (p) => p.stage === 'read' && ++reads === 12 && controller.abort(reason),
+        });
+        await expect(load).rejects.toBe(reason);
+        expect(reads).toBe(12);
+        expect(live()).toBe(0);
+      });
+    });
+  }
+
+  it('a NaN in a matrix quantized on the GPU fails the load, naming the tensor, and leaves no GPU buffer', async () => {
+    const gpu = await testGpu();
+    const { config, tensors } = randomModel('llama', SMALL_MODELS.llama, freshSeed());
+    const wo = tensors.get('model.layers.1.self_attn.o_proj.weight');
+    if (wo?.dtype !== 'f32') throw new Error('expected an f32 o_proj in layer 1');
+    const good = await llamaFiles(tensors, config);
+    wo.data[77] = NaN;
+    await countingBuffers(gpu, good, async (live) => {
+      const load = loadModel(gpu, memoryFiles('nan', await llamaFiles(tensors, config)), { dtype: 'q4', contextLength: 32 });
+      await expect(load).rejects.toThrow(/layer 1 output projection weight holds a non-finite value/);
+      expect(live()).toBe(0);
+    });
   });
 });
