@@ -1,7 +1,7 @@
 /**
  * Browser half of the CPU-backend test (wasm.test.ts), by `?mode=`:
- * - `model`: stories260K on WasmModel (llama.cpp in WebAssembly) against the greedy golden and, position by
- *   position, against the independent CPU reference's next-token distribution;
+ * - `model`: stories260K on WasmModel (llama.cpp in WebAssembly; `dtype=q8|q4` as Q8_0/Q4_0) against the greedy
+ *   golden and, position by position, against the independent CPU reference's next-token distribution;
  * - `engine`: createEngine with the default backend choice, and the engine's API on top of what it chose
  *   (greedy golden, KV reuse, stop strings, seeded sampling through top-k and full logits, abort, chat);
  * - `webgpu`: what auto picks here, and createEngine with backend 'webgpu'.
@@ -116,7 +116,8 @@ async function run(): Promise<WasmState> {
   const modelUrl = new URL(`/models/${model}/`, location.href).href;
   if (mode === 'engine') return engineChecks(modelUrl, undefined, newTokens);
   if (mode === 'webgpu') return { ...(await engineChecks(modelUrl, 'webgpu', newTokens)), autoWasmReason: await reasonForWasm() };
-  const { model: wasm, spec } = await loadWasmModel(urlFiles(modelUrl));
+  const dtype = params.get('dtype');
+  const { model: wasm, spec } = await loadWasmModel(urlFiles(modelUrl), { dtype: dtype === 'q8' || dtype === 'q4' ? dtype : undefined });
   try {
     const greedy: number[] = [];
     let next = await wasm.forward(promptIds);

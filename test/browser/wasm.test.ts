@@ -60,6 +60,21 @@ describe('Chromium without WebGPU', () => {
     expect(state.argmaxAgrees!.every(Boolean)).toBe(true);
   });
 
+  it('q8 and q4 weights go to llama.cpp as Q8_0 and Q4_0 and stay close to the f32 reference', async () => {
+    // Measured on 24 positions: q8 errs ≤ 0.18 in log-probability, q4 (two blocks per 64-wide row) up to 4.4 on
+    // unlikely tokens, ~1.3 on average; the reference's choice is kept at every position by both.
+    const bounds = { q8: { max: 0.4, mean: 0.2, agree: 24 }, q4: { max: 8, mean: 2.5, agree: 21 } };
+    for (const dtype of ['q8', 'q4'] as const) {
+      const { state, consoleErrors } = await runPage(harness, { mode: 'model', dtype, n: '24', positions: '24' });
+      expect(state.error, consoleErrors.join(' | ')).toBeUndefined();
+      const errors = state.maxLogprobError!;
+      expect(errors.length).toBe(24);
+      expect(Math.max(...errors), dtype).toBeLessThan(bounds[dtype].max);
+      expect(errors.reduce((a, b) => a + b, 0) / errors.length, dtype).toBeLessThan(bounds[dtype].mean);
+      expect(state.argmaxAgrees!.filter(Boolean).length, dtype).toBeGreaterThanOrEqual(bounds[dtype].agree);
+    }
+  });
+
   it("createEngine picks WASM, says why, and the engine API works on it, under the strict CSP plus 'wasm-unsafe-eval' and blob: workers", async () => {
     const golden = greedyGolden();
     const { state, consoleErrors } = await runPage(harness, { mode: 'engine', n: String(golden.new_tokens), csp: 'cpu' });
