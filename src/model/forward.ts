@@ -21,6 +21,7 @@ import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, typ
 import { copyToStaging, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import type { LanguageModel } from './language-model';
+import { weightBindingLimit } from './split';
 import { canonicalStream, type WeightStream } from './stream';
 import type { LoadProgress } from './upload';
 import type { CanonicalWeights, WeightDtype } from './weights';
@@ -65,6 +66,13 @@ export interface GpuModelOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Storage of the KV cache: f16 (default; half the memory and bandwidth) or f32. */
   kvDtype?: KvDtype;
+  /**
+   * Most bytes of one weight buffer, when less than the device allows (maxStorageBufferBindingSize, and
+   * maxBufferSize): a matrix larger than that (the embedding, the LM head, any projection) is stored as row
+   * ranges in several buffers and runs as one launch per part. For tests, and drivers whose largest
+   * allocations fail.
+   */
+  maxBindingSize?: number;
 }
 
 /** Running totals since load, for benchmarks: what forward calls cost the CPU and the bus. */
@@ -124,9 +132,10 @@ export class GpuModel implements LanguageModel {
     const topKCapacity = Math.min(options.topKCapacity ?? 0, spec.vocabSize);
     // Everything the model will hold, checked against the memory budget before the first allocation.
     const kvDtype = options.kvDtype ?? DEFAULT_KV_DTYPE;
-    const { context, chunk } = planContext(spec, { ...options, dtype, kvDtype, maskedTokens: masked.length, topKCapacity });
+    const bindingLimit = weightBindingLimit(gpu.device.limits, options.maxBindingSize);
+    const { context, chunk } = planContext(spec, { ...options, dtype, kvDtype, maskedTokens: masked.length, topKCapacity, bindingLimit });
     const { contextLength } = context;
-    checkModelFits(gpu, spec, dtype, contextLength, chunk, kvDtype);
+    checkModelFits(gpu, spec, dtype, contextLength, chunk, kvDtype, options.maxBindingSize);
 
     const buffers: GPUBuffer[] = [];
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
@@ -139,7 +148,7 @@ export class GpuModel implements LanguageModel {
     try {
       // Weights and run state are allocated before the weights stream, so the plans, whose pipelines are
       // compiled by createComputePipelineAsync, are prepared while the weights arrive.
-      const allocated = await allocateWeights(gpu, spec, dtype, options.quantize, contextLength, track);
+      const allocated = await allocateWeights(gpu, spec, dtype, options.quantize, contextLength, track, bindingLimit);
       const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked, kvDtype);
       const up = allocated.layers[0]?.wGateUp ?? allocated.layers[0]?.wUp;
       const tune = options.tune === true ? {} : options.tune || undefined;
@@ -161,7 +170,7 @@ export class GpuModel implements LanguageModel {
       plans = prepare(allocated);
       // Awaited once the weights are in; a failure meanwhile must not surface as an unhandled rejection.
       plans.catch(() => {});
-      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype, into: allocated, release });
+      const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype, into: allocated, release, bindingLimit });
       let [prefill, decode] = await plans;
       if (!sameWeights(allocated, gpuWeights)) {
         // A tensor arrived in another dtype than `dtype` said: the plans must read its new buffer.

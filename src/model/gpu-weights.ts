@@ -4,36 +4,39 @@
  */
 import type { Gpu } from '../gpu/device';
 import { tensorBytes, uploadTensor, type Tensor } from '../gpu/tensor';
-import { LAYER_TENSOR_NAMES } from './architectures';
+import { LAYER_TENSOR_NAMES, LAYER_TENSORS, type LayerTensorName } from './architectures';
 import { ropeTable } from './rope-table';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
+import { isSplit, type BindingLimit, type Weight } from './split';
 import type { WeightStream } from './stream';
 import { allocateTensors, uploadStream, type LoadProgress, type UploadedTensors } from './upload';
 import type { CanonicalLayer, WeightDtype } from './weights';
 
-/** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS). */
-export type GpuLayer = { [K in keyof CanonicalLayer]: Tensor };
+type LayerMatrixName = { [K in LayerTensorName]: (typeof LAYER_TENSORS)[K]['kind'] extends 'matrix' ? K : never }[LayerTensorName];
+
+/** A layer's tensors on the GPU, under their canonical names (see LAYER_TENSORS); a matrix may be split (./split.ts). */
+export type GpuLayer = { [K in keyof CanonicalLayer]: K extends LayerMatrixName ? Weight : Tensor };
 
 export interface GpuWeights {
-  /** [V, D] */
-  embedding: Tensor;
+  /** [V, D], possibly split by rows. */
+  embedding: Weight;
   /** [maxContext, D] f32 (GPT-2). */
   positionEmbedding?: Tensor;
   layers: GpuLayer[];
   finalNorm: Tensor;
   finalNormBias?: Tensor;
-  /** [V, D]; the embedding tensor itself when tied. */
-  lmHead: Tensor;
+  /** [V, D], possibly split by rows; the embedding itself when tied. */
+  lmHead: Weight;
   /** [contextLength, rotaryDim/2, 2] cos/sin, when the model uses rope. */
   ropeTable?: Tensor;
 }
 
 /** Weight bytes one decode token reads: every layer's tensors, the final norm, the LM head, one embedding row. */
 export function decodeWeightBytes(spec: ModelSpec, w: GpuWeights): number {
-  const bytes = (t: Tensor | undefined) => (t ? tensorBytes(t.dtype, t.shape) : 0);
+  const bytes = (t: Weight | undefined) => (t ? tensorBytes(t.dtype, t.shape) : 0);
   let total = bytes(w.finalNorm) + bytes(w.finalNormBias) + bytes(w.lmHead) + bytes(w.embedding) / spec.vocabSize;
-  for (const layer of w.layers) for (const t of Object.values<Tensor>(layer)) total += bytes(t);
+  for (const layer of w.layers) for (const t of Object.values<Weight>(layer)) total += bytes(t);
   return total;
 }
 
@@ -41,19 +44,30 @@ export function decodeWeightBytes(spec: ModelSpec, w: GpuWeights): number {
 function complete(uploaded: UploadedTensors, ropeTable: Tensor | undefined): GpuWeights {
   const { model, layers } = uploaded;
   const { embedding, finalNorm, lmHead } = model;
-  if (!embedding || !finalNorm || !lmHead || layers.some((l: Partial<GpuLayer>) => !l.attnNorm || !l.wqkv || !l.wo || !l.mlpNorm || !l.wDown)) {
+  if (!embedding || !finalNorm || !lmHead || layers.some((l) => !l.attnNorm || !l.wqkv || !l.wo || !l.mlpNorm || !l.wDown)) {
     throw new Error('the weight stream ended before every tensor the model needs');
+  }
+  for (const layer of layers) {
+    for (const name of LAYER_TENSOR_NAMES) if (LAYER_TENSORS[name].kind !== 'matrix') whole(layer[name]);
   }
   return {
     embedding,
-    positionEmbedding: model.positionEmbedding,
-    // Checked above: every layer holds the tensors every layer has.
+    positionEmbedding: whole(model.positionEmbedding),
+    // Checked above: every layer holds the tensors every layer has, and only its matrices may be split.
     layers: layers as GpuLayer[],
-    finalNorm,
-    finalNormBias: model.finalNormBias,
+    finalNorm: whole(finalNorm),
+    finalNormBias: whole(model.finalNormBias),
     lmHead,
     ropeTable,
   };
+}
+
+/** A tensor the upload never splits (vectors, the position table), as the one buffer it is. */
+function whole(w: Weight): Tensor;
+function whole(w: Weight | undefined): Tensor | undefined;
+function whole(w: Weight | undefined): Tensor | undefined {
+  if (w && isSplit(w)) throw new Error('only weight matrices are split across buffers');
+  return w;
 }
 
 async function uploadRopeTable(gpu: Gpu, spec: ModelSpec, contextLength: number, track: (t: Tensor) => Tensor): Promise<Tensor | undefined> {
@@ -73,8 +87,9 @@ export async function allocateWeights(
   quantize: QuantDType | undefined,
   contextLength: number,
   track: (t: Tensor) => Tensor,
+  bindingLimit?: BindingLimit,
 ): Promise<GpuWeights> {
-  const tensors = await allocateTensors(gpu, spec, dtype, quantize, track);
+  const tensors = await allocateTensors(gpu, spec, dtype, quantize, track, bindingLimit);
   return complete(tensors, await uploadRopeTable(gpu, spec, contextLength, track));
 }
 
@@ -89,14 +104,22 @@ export async function uploadWeights(
   stream: WeightStream,
   contextLength: number,
   track: (t: Tensor) => Tensor,
-  options: { quantize?: QuantDType; dtype?: WeightDtype; onProgress?: (p: LoadProgress) => void; into?: GpuWeights; release?: (t: Tensor) => void },
+  options: {
+    quantize?: QuantDType;
+    dtype?: WeightDtype;
+    onProgress?: (p: LoadProgress) => void;
+    into?: GpuWeights;
+    release?: (t: Tensor) => void;
+    bindingLimit?: BindingLimit;
+  },
 ): Promise<GpuWeights> {
   const { into } = options;
   const allocated: UploadedTensors | undefined = into && {
     model: { embedding: into.embedding, positionEmbedding: into.positionEmbedding, finalNorm: into.finalNorm, finalNormBias: into.finalNormBias, lmHead: into.lmHead },
     layers: into.layers,
   };
-  const uploaded = await uploadStream(gpu, spec, stream, { quantize: options.quantize, dtype: options.dtype, track, onProgress: options.onProgress, into: allocated, release: options.release });
+  const { quantize, dtype, onProgress, release, bindingLimit } = options;
+  const uploaded = await uploadStream(gpu, spec, stream, { quantize, dtype, track, onProgress, into: allocated, release, bindingLimit });
   return complete(uploaded, into ? into.ropeTable : await uploadRopeTable(gpu, spec, contextLength, track));
 }
 

@@ -10,6 +10,7 @@ import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
+import { weightBindingLimit } from './split';
 import type { LanguageModel } from './language-model';
 import type { QuantDType } from '../quant/quantize';
 import { checkpointStream } from './stream';
@@ -133,8 +134,9 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;
   const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
-  const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length });
-  checkModelFits(gpu, spec, dtype, context.contextLength, chunk, options.kvDtype);
+  const bindingLimit = weightBindingLimit(gpu.device.limits, options.maxBindingSize);
+  const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length, bindingLimit });
+  checkModelFits(gpu, spec, dtype, context.contextLength, chunk, options.kvDtype, options.maxBindingSize);
 
   const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
   let readBytes = 0;

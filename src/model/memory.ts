@@ -11,6 +11,7 @@ import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import type { KvDtype } from '../kernels/attention/kv-format';
 import { DEFAULT_KV_DTYPE, kvCacheBytesPerToken } from './kv-cache';
+import { splitTensorBytes, type BindingLimit } from './split';
 import type { WeightDtype } from './weights';
 
 /** The default context when none is asked for, if the model and the memory allow it: long chats, modest memory. */
@@ -38,6 +39,8 @@ export interface MemoryPlanOptions {
   kvDtype?: KvDtype;
   topKCapacity?: number;
   maskedTokens?: number;
+  /** Matrices larger than this are split by rows across buffers (./split.ts), each padded on its own. */
+  bindingLimit?: BindingLimit;
 }
 
 /** What a model holds on the GPU, split by how it grows with the context. */
@@ -56,12 +59,17 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
   const qkvRows = (nH + 2 * nKV) * hd;
   const upRows = spec.gatedMlp ? 2 * I : I;
   const f32 = (...shape: number[]) => tensorBytes('f32', shape);
-  const matrix = (dtype: DType, ...shape: number[]) => tensorBytes(dtype, shape);
+  const matrix = (label: string, dtype: DType, ...shape: number[]) => (o.bindingLimit ? splitTensorBytes(label, dtype, shape, o.bindingLimit) : tensorBytes(dtype, shape));
   const matrixDtype: DType = o.quantize ?? o.dtype;
   const layerNorm = spec.norm.kind === 'layer';
   const norm = layerNorm ? 2 * f32(D) : f32(D);
 
-  let layer = 2 * norm + matrix(matrixDtype, qkvRows, D) + matrix(matrixDtype, D, nH * hd) + matrix(matrixDtype, upRows, D) + matrix(matrixDtype, D, I);
+  let layer =
+    2 * norm +
+    matrix("a layer's q/k/v weight", matrixDtype, qkvRows, D) +
+    matrix("a layer's output projection weight", matrixDtype, D, nH * hd) +
+    matrix("a layer's MLP up weight", matrixDtype, upRows, D) +
+    matrix("a layer's MLP down weight", matrixDtype, D, I);
   if (spec.qkvBias) layer += f32(qkvRows);
   if (spec.qkNorm) layer += 2 * f32(hd);
   if (spec.outputBias) layer += f32(D);
@@ -69,11 +77,11 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
   const sharedHead = spec.tiedEmbeddings && !o.quantize;
   const headDtype: DType = o.quantize === 'q4' ? 'q8' : matrixDtype;
   const weightBytes =
-    matrix(o.dtype, V, D) +
-    (spec.learnedPositions ? f32(spec.maxContext, D) : 0) +
+    matrix('the embedding', o.dtype, V, D) +
+    (spec.learnedPositions ? f32(spec.maxContext, D) : 0) + // never split
     spec.numLayers * layer +
     norm +
-    (sharedHead ? 0 : matrix(headDtype, V, D));
+    (sharedHead ? 0 : matrix('the LM head', headDtype, V, D));
 
   const T = o.prefillChunk;
   const topK = Math.min(o.topKCapacity ?? 0, V);

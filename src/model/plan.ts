@@ -1,7 +1,8 @@
 /**
  * The plan: every kernel launch of one forward call, prepared at load for a fixed largest chunk (the
  * prefill plan, and the T = 1 decode plan), so a call only updates parameters and encodes. The layer recipe
- * below is the whole transformer block; RMSNorm is fused into the projection that follows it.
+ * below is the whole transformer block; RMSNorm is fused into the projection that follows it. A matrix split
+ * across buffers (./split.ts) is one launch per part, all in the same pass.
  */
 import type { Gpu } from '../gpu/device';
 import type { KernelDispatch } from '../gpu/dispatch';
@@ -19,6 +20,7 @@ import { prepareTopK, type TopKDispatch } from '../kernels/topk/topk';
 import type { ModelSpec } from './config';
 import type { GpuWeights } from './gpu-weights';
 import { flatten, rows, type RunState } from './run-state';
+import { rowParts, type Weight } from './split';
 
 /** What changes from one call to the next: the rows of the chunk and the position of its first token. */
 export interface Chunk {
@@ -78,19 +80,34 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   const contextLength = s.kv.contextLength;
   const { numHeads: nHeads, numKvHeads: nKvHeads, headDim } = spec;
   const eps = spec.norm.eps;
-  const matmul = async (args: MatmulArgs) => follow(await prepareMatmul(gpu, { ...args, ...shapeArgs }), 'M');
+  type Projection = Omit<MatmulArgs, 'w' | 'outputSlice'> & { w: Weight };
+  /** One launch, or one per part of a split matrix, each writing its columns of y. */
+  const matmul = async ({ w: weight, ...args }: Projection): Promise<Step[]> => {
+    const parts = rowParts(weight);
+    const steps: Step[] = [];
+    for (const { tensor, firstRow } of parts) {
+      const outputSlice = parts.length > 1 ? { column: firstRow, width: weight.shape[0] } : undefined;
+      steps.push(follow(await prepareMatmul(gpu, { ...args, ...shapeArgs, w: tensor, outputSlice }), 'M'));
+    }
+    return steps;
+  };
   /**
-   * `w`·norm(input) (+ bias): one launch with RMSNorm fused into the projection's input, or (LayerNorm) a
+   * `w`·norm(input) (+ bias): launches with RMSNorm fused into the projection's input, or (LayerNorm) a
    * norm launch into `normed` and the projection of that.
    */
-  const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<MatmulArgs, 'x'>): Promise<Step[]> => {
-    if (spec.norm.kind === 'rms') return [await matmul({ ...projection, x: input, norm: { weight, eps } })];
+  const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<Projection, 'x'>): Promise<Step[]> => {
+    if (spec.norm.kind === 'rms') return matmul({ ...projection, x: input, norm: { weight, eps } });
     if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
     const norm = await prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps });
-    return [follow(norm, 'rows'), await matmul({ ...projection, x: normed })];
+    return [follow(norm, 'rows'), ...(await matmul({ ...projection, x: normed }))];
   };
 
-  const body = [follow(await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: w.embedding, out: x, posTable: w.positionEmbedding }), 'rows', 'pos')];
+  // A split embedding is gathered by one launch per part, each writing the rows whose ids it holds.
+  const body: Step[] = [];
+  for (const { tensor, firstRow } of rowParts(w.embedding)) {
+    const part = { firstRow, totalRows: spec.vocabSize };
+    body.push(follow(await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: tensor, part, out: x, posTable: w.positionEmbedding }), 'rows', 'pos'));
+  }
   for (const [l, L] of w.layers.entries()) {
     const [kCache, vCache] = [s.kv.keys[l], s.kv.values[l]];
     const wUp = L.wGateUp ?? L.wUp;
@@ -103,13 +120,13 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
       ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
       follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
       follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window }), 'T', 'pos'),
-      await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true }),
+      ...(await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true })),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
       // (GPT-2) is a launch of its own.
       ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up })),
       ...(act
-        ? [follow(await prepareGelu(gpu, { x: up, out: act }), 'rows'), await matmul({ x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true })]
-        : [await matmul({ x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, swiglu: true })]),
+        ? [follow(await prepareGelu(gpu, { x: up, out: act }), 'rows'), ...(await matmul({ x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true }))]
+        : await matmul({ x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, swiglu: true })),
     );
   }
 

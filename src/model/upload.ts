@@ -5,6 +5,8 @@
  * quantize kernel writes their blocks into the tensor's buffer (f32 slices, from in-memory models, are
  * quantized on the CPU instead, block for block as the kernel would). Dawn keeps a copy of every pending
  * write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES.
+ * A matrix larger than one binding goes into row ranges of its own buffers (./split.ts), each slice cut at
+ * the parts' boundaries.
  */
 import type { Gpu } from '../gpu/device';
 import { f16BitsToF32 } from '../gpu/f16';
@@ -14,6 +16,7 @@ import { QUANT_SLICE_ALIGN } from '../quant/format';
 import { quantizeSlice, type QuantDType } from '../quant/quantize';
 import { canonicalShape, LAYER_TENSOR_NAMES, LAYER_TENSORS, MODEL_TENSORS, type CanonicalTensor, type LayerTensorName, type ModelTensorName } from './architectures';
 import type { ModelSpec } from './config';
+import { partRows, rowParts, type BindingLimit, type Weight } from './split';
 import type { TensorKey, WeightStream } from './stream';
 import type { WeightDtype } from './weights';
 
@@ -23,8 +26,8 @@ const UPLOAD_FLUSH_BYTES = 64 << 20;
 const QUANTIZE_STAGING_BYTES = 16 << 20;
 
 export interface UploadedTensors {
-  model: Partial<Record<ModelTensorName, Tensor>>;
-  layers: Partial<Record<LayerTensorName, Tensor>>[];
+  model: Partial<Record<ModelTensorName, Weight>>;
+  layers: Partial<Record<LayerTensorName, Weight>>[];
 }
 
 /**
@@ -55,14 +58,53 @@ export interface UploadOptions {
   /** Every buffer created, as it is created: the caller destroys them all if the load fails. */
   track: (t: Tensor) => Tensor;
   onProgress?: (p: LoadProgress) => void;
+  /** Split matrices larger than this across buffers by rows (./split.ts); by default none is split. */
+  bindingLimit?: BindingLimit;
+}
+
+/** One buffer of a destination: elements [first, first + count) of the whole tensor. */
+interface PartTarget {
+  tensor: Tensor;
+  first: number;
+  count: number;
+  /** The quantize launch into this buffer, made at its first f16 slice. */
+  quantizer?: QuantizeDispatch;
 }
 
 interface Target {
-  tensor: Tensor;
+  weight: Weight;
   dtype: DType;
   label: string;
-  /** The quantize launch into this tensor, made at its first f16 slice. */
-  quantizer?: QuantizeDispatch;
+  /** Its one buffer, or the row ranges of a split matrix. */
+  parts: PartTarget[];
+}
+
+function targetOf(weight: Weight, label: string): Target {
+  const cols = weight.shape[1] ?? 1;
+  const parts = rowParts(weight).map(({ tensor, firstRow }) => ({ tensor, first: firstRow * cols, count: numel(tensor.shape) }));
+  return { weight, dtype: weight.dtype, label, parts };
+}
+
+/** A tensor's buffer, or (a matrix over `limit`, except the position table the gather reads whole) its row ranges' buffers. */
+async function createWeight(
+  gpu: Gpu,
+  key: TensorKey,
+  label: string,
+  dtype: DType,
+  shape: readonly number[],
+  kind: CanonicalTensor['kind'],
+  options: Pick<UploadOptions, 'track' | 'bindingLimit'>,
+): Promise<Weight> {
+  const splittable = kind === 'matrix' && key.name !== 'positionEmbedding' && options.bindingLimit;
+  const rows = splittable ? partRows(`the ${label}`, dtype, shape, options.bindingLimit!) : [shape[0]];
+  if (rows.length === 1) return options.track(await createTensor(gpu, label, dtype, shape));
+  const parts: Tensor[] = [];
+  let first = 0;
+  for (const count of rows) {
+    parts.push(options.track(await createTensor(gpu, `${label} rows ${first}–${first + count - 1}`, dtype, [count, shape[1]])));
+    first += count;
+  }
+  return { dtype, shape: [...shape], parts };
 }
 
 /** Where a canonical tensor goes: f32 vectors and position table, the embedding as streamed, matrices quantized when asked (the LM head q8 under q4). */
@@ -79,18 +121,27 @@ function tensorLabel(key: TensorKey, t: CanonicalTensor): string {
  * Every tensor a stream of `spec` with matrices in `dtype` will write, allocated (zeroed) before it starts, so
  * that what reads them (the plans' bind groups) can be prepared while the weights arrive.
  */
-export async function allocateTensors(gpu: Gpu, spec: ModelSpec, dtype: WeightDtype, quant: QuantDType | undefined, track: (t: Tensor) => Tensor): Promise<UploadedTensors> {
+export async function allocateTensors(
+  gpu: Gpu,
+  spec: ModelSpec,
+  dtype: WeightDtype,
+  quant: QuantDType | undefined,
+  track: (t: Tensor) => Tensor,
+  bindingLimit?: BindingLimit,
+): Promise<UploadedTensors> {
   const destination = destinationOf(quant);
   const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
   const allocate = async (key: TensorKey, t: CanonicalTensor) =>
-    t.present(spec) ? track(await createTensor(gpu, tensorLabel(key, t), destination(key.name, t, dtype), canonicalShape(t, spec))) : undefined;
+    t.present(spec) ? createWeight(gpu, key, tensorLabel(key, t), destination(key.name, t, dtype), canonicalShape(t, spec), t.kind, { track, bindingLimit }) : undefined;
   for (const name of Object.keys(MODEL_TENSORS) as ModelTensorName[]) {
     const tensor = await allocate({ layer: undefined, name }, MODEL_TENSORS[name]);
     if (tensor) out.model[name] = tensor;
   }
   if (spec.tiedEmbeddings) {
     const head = destination('lmHead', MODEL_TENSORS.lmHead, dtype);
-    out.model.lmHead = head === dtype ? out.model.embedding : track(await createTensor(gpu, 'LM head', head, canonicalShape(MODEL_TENSORS.embedding, spec)));
+    const headKey: TensorKey = { layer: undefined, name: 'lmHead' };
+    out.model.lmHead =
+      head === dtype ? out.model.embedding : await createWeight(gpu, headKey, 'LM head', head, canonicalShape(MODEL_TENSORS.embedding, spec), 'matrix', { track, bindingLimit });
   }
   for (const [l, layer] of out.layers.entries()) {
     for (const name of LAYER_TENSOR_NAMES) {
@@ -114,12 +165,12 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   let uploaded = 0;
   let quantized = 0;
   /** The allocated tensor where it fits, else a new one (the allocated one released). */
-  const target = async (label: string, dtype: DType, shape: readonly number[], allocated: Tensor | undefined): Promise<Target> => {
+  const target = async (key: TensorKey, label: string, dtype: DType, shape: readonly number[], kind: CanonicalTensor['kind'], allocated: Weight | undefined): Promise<Target> => {
     if (allocated && allocated.dtype === dtype && allocated.shape.length === shape.length && allocated.shape.every((n, i) => n === shape[i])) {
-      return { tensor: allocated, dtype, label };
+      return targetOf(allocated, label);
     }
-    if (allocated) options.release?.(allocated);
-    return { tensor: options.track(await createTensor(gpu, label, dtype, shape)), dtype, label };
+    if (allocated) for (const { tensor } of rowParts(allocated)) options.release?.(tensor);
+    return targetOf(await createWeight(gpu, key, label, dtype, shape, kind, options), label);
   };
   try {
     await stream({
@@ -127,47 +178,56 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
         quantizer.release(targets);
         const into = options.into;
         const allocated = key.layer === undefined ? into?.model[key.name] : into?.layers[key.layer][key.name];
-        targets = [await target(tensorLabel(key, t), destination(key.name, t, dtype), shape, allocated)];
-        if (key.layer === undefined) out.model[key.name] = targets[0].tensor;
-        else out.layers[key.layer][key.name] = targets[0].tensor;
+        targets = [await target(key, tensorLabel(key, t), destination(key.name, t, dtype), shape, t.kind, allocated)];
+        if (key.layer === undefined) out.model[key.name] = targets[0].weight;
+        else out.layers[key.layer][key.name] = targets[0].weight;
         if (key.name === 'embedding' && spec.tiedEmbeddings) {
           // The gather reads the embedding as is; a quantized head needs its own copy of the same rows.
           const head = destination('lmHead', MODEL_TENSORS.lmHead, dtype);
-          if (head !== dtype) targets.push(await target('LM head', head, shape, into?.model.lmHead === into?.model.embedding ? undefined : into?.model.lmHead));
-          out.model.lmHead = targets[targets.length - 1].tensor;
+          const allocatedHead = into?.model.lmHead === into?.model.embedding ? undefined : into?.model.lmHead;
+          if (head !== dtype) targets.push(await target({ layer: undefined, name: 'lmHead' }, 'LM head', head, shape, 'matrix', allocatedHead));
+          out.model.lmHead = targets[targets.length - 1].weight;
         }
       },
       async write(_key, offset, data) {
-        for (const target of targets) {
-          const { tensor, dtype } = target;
-          let bytes: Uint8Array<ArrayBuffer>;
-          let at: number;
-          if ((dtype === 'q8' || dtype === 'q4') && data instanceof Uint16Array && options.quantizeOn !== 'cpu') {
-            const written = await quantizer.quantize(target, offset, data);
-            quantized += data.length;
-            uploaded += written;
-            pending += written;
-            continue;
+        for (const { dtype, label, parts } of targets) {
+          for (const part of parts) {
+            // The slice's elements that fall in this part, at their offset within it.
+            const start = Math.max(offset, part.first);
+            const end = Math.min(offset + data.length, part.first + part.count);
+            if (start >= end) continue;
+            const piece = start === offset && end === offset + data.length ? data : data.subarray(start - offset, end - offset);
+            const at = start - part.first;
+            const { tensor } = part;
+            let bytes: Uint8Array<ArrayBuffer>;
+            let byteOffset: number;
+            if ((dtype === 'q8' || dtype === 'q4') && piece instanceof Uint16Array && options.quantizeOn !== 'cpu') {
+              const written = await quantizer.quantize(part, label, at, piece);
+              quantized += piece.length;
+              uploaded += written;
+              pending += written;
+              continue;
+            }
+            if (dtype === 'q8' || dtype === 'q4') {
+              // Integers and block scales live in two regions of the buffer (src/quant/format.ts).
+              const slice = quantizeSlice(dtype, piece, at, part.count);
+              quantized += piece.length;
+              gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
+              uploaded += slice.scales.byteLength;
+              pending += slice.scales.byteLength;
+              bytes = asBytes(slice.ints);
+              byteOffset = slice.intsByteOffset;
+            } else if (dtype === 'f32') {
+              bytes = asBytes(piece instanceof Float32Array ? piece : widen(piece));
+              byteOffset = at * 4;
+            } else {
+              bytes = padTo4(asBytes(piece));
+              byteOffset = at * 2;
+            }
+            gpu.device.queue.writeBuffer(tensor.buffer, byteOffset, bytes);
+            uploaded += bytes.byteLength;
+            pending += bytes.byteLength;
           }
-          if (dtype === 'q8' || dtype === 'q4') {
-            // Integers and block scales live in two regions of the buffer (src/quant/format.ts).
-            const slice = quantizeSlice(dtype, data, offset, numel(tensor.shape));
-            quantized += data.length;
-            gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
-            uploaded += slice.scales.byteLength;
-            pending += slice.scales.byteLength;
-            bytes = asBytes(slice.ints);
-            at = slice.intsByteOffset;
-          } else if (dtype === 'f32') {
-            bytes = asBytes(data instanceof Float32Array ? data : widen(data));
-            at = offset * 4;
-          } else {
-            bytes = padTo4(asBytes(data));
-            at = offset * 2;
-          }
-          gpu.device.queue.writeBuffer(tensor.buffer, at, bytes);
-          uploaded += bytes.byteLength;
-          pending += bytes.byteLength;
         }
         options.onProgress?.({ stage: 'upload', done: uploaded, total: totals.uploadBytes });
         if (quant) options.onProgress?.({ stage: 'quantize', done: quantized, total: totals.quantizeElements });
@@ -231,7 +291,7 @@ class SliceQuantizer {
   ) {}
 
   /** Writes the slice's halves to staging, in pieces as large as it holds, and quantizes each; returns bytes written. */
-  async quantize(target: Target, offset: number, data: Uint16Array): Promise<number> {
+  async quantize(target: PartTarget, label: string, offset: number, data: Uint16Array): Promise<number> {
     const staging = (this.staging ??= await createBuffer(
       this.gpu,
       'quantize staging',
@@ -241,7 +301,7 @@ class SliceQuantizer {
     this.status ??= await createQuantizeStatus(this.gpu);
     if (!target.quantizer) {
       target.quantizer = await QuantizeDispatch.create(this.gpu, { input: staging, out: target.tensor, status: this.status, slot: this.labels.length });
-      this.labels.push(target.label);
+      this.labels.push(label);
     }
     // Pieces start on QUANT_SLICE_ALIGN, so each is a slice the kernel takes on its own.
     const piece = Math.floor(staging.size / 2 / QUANT_SLICE_ALIGN) * QUANT_SLICE_ALIGN;
@@ -255,7 +315,7 @@ class SliceQuantizer {
 
   /** Frees the launches of tensors that are complete. */
   release(targets: readonly Target[]): void {
-    for (const t of targets) {
+    for (const t of targets.flatMap((target) => target.parts)) {
       t.quantizer?.dispose();
       t.quantizer = undefined;
     }

@@ -93,8 +93,9 @@ export function rowsLabel(c: { maxRows: number; rows?: number }): string {
   return c.rows === undefined ? `rows=${c.maxRows}` : `rows=${c.rows}/${c.maxRows}`;
 }
 
-export async function readF32(gpu: Gpu, op: KernelDispatch<string>, out: Tensor): Promise<Float32Array> {
-  const data = await runAndRead(gpu, [op], out);
-  if (!(data instanceof Float32Array)) throw new TypeError(`expected f32 output from ${op.name}`);
+export async function readF32(gpu: Gpu, op: KernelDispatch<string> | KernelDispatch<string>[], out: Tensor): Promise<Float32Array> {
+  const ops = Array.isArray(op) ? op : [op];
+  const data = await runAndRead(gpu, ops, out);
+  if (!(data instanceof Float32Array)) throw new TypeError(`expected f32 output from ${ops[0].name}`);
   return data;
 }

@@ -15,7 +15,7 @@ import { openSafetensors, openShardedSafetensors, type TensorSource } from '../.
 import { writeSafetensors, type TensorToWrite } from '../../src/dev/safetensors-writer';
 import { bytesSource } from '../../src/formats/sources';
 import type { Gpu } from '../../src/gpu/device';
-import { dataBytes, readBuffer, type Tensor } from '../../src/gpu/tensor';
+import { dataBytes, readBuffer, tensorBytes, type DType, type Tensor } from '../../src/gpu/tensor';
 import { LAYER_TENSORS, MODEL_TENSORS, type Arch } from '../../src/model/architectures';
 import { parseModelConfig, type ModelSpec } from '../../src/model/config';
 import { memoryFiles } from '../../src/model/files';
@@ -24,6 +24,7 @@ import { loadModel } from '../../src/model/load';
 import { randomModel, SMALL_MODELS, type RandomModelOptions } from '../../src/dev/random-model';
 import { checkpointStream } from '../../src/model/stream';
 import { uploadStream } from '../../src/model/upload';
+import { isSplit, rowParts, type BindingLimit, type Weight } from '../../src/model/split';
 import { loadCanonicalWeights, safetensorsWeightReader, type CanonicalWeights, type WeightDtype, type WeightTensor } from '../../src/model/weights';
 import { f16BitsToF32 } from '../../src/gpu/f16';
 import { QUANT_INT_WORDS, quantize, type QuantDType } from '../../src/quant/quantize';
@@ -78,6 +79,13 @@ function expectedBytes(t: WeightTensor, as: 'f32' | 'raw' | QuantDType): Uint8Ar
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
+/** The rows [first, first + count) of a canonical matrix. */
+function rowRange(t: WeightTensor, first: number, count: number): WeightTensor {
+  const cols = t.shape[1] ?? 1;
+  const data = t.data.subarray(first * cols, (first + count) * cols);
+  return (t.dtype === 'f16' ? { dtype: 'f16', shape: [count, cols], data } : { dtype: 'f32', shape: [count, cols], data }) as WeightTensor;
+}
+
 async function expectBytes(gpu: Gpu, what: string, actual: Tensor | undefined, expected: Uint8Array): Promise<void> {
   if (!actual) throw new Error(`${what}: not uploaded`);
   const size = dataBytes(actual.dtype, actual.shape);
@@ -117,13 +125,22 @@ async function checkStreamed(
   dtype: WeightDtype,
   quant: QuantDType | undefined,
   quantizeOn: 'gpu' | 'cpu',
-): Promise<void> {
+  split?: { bindingLimit: BindingLimit; sliceBytes: number },
+): Promise<Weight[]> {
   const buffers: GPUBuffer[] = [];
   const track = (t: Tensor) => (buffers.push(t.buffer), t);
-  // One slice is at least 32 rows: sliceBytes 1 makes every matrix of more than 32 rows several slices.
-  const uploaded = await uploadStream(gpu, spec, checkpointStream(spec, source, { dtype, sliceBytes: 1 }), { quantize: quant, quantizeOn, track });
-  const expectBuffer = (what: string, actual: Tensor | undefined, w: WeightTensor, as: 'f32' | 'raw' | QuantDType) =>
+  // sliceBytes 1 makes every slice one row where cols is a multiple of 64 (else the fewest rows that are).
+  const stream = checkpointStream(spec, source, { dtype, sliceBytes: split?.sliceBytes ?? 1 });
+  const uploaded = await uploadStream(gpu, spec, stream, { quantize: quant, quantizeOn, track, bindingLimit: split?.bindingLimit });
+  const expectTensor = (what: string, actual: Tensor, w: WeightTensor, as: 'f32' | 'raw' | QuantDType) =>
     (as === 'q8' || as === 'q4') && quantizeOn === 'gpu' ? expectQuantized(gpu, what, actual, w, as) : expectBytes(gpu, what, actual, expectedBytes(w, as));
+  // Each buffer (one, or a split matrix's parts) holds what the whole-tensor path uploads for its rows.
+  const expectBuffer = async (what: string, actual: Weight | undefined, w: WeightTensor, as: 'f32' | 'raw' | QuantDType) => {
+    if (!actual) throw new Error(`${what}: not uploaded`);
+    const parts = rowParts(actual);
+    if (parts.length === 1) return expectTensor(what, parts[0].tensor, w, as);
+    for (const { tensor, firstRow } of parts) await expectTensor(`${what} rows ${firstRow}+${tensor.shape[0]}`, tensor, rowRange(w, firstRow, tensor.shape[0]), as);
+  };
   try {
     const matrixAs = (name: string) => (quant === 'q4' && name === 'lmHead' ? 'q8' : (quant ?? 'raw'));
     for (const [name, t] of Object.entries(MODEL_TENSORS)) {
@@ -145,6 +162,7 @@ async function checkStreamed(
         await expectBuffer(`layer ${l} ${name}`, uploaded.layers[l][key], w, t.kind === 'matrix' ? matrixAs(key) : 'f32');
       }
     }
+    return [...Object.values(uploaded.model), ...uploaded.layers.flatMap((l) => Object.values(l))].filter((w) => w !== undefined && isSplit(w));
   } finally {
     for (const b of buffers) b.destroy();
   }
@@ -186,6 +204,34 @@ describe('streaming load writes the same GPU bytes as the whole-tensor path', ()
             });
           }
         }
+      }
+    });
+  }
+});
+
+describe('streaming load splits matrices larger than the binding limit into row ranges', () => {
+  for (const arch of ['llama', 'qwen2', 'gpt2'] satisfies Arch[]) {
+    it(`${arch}: each part holds the whole-tensor bytes of its rows (f32, f16, q8, q4), slices crossing part boundaries`, async () => {
+      const gpu = await testGpu();
+      const seed = freshSeed();
+      const { tensors, config } = randomModel(arch, SMALL_MODELS[arch], seed);
+      const spec = parseModelConfig(config);
+      const source = await openCheckpoint(checkpointTensors(tensors, 'F32'), false);
+      for (const loadDtype of ['f32', 'f16', 'q8', 'q4'] satisfies LoadDtype[]) {
+        const quant = loadDtype === 'q8' || loadDtype === 'q4' ? loadDtype : undefined;
+        const dtype: WeightDtype = loadDtype === 'f32' ? 'f32' : 'f16';
+        // The largest 64-row block of any matrix (its least part): every matrix of a few times more rows splits.
+        // Slices of 48 rows of the hidden width (fewer of the wider matrices) straddle the parts.
+        const matrixDtype = quant ?? dtype;
+        const blocks: [DType, number][] = [[dtype, spec.hiddenSize], [matrixDtype, spec.intermediateSize], [matrixDtype, spec.numHeads * spec.headDim], [quant === 'q4' ? 'q8' : matrixDtype, spec.hiddenSize]];
+        const bindingLimit = { bytes: Math.max(...blocks.map(([d, cols]) => tensorBytes(d, [64, cols]))), name: 'maxBindingSize' };
+        const split = { bindingLimit, sliceBytes: 48 * spec.hiddenSize * 4 };
+        const canonical = await loadCanonicalWeights(spec, safetensorsWeightReader(source), { dtype });
+        const splitTensors = await checkStreamed(gpu, spec, source, canonical, dtype, quant, 'gpu', split).catch((e: Error) => {
+          throw new Error(`loaded as ${loadDtype}, seed ${seed}: ${e.message}`);
+        });
+        // The embedding and the LM head (one tensor when tied and unquantized) at least; the tall layer matrices too.
+        expect(splitTensors.length, loadDtype).toBeGreaterThanOrEqual(2);
       }
     });
   }

@@ -21,6 +21,8 @@ export interface EmbeddingCase {
   outOfRange?: boolean;
   /** Row multiplier (Gemma's √hidden). */
   scale?: number;
+  /** Rows of each part of a table split across buffers (summing to V): one launch per part. */
+  parts?: number[];
 }
 
 export async function checkEmbedding(gpu: Gpu, c: EmbeddingCase, seed: number): Promise<CheckResult> {
@@ -35,7 +37,17 @@ export async function checkEmbedding(gpu: Gpu, c: EmbeddingCase, seed: number): 
     idData[1] = V;
     idData[2] = 0xffffffff;
   }
-  const table = await uploadWeights(gpu, 'table', [V, D], randomNormal(rng, V * D), c.weights === 'f32' ? 'f32' : 'f16');
+  const tableData = randomNormal(rng, V * D);
+  const tables: Tensor[] = [];
+  const values = new Float32Array(V * D);
+  let firstRow = 0;
+  for (const partRows of c.parts ?? [V]) {
+    const part = tableData.subarray(firstRow * D, (firstRow + partRows) * D);
+    const uploaded = await uploadWeights(gpu, `table rows ${firstRow}+${partRows}`, [partRows, D], part, c.weights === 'f32' ? 'f32' : 'f16');
+    tables.push(uploaded.tensor);
+    values.set(uploaded.values, firstRow * D);
+    firstRow += partRows;
+  }
   const ids = await uploadTensor(gpu, 'ids', 'u32', [maxRows], idData);
   let positions: { table: Float32Array; pos: number } | undefined;
   let posTable: Tensor | undefined;
@@ -44,13 +56,20 @@ export async function checkEmbedding(gpu: Gpu, c: EmbeddingCase, seed: number): 
     posTable = await upload(gpu, 'posTable', [c.positions.maxContext, D], positions.table);
   }
   const out = await poisoned(gpu, 'out', [maxRows, D]);
-  const op = await prepareEmbedding(gpu, { ids, table: table.tensor, out, posTable, weightFormat: c.weights, scale: c.scale });
-  op.set({ rows, pos: c.positions?.pos ?? 0 });
-  const actual = await readF32(gpu, op, out);
-  destroyAll(ids, table.tensor, posTable, out);
+  const ops = [];
+  firstRow = 0;
+  for (const table of tables) {
+    const part = { firstRow, totalRows: V };
+    ops.push(await prepareEmbedding(gpu, { ids, table, part, out, posTable, weightFormat: c.weights, scale: c.scale }));
+    firstRow += table.shape[0];
+  }
+  for (const op of ops) op.set({ rows, pos: c.positions?.pos ?? 0 });
+  const actual = await readF32(gpu, ops, out);
+  destroyAll(ids, ...tables, posTable, out);
 
   const name =
     `embedding ${rowsLabel(c)} V=${V} D=${D} table=${c.weights}` +
-    `${c.positions ? ` +positions pos=${c.positions.pos}/${c.positions.maxContext}` : ''}${c.outOfRange ? ' ids≥V' : ''}${c.scale ? ` scale=${c.scale}` : ''}`;
-  return checkRows(name, seed, actual, embeddingRef(idData.subarray(0, rows), table.values, V, D, positions, c.scale));
+    `${c.positions ? ` +positions pos=${c.positions.pos}/${c.positions.maxContext}` : ''}${c.outOfRange ? ' ids≥V' : ''}${c.scale ? ` scale=${c.scale}` : ''}` +
+    `${c.parts ? ` parts ${c.parts.join('+')}` : ''}`;
+  return checkRows(name, seed, actual, embeddingRef(idData.subarray(0, rows), values, V, D, positions, c.scale));
 }

@@ -21,6 +21,9 @@ describe('embedding gather on the GPU against the CPU reference', () => {
         expectPass(await checkEmbedding(gpu, { maxRows: 1, V, D, weights, positions: { maxContext: 1, pos: 0 } }, freshSeed()));
         // Gemma's √hidden scale (√1152 rounded to bf16).
         expectPass(await checkEmbedding(gpu, { maxRows: 9, V, D, weights, scale: 34 }, freshSeed()));
+        // A table split across buffers: each launch writes the rows its part holds; ids past the end clamp into the last part.
+        expectPass(await checkEmbedding(gpu, { maxRows: 37, V, D, weights, parts: [384, 512, 104] }, freshSeed()));
+        expectPass(await checkEmbedding(gpu, { maxRows: 9, rows: 6, V, D, weights, outOfRange: true, parts: [64, 936], positions, scale: 34 }, freshSeed()));
       });
     }
   }
@@ -40,6 +43,7 @@ describe('embedding rejects bad inputs', () => {
     await expect(prepareEmbedding(gpu, { ids, table, out, posTable, pos: 3 })).rejects.toBeInstanceOf(ShapeError);
     const op = await prepareEmbedding(gpu, { ids, table, out, posTable, pos: 2 });
     expect(() => op.set({ pos: 3 })).toThrow(ShapeError);
+    await expect(prepareEmbedding(gpu, { ids, table, out, part: { firstRow: 64, totalRows: 70 } })).rejects.toBeInstanceOf(ShapeError);
   });
 
 });

@@ -1,6 +1,7 @@
 /**
  * embedding: out[t] = table[ids[t]], plus posTable[pos + t] for models with learned absolute positions
- * (GPT-2). The table may be f32 or f16; `rows` and `pos` are uniforms set per call.
+ * (GPT-2). The table may be f32 or f16, whole or one row range of a table split across buffers (one launch
+ * per part); `rows` and `pos` are uniforms set per call.
  */
 import embeddingWgsl from './embedding.wgsl?raw';
 import type { Gpu } from '../../gpu/device';
@@ -16,7 +17,7 @@ interface EmbeddingKey {
   hasPositions: boolean;
 }
 
-type Field = 'rows' | 'pos' | 'D' | 'V' | 'scale';
+type Field = 'rows' | 'pos' | 'D' | 'V' | 'scale' | 'first' | 'total';
 
 const WG = 256;
 
@@ -29,7 +30,7 @@ export const embeddingKernel: KernelSpec<EmbeddingKey, Field> = {
     { name: 'posTable', kind: 'read' },
     { name: 'out', kind: 'storage' },
   ],
-  uniforms: defineUniforms({ rows: 'u32', pos: 'u32', D: 'u32', V: 'u32', scale: 'f32' }),
+  uniforms: defineUniforms({ rows: 'u32', pos: 'u32', D: 'u32', V: 'u32', scale: 'f32', first: 'u32', total: 'u32' }),
   shader: { file: 'embedding.wgsl', code: embeddingWgsl },
   preludes: (key) => [weightPrelude(key.weights)],
   constants: (key) => ({ WG, HAS_POSITIONS: Number(key.hasPositions) }),
@@ -41,8 +42,13 @@ export interface EmbeddingArgs {
    * to V-1 only so that it never reads out of bounds.
    */
   ids: Tensor;
-  /** [V, D] f32 or f16 embedding table. */
+  /** [V, D] f32 or f16 embedding table, or rows [part.firstRow, part.firstRow + V) of one. */
   table: Tensor;
+  /**
+   * The table is one part of a [totalRows, D] table split across buffers (src/model/split.ts): this launch
+   * writes only the rows whose ids it holds, and the other parts' launches write the rest.
+   */
+  part?: { firstRow: number; totalRows: number };
   /** [maxRows, D] f32. */
   out: Tensor;
   /** [maxContext, D] f32 learned position embeddings (GPT-2), optional. */
@@ -57,7 +63,7 @@ export interface EmbeddingArgs {
   scale?: number;
 }
 
-function validateEmbedding(a: EmbeddingArgs): { maxRows: number; V: number; D: number; maxContext: number } {
+function validateEmbedding(a: EmbeddingArgs): { maxRows: number; V: number; D: number; maxContext: number; first: number; total: number } {
   if (a.ids.shape.length !== 1) throw new ShapeError('embedding', `ids must be 1-D, got [${a.ids.shape}]`);
   if (a.table.shape.length !== 2) throw new ShapeError('embedding', `table must be 2-D, got [${a.table.shape}]`);
   const [maxRows] = a.ids.shape;
@@ -72,11 +78,15 @@ function validateEmbedding(a: EmbeddingArgs): { maxRows: number; V: number; D: n
     maxContext = a.posTable.shape[0];
     expectTensor('embedding', 'posTable', a.posTable, 'f32', [maxContext, D]);
   }
-  return { maxRows, V, D, maxContext };
+  const { firstRow: first, totalRows: total } = a.part ?? { firstRow: 0, totalRows: V };
+  if (!Number.isInteger(first) || first < 0 || !Number.isInteger(total) || first + V > total) {
+    throw new ShapeError('embedding', `a table of ${V} rows cannot start at row ${first} of ${total}`);
+  }
+  return { maxRows, V, D, maxContext, first, total };
 }
 
 export async function prepareEmbedding(gpu: Gpu, a: EmbeddingArgs): Promise<KernelDispatch<Field>> {
-  const { maxRows, V, D, maxContext } = validateEmbedding(a);
+  const { maxRows, V, D, maxContext, first, total } = validateEmbedding(a);
   const hasPositions = a.posTable !== undefined;
   const key: EmbeddingKey = { weights: weightFormat(gpu, 'embedding', a.table, a.weightFormat), hasPositions };
   const grid: GridFn<Field> = (p) => {
@@ -88,7 +98,7 @@ export async function prepareEmbedding(gpu: Gpu, a: EmbeddingArgs): Promise<Kern
   };
   const scale = a.scale ?? 1;
   if (!Number.isFinite(scale)) throw new ShapeError('embedding', `scale must be finite, got ${scale}`);
-  const params = { rows: a.rows ?? maxRows, pos: a.pos ?? 0, D, V, scale };
+  const params = { rows: a.rows ?? maxRows, pos: a.pos ?? 0, D, V, scale, first, total };
   const resources = {
     ids: a.ids.buffer,
     w: a.table.buffer,

@@ -1,6 +1,9 @@
 // Token embedding lookup: out[t] = w[ids[t]]·scale (+ posTable[pos + t] when HAS_POSITIONS: GPT-2's learned
-// positions; scale is Gemma's √hidden, 1 elsewhere). The table `w` is f32 or f16 through a weights_*.wgsl prelude. One thread per output element;
-// workgroups are numbered linearly over a grid that is folded into 2-D when rows·D / WG exceeds the limit.
+// positions; scale is Gemma's √hidden, 1 elsewhere). The table `w` is f32 or f16 through a weights_*.wgsl
+// prelude. It may be one part of a table split across buffers (src/model/split.ts): rows [first, first + V)
+// of `total`; a thread whose id another part holds returns, as that part's launch writes the row. One thread
+// per output element; workgroups are numbered linearly over a grid that is folded into 2-D when rows·D / WG
+// exceeds the limit.
 
 override WG: u32 = 256u;
 override HAS_POSITIONS: bool = false;
@@ -22,10 +25,11 @@ fn main(
   if (idx >= params.rows * D) { return; }
   let t = idx / D;
   let d = idx - t * D;
-  // The model rejects ids ≥ V on the CPU; clamping only guarantees a bad id never reads past the table
-  // (WGSL's out-of-bounds behaviour is implementation-defined): it yields row V-1.
-  let id = min(ids[t], params.V - 1u);
-  var v = load_w(id * D + d) * params.scale;
+  // The model rejects ids ≥ total on the CPU; clamping only guarantees a bad id never reads past the table
+  // (WGSL's out-of-bounds behaviour is implementation-defined): it yields the last row.
+  let id = min(ids[t], params.total - 1u);
+  if (id < params.first || id - params.first >= params.V) { return; }
+  var v = load_w((id - params.first) * D + d) * params.scale;
   if (HAS_POSITIONS) { v += posTable[(params.pos + t) * D + d]; }
   out[idx] = v;
 }

@@ -25,6 +25,11 @@ export interface MatmulCase {
   swiglu?: boolean;
   /** The kernel RMS-normalises each row of X (random weight and eps) on load. */
   norm?: boolean;
+  /**
+   * Rows of each part of W split across buffers (summing to N; every part but the last a multiple of 64):
+   * each part its own tensor (quantized on its own) and launch, writing its columns of Y.
+   */
+  parts?: number[];
 }
 
 /**
@@ -51,7 +56,16 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const xWidth = c.swiglu ? 2 * K : K;
   // Rows far from unit RMS, so a norm that is skipped or misapplied shows.
   const xData = randomNormal(rng, M * xWidth, c.norm ? 4 : 1);
-  const w = await uploadCaseWeights(gpu, c, randomNormal(rng, N * K, 1 / Math.sqrt(K)));
+  const wData = randomNormal(rng, N * K, 1 / Math.sqrt(K));
+  const parts: { tensor: Tensor; column: number }[] = [];
+  const wValues = new Float32Array(N * K);
+  let column = 0;
+  for (const rows of c.parts ?? [N]) {
+    const part = await uploadCaseWeights(gpu, { ...c, N: rows }, wData.subarray(column * K, (column + rows) * K));
+    parts.push({ tensor: part.tensor, column });
+    wValues.set(part.values, column * K);
+    column += rows;
+  }
   const x = await upload(gpu, 'x', [M, xWidth], xData);
   const biasData = c.bias ? randomNormal(rng, N) : undefined;
   const bias = biasData && (await upload(gpu, 'bias', [N], biasData));
@@ -62,27 +76,33 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
   const eps = 10 ** (-6 + 5 * rng.next());
   const norm = normWeight && { weight: await upload(gpu, 'norm weight', [K], normWeight), eps };
 
-  const op = await prepareMatmul(gpu, {
-    x,
-    w: w.tensor,
-    y,
-    bias,
-    accumulate: c.accumulate,
-    variant: c.variant,
-    reduce: c.reduce,
-    matvecShape: c.matvecShape,
-    tileShape: c.tileShape,
-    swiglu: c.swiglu,
-    norm,
-    weightFormat: c.weights,
-  });
-  const actual = await runAndRead(gpu, [op], y);
-  destroyAll(x, w.tensor, bias, y, norm?.weight);
+  const ops = [];
+  for (const part of parts) {
+    ops.push(
+      await prepareMatmul(gpu, {
+        x,
+        w: part.tensor,
+        outputSlice: c.parts ? { column: part.column, width: N } : undefined,
+        y,
+        bias,
+        accumulate: c.accumulate,
+        variant: c.variant,
+        reduce: c.reduce,
+        matvecShape: c.matvecShape,
+        tileShape: c.tileShape,
+        swiglu: c.swiglu,
+        norm,
+        weightFormat: c.weights,
+      }),
+    );
+  }
+  const actual = await runAndRead(gpu, ops, y);
+  destroyAll(x, ...parts.map((p) => p.tensor), bias, y, norm?.weight);
 
   const matvecShape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
   const tileShape = c.tileShape ? ` wg=${c.tileShape.wgM}x${c.tileShape.wgN} tileK=${c.tileShape.tileK}` : '';
   const shape = matvecShape + tileShape;
-  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}${norm ? ` rmsnorm(x) eps=${eps.toExponential(1)}` : ''}`;
+  const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}${norm ? ` rmsnorm(x) eps=${eps.toExponential(1)}` : ''}${c.parts ? ` parts ${c.parts.join('+')}` : ''}`;
   const input = c.swiglu ? siluMulRef(xData, M, K) : normWeight ? normRef(xData, normWeight, M, K, 'rms', eps) : xData;
-  return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, w.values, M, N, K, biasData, residual));
+  return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, wValues, M, N, K, biasData, residual));
 }

@@ -175,7 +175,27 @@ describe('matmul on the GPU against the CPU reference', () => {
       expectPass(await checkMatmul(gpu, { M: 1, N: 61, K: 45, weights, bias: true, accumulate: true }, freshSeed()));
       expectPass(await checkMatmul(gpu, { M: 5, N: 33, K: 9, weights, bias: true }, freshSeed()));
     });
+    it(`W split by rows across buffers, each part writing its columns of Y and the bias (tiled, matvec, vector matvec), ${weights}`, async () => {
+      const gpu = await testGpu();
+      const split = { N: 200, parts: [64, 64, 72], bias: true, accumulate: true };
+      expectPass(await checkMatmul(gpu, { ...split, M: 37, K: 45, weights, variant: 'tiled', norm: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { ...split, M: 1, K: 45, weights, variant: 'matvec' }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { ...split, M: 2, K: 64, weights, variant: 'matvec', norm: true }, freshSeed()));
+    });
   }
+});
+
+describe('matmul output slices', () => {
+  it('an output slice must start on a multiple of 64 within Y', async () => {
+    const gpu = await testGpu();
+    const x = await createTensor(gpu, 'x', 'f32', [1, 8]);
+    const w = await createTensor(gpu, 'w', 'f32', [64, 8]);
+    const y = await createTensor(gpu, 'y', 'f32', [1, 200]);
+    await expect(prepareMatmul(gpu, { x, w, y, outputSlice: { column: 32, width: 200 } })).rejects.toBeInstanceOf(ShapeError);
+    await expect(prepareMatmul(gpu, { x, w, y, outputSlice: { column: 192, width: 200 } })).rejects.toBeInstanceOf(ShapeError);
+    await expect(prepareMatmul(gpu, { x, w, y, outputSlice: { column: 128, width: 199 } })).rejects.toBeInstanceOf(ShapeError);
+    expect((await prepareMatmul(gpu, { x, w, y, outputSlice: { column: 128, width: 200 } })).name).toBe('matvec-vec');
+  });
 });
 
 describe('vector matvec (K a multiple of the format step: 4 f32, 8 f16, 32 q8/q4) against the CPU reference', () => {

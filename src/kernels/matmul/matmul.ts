@@ -18,7 +18,7 @@ import type { Gpu } from '../../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
 import { ShapeError } from '../../gpu/errors';
 import type { KernelSpec } from '../../gpu/pipelines';
-import { expectTensor, type Tensor } from '../../gpu/tensor';
+import { checkRows, expectTensor, type Tensor } from '../../gpu/tensor';
 import { defineUniforms } from '../../gpu/uniforms';
 import { WEIGHT_DTYPES, vectorWeightPrelude, weightFormat, weightPrelude, weightStep, type WeightFormat } from './weights';
 
@@ -92,7 +92,7 @@ export function defaultReduce(gpu: Gpu, wg: number): ReduceMode {
   return wg <= gpu.subgroupMinSize ? 'single-subgroup' : 'subgroup';
 }
 
-const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32', eps: 'f32' });
+const uniforms = defineUniforms({ M: 'u32', N: 'u32', K: 'u32', eps: 'f32', yStride: 'u32' });
 const bindings = [
   { name: 'params', kind: 'uniform' },
   { name: 'x', kind: 'read' },
@@ -102,7 +102,7 @@ const bindings = [
   { name: 'norm_w', kind: 'read' },
 ] as const;
 
-type MatmulField = 'M' | 'N' | 'K' | 'eps';
+type MatmulField = 'M' | 'N' | 'K' | 'eps' | 'yStride';
 
 const inputConstants = (key: MatmulKey) => ({ SWIGLU_X: Number(key.swiglu), NORM_X: Number(key.norm) });
 
@@ -195,24 +195,37 @@ export interface MatmulArgs {
   swiglu?: boolean;
   /** Fuse RMSNorm into the input: the product uses x / sqrt(mean(x²) + eps) · weight for each row of X. */
   norm?: { weight: Tensor; eps: number };
+  /**
+   * W is rows [column, column + N) of a [width, K] matrix split across buffers (src/model/split.ts): Y is
+   * [M, width] and the bias [width], and the product writes (and accumulates into) only those columns.
+   * `column` must be a multiple of 64, so that the bindings start on the storage offset alignment.
+   */
+  outputSlice?: { column: number; width: number };
 }
+
+/** Binding offsets are multiples of minStorageBufferOffsetAlignment, which WebGPU caps at 256 bytes (64 f32). */
+const SLICE_COLUMN_ALIGN = 64;
 
 function validateMatmul(a: MatmulArgs): Record<MatmulField, number> {
   if (a.x.shape.length !== 2 || a.w.shape.length !== 2) throw new ShapeError('matmul', 'x and w must be 2-D');
   const [M] = a.x.shape;
   const [N, K] = a.w.shape;
   if (M < 1 || N < 1 || K < 1) throw new ShapeError('matmul', `empty shape M=${M} N=${N} K=${K}`);
+  const { column, width } = a.outputSlice ?? { column: 0, width: N };
+  if (!Number.isInteger(column) || column < 0 || column % SLICE_COLUMN_ALIGN !== 0 || !Number.isInteger(width) || column + N > width) {
+    throw new ShapeError('matmul', `an output slice of ${N} columns must start on a multiple of ${SLICE_COLUMN_ALIGN} within ${width}, got ${column}`);
+  }
   expectTensor('matmul', 'x', a.x, 'f32', [M, a.swiglu ? 2 * K : K]);
   expectTensor('matmul', 'w', a.w, WEIGHT_DTYPES, [N, K]);
-  expectTensor('matmul', 'y', a.y, 'f32', [M, N]);
-  if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [N]);
+  expectTensor('matmul', 'y', a.y, 'f32', [M, width]);
+  if (a.bias) expectTensor('matmul', 'bias', a.bias, 'f32', [width]);
   if (a.norm) {
     expectTensor('matmul', 'norm weight', a.norm.weight, 'f32', [K]);
     if (!(a.norm.eps >= 0)) throw new ShapeError('matmul', `norm eps must be a non-negative number, got ${a.norm.eps}`);
     if (a.swiglu) throw new ShapeError('matmul', 'the input is either normalised or SwiGLU-combined, not both');
   }
   if (a.y.buffer === a.x.buffer) throw new ShapeError('matmul', 'y must not alias x');
-  return { M, N, K, eps: a.norm?.eps ?? 0 };
+  return { M, N, K, eps: a.norm?.eps ?? 0, yStride: width };
 }
 
 /**
@@ -273,11 +286,14 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
   };
   if (key.reduce === 'subgroup' && !gpu.features.subgroups) throw new ShapeError('matmul', 'subgroup reductions need the subgroups device feature');
   const variant = a.variant ?? (dims.M === 1 ? 'matvec' : 'tiled');
+  // A slice binds Y and the bias from its first column, so the kernel indexes them as if they were its own;
+  // Y is bound for the M rows prepared, which a launch may lower but never raise.
+  const column = a.outputSlice?.column ?? 0;
   const resources = {
     x: a.x.buffer,
     w: a.w.buffer,
-    bias: a.bias?.buffer ?? placeholderBuffer(gpu),
-    y: a.y.buffer,
+    bias: a.bias ? { buffer: a.bias.buffer, offset: 4 * column, size: 4 * dims.N } : placeholderBuffer(gpu),
+    y: { buffer: a.y.buffer, offset: 4 * column, size: 4 * ((dims.M - 1) * dims.yStride + dims.N) },
     norm_w: a.norm?.weight.buffer ?? placeholderBuffer(gpu),
   };
   if (variant === 'matvec') {
@@ -287,7 +303,10 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     if (problem) throw new ShapeError('matmul', problem);
     // The vector kernel needs whole steps per row (real models' K always are; tiny test models' may not be).
     const spec = dims.K % weightStep(key.weights) === 0 ? matvecVecKernel : matvecKernel;
-    return KernelDispatch.create(gpu, spec, { ...key, reduce, matvec: shape }, dims, resources, (p) => p.M * Math.ceil(p.N / shape.rows));
+    return KernelDispatch.create(gpu, spec, { ...key, reduce, matvec: shape }, dims, resources, (p) => {
+      checkRows('matmul', p.M, dims.M);
+      return p.M * Math.ceil(p.N / shape.rows);
+    });
   }
   const step = weightStep(key.weights);
   const vector = dims.K % step === 0 && dims.K % 4 === 0;
@@ -299,9 +318,8 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
   if (problem) throw new ShapeError('matmul', problem);
   const tileM = tile.wgM * TILE_R;
   const tileN = tile.wgN * TILE_R;
-  return KernelDispatch.create(gpu, vector ? matmulVecKernel : matmulKernel, { ...key, tile }, dims, resources, (p) => [
-    Math.ceil(p.N / tileN),
-    Math.ceil(p.M / tileM),
-    1,
-  ]);
+  return KernelDispatch.create(gpu, vector ? matmulVecKernel : matmulKernel, { ...key, tile }, dims, resources, (p) => {
+    checkRows('matmul', p.M, dims.M);
+    return [Math.ceil(p.N / tileN), Math.ceil(p.M / tileM), 1];
+  });
 }

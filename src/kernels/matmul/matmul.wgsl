@@ -4,6 +4,8 @@
 // in workgroup memory. With NORM_X (RMSNorm fused into the input) the staged weights carry the norm weight
 // and the first TILE_M threads sum each row's squares from the staged X, scaling the rows at the end.
 // Needs the weights_*.wgsl (load_w), x_fused.wgsl and x_input.wgsl (load_x) preludes.
+// Rows of Y are params.yStride apart: N, or the whole width when W is one row range of a matrix split across
+// buffers (src/model/split.ts) and Y and the bias are bound from that range's first column.
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
@@ -94,8 +96,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       if (m < M && n < N) {
         var v = acc[i * R + j] * scale;
         if (HAS_BIAS) { v += bias[n]; }
-        if (ACCUMULATE) { v += y[m * N + n]; }
-        y[m * N + n] = v;
+        if (ACCUMULATE) { v += y[m * params.yStride + n]; }
+        y[m * params.yStride + n] = v;
       }
     }
   }

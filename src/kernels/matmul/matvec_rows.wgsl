@@ -1,6 +1,8 @@
 // What the two matvec kernels (matvec.wgsl, matvec_vec.wgsl) share: their shape constants, the bindings
 // they declare alike, which rows a workgroup owns, and the end of the kernel: adding the threads' partial
 // sums (`row_sums` from a reduce_*.wgsl prelude), the fused norm's 1/rms, bias, residual and the store.
+// Rows of Y are params.yStride apart: N, or the whole width when W is one row range of a matrix split across
+// buffers (src/model/split.ts) and Y and the bias are bound from that range's first column.
 
 override WG: u32 = 64u;
 override ROWS: u32 = 4u;
@@ -44,8 +46,8 @@ fn store_rows(lane: Lane, block: RowBlock, acc: array<f32, MAX_ROWS>, sum_square
     if (r < ROWS && n < N) {
       var v = totals[i] * row_scale;
       if (HAS_BIAS) { v += bias[n]; }
-      if (ACCUMULATE) { v += y[block.m * N + n]; }
-      y[block.m * N + n] = v;
+      if (ACCUMULATE) { v += y[block.m * params.yStride + n]; }
+      y[block.m * params.yStride + n] = v;
     }
   }
 }

@@ -46,6 +46,12 @@ describe('matmul on quantized weights against the CPU reference on the dequantiz
         expectPass(await checkMatmul(gpu, { M: variant === 'tiled' ? 5 : 1, N: 61, K: 45, weights, variant, swiglu: true, accumulate: true }, freshSeed()));
       }
     });
+    it(`W split by rows across buffers, each part writing its columns of Y, tiled and matvec, ${weights}`, async () => {
+      const gpu = await testGpu();
+      // K = 83: blocks span rows within each part, which is quantized on its own.
+      expectPass(await checkMatmul(gpu, { M: 7, N: 300, K: 83, weights, variant: 'tiled', parts: [128, 128, 44], bias: true, accumulate: true, norm: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 1, N: 300, K: 64, weights, variant: 'matvec', parts: [64, 236], bias: true, accumulate: true }, freshSeed()));
+    });
     it(`bias and residual epilogue, tiled and matvec, ${weights}`, async () => {
       const gpu = await testGpu();
       expectPass(await checkMatmul(gpu, { M: 37, N: 61, K: 45, weights, bias: true, accumulate: true, variant: 'tiled' }, freshSeed()));
