@@ -20,7 +20,7 @@ import {
   WebGPUUnavailableError,
 } from './gpu/errors';
 import { ModelConfigError, UnsupportedModelError } from './model/config';
-import { ModelFileMissingError } from './model/files';
+import { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 import { ContextWindowExceededError } from './model/kv-cache';
 import { ModelWeightsError } from './model/weights';
 import { HttpError } from './net';
@@ -94,6 +94,7 @@ export const ERRORS = {
   LimitsExceededError: { type: LimitsExceededError, kind: 'gpu-memory', title: 'The model exceeds this GPU’s limits', hint: GPU_MEMORY_HINT },
   ModelConfigError: { type: ModelConfigError, kind: 'other' },
   ModelFileMissingError: { type: ModelFileMissingError, kind: 'other' },
+  ModelFileTooLargeError: { type: ModelFileTooLargeError, kind: 'other' },
   ModelWeightsError: { type: ModelWeightsError, kind: 'other' },
   NoCandidateTokenError: { type: NoCandidateTokenError, kind: 'other' },
   NumericalError: {

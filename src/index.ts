@@ -45,7 +45,7 @@ export {
   WebGPUUnavailableError,
 } from './gpu/errors';
 export { ModelConfigError, UnsupportedModelError } from './model/config';
-export { ModelFileMissingError } from './model/files';
+export { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 export { ContextWindowExceededError } from './model/kv-cache';
 export { ModelWeightsError } from './model/weights';
 export { HttpError } from './net';

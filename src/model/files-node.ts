@@ -1,8 +1,9 @@
-/** A model folder on disk (Node): text files read whole, weights read by range through a file handle. */
+/** A model folder on disk (Node): text files read whole (at most MAX_TEXT_BYTES each), weights read by range through a file handle. */
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ByteSource } from '../formats/sources';
-import type { ModelFiles } from './files';
+import { MAX_TEXT_BYTES } from '../net';
+import { ModelFileTooLargeError, type ModelFiles } from './files';
 
 function isMissing(e: unknown): boolean {
   return (e as { code?: unknown }).code === 'ENOENT';
@@ -13,7 +14,10 @@ export function folderFiles(dir: string): ModelFiles {
     name: dir,
     async text(file) {
       try {
-        return await readFile(join(dir, file), 'utf8');
+        const path = join(dir, file);
+        const { size } = await stat(path);
+        if (size > MAX_TEXT_BYTES) throw new ModelFileTooLargeError(dir, file, size);
+        return await readFile(path, 'utf8');
       } catch (e) {
         if (isMissing(e)) return undefined;
         throw e;

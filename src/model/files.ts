@@ -3,7 +3,8 @@
  * `files-node.ts`) a folder. Each gives text files whole and weight files as random-access byte sources.
  */
 import { bytesSource, type ByteSource } from '../formats/sources';
-import { fetchSource, fetchText, HttpError, type HttpOptions } from '../net';
+import { fetchSource, fetchText, HttpError, MAX_TEXT_BYTES, type HttpOptions } from '../net';
+import { formatMiB } from '../net/http';
 
 export interface ModelFiles {
   /** For messages: the folder or URL. */
@@ -22,6 +23,22 @@ export class ModelFileMissingError extends Error {
     readonly file: string,
   ) {
     super(`${location} has no ${file}. A model folder needs config.json, tokenizer.json and model.safetensors (or model.safetensors.index.json with its shards).`);
+  }
+}
+
+/**
+ * A text file (config, tokenizer, index, template) over MAX_TEXT_BYTES in a model folder: refused before it is
+ * read, as over HTTP (a multi-GB config.json would otherwise be read whole into memory).
+ */
+export class ModelFileTooLargeError extends Error {
+  override readonly name = 'ModelFileTooLargeError';
+  constructor(
+    readonly location: string,
+    readonly file: string,
+    readonly size: number,
+    readonly maxBytes = MAX_TEXT_BYTES,
+  ) {
+    super(`${location}: ${file} is ${formatMiB(size)}, over the ${formatMiB(maxBytes)} cap for text files. Is it the right file?`);
   }
 }
 
