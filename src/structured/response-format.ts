@@ -42,8 +42,13 @@ function text(value: unknown, param: string): string {
   return value;
 }
 
-/** Integer ranges up to this many values are spelled as an enum (see enumerateIntegerRanges). */
-export const MAX_ENUMERATED_RANGE = 512;
+/**
+ * Integer ranges up to this many values are spelled as an enum (see enumerateIntegerRanges). xgrammar 0.1.27
+ * merges enums lossily too: a partial first or last decade is widened (an enum of 819..868 admits 810..818,
+ * one of 259..465 admits 250), negative ones included, but far less often than its range rule errs, and
+ * ranges of whole non-negative decades come out exact. Larger ranges are left to the range rule.
+ */
+export const MAX_ENUMERATED_RANGE = 100;
 /** Deepest nesting of subschemas walked; deeper schemas are refused rather than recursed into. */
 const MAX_SCHEMA_DEPTH = 64;
 
@@ -53,8 +58,8 @@ const SUBSCHEMAS = ['items', 'additionalProperties', 'not', 'if', 'then', 'else'
 
 /**
  * Rewrites every bounded integer range of at most MAX_ENUMERATED_RANGE values as an enum of its values.
- * xgrammar 0.1.27 turns ranges into digit patterns that are sometimes wrong ({minimum: 103, maximum: 131}
- * admits 100..139), while an enum of integer literals is exact. Returns a new object; the input is not changed.
+ * xgrammar 0.1.27 turns ranges into digit patterns that are often wrong ({minimum: 103, maximum: 131} admits
+ * 100..139), while a short enum of integer literals is exact. Returns a new object; the input is not changed.
  */
 export function enumerateIntegerRanges(schema: unknown, param: string, depth = 0): unknown {
   if (depth > MAX_SCHEMA_DEPTH) throw new InvalidRequestError(`${param} nests deeper than ${MAX_SCHEMA_DEPTH} levels`, param);

@@ -30,7 +30,8 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.dispose());
 
-// Bounded arguments (enums, integer ranges, booleans): a random model then always finishes the call.
+// Bounded arguments (enums, whole-decade integer ranges, which xgrammar gets exact, booleans): a random
+// model then always finishes the call.
 const tools: Tool[] = [
   {
     type: 'function',
@@ -39,7 +40,7 @@ const tools: Tool[] = [
       description: 'Weather in a city',
       parameters: {
         type: 'object',
-        properties: { city: { enum: ['Paris', 'Oslo', 'Lima'] }, days: { type: 'integer', minimum: 1, maximum: 7 }, metric: { type: 'boolean' } },
+        properties: { city: { enum: ['Paris', 'Oslo', 'Lima'] }, days: { type: 'integer', minimum: 0, maximum: 9 }, metric: { type: 'boolean' } },
         required: ['city', 'days'],
         additionalProperties: false,
       },
@@ -49,7 +50,7 @@ const tools: Tool[] = [
     type: 'function',
     function: {
       name: 'set_alarm',
-      parameters: { type: 'object', properties: { hour: { type: 'integer', minimum: 0, maximum: 23 } }, required: ['hour'], additionalProperties: false },
+      parameters: { type: 'object', properties: { hour: { type: 'integer', minimum: 0, maximum: 19 } }, required: ['hour'], additionalProperties: false },
     },
   },
 ];
