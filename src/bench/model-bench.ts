@@ -37,6 +37,8 @@ export interface ModelBenchResult {
   contextLength: number;
   /** Prompt length → prefill tokens/s (all chunks, through the first token's readback). */
   prefillTokensPerSecond: Record<string, number>;
+  /** Prompt length → prefill GFLOP/s (`prefillFlops`: projections, attention and the one LM-head row). */
+  prefillGflops: Record<string, number>;
   /** Time to first token for the shortest prompt, ms. */
   timeToFirstTokenMs: number;
   /** Position → decode tokens/s. */
@@ -100,6 +102,18 @@ export async function measureCopyGBps(gpu: Gpu, bytes = 256 * 2 ** 20): Promise<
   }
 }
 
+/**
+ * Floating-point operations of a prefill of n tokens from position 0: 2 per weight per token through the
+ * layers' projections, q·k and p·v over the causal triangle (n(n+1)/2 pairs per head), and the LM head for
+ * the last token only (that is all prefill computes of it). Norms, rope and softmax are left out (small).
+ */
+export function prefillFlops(spec: ModelSpec, n: number): number {
+  const { hiddenSize: D, intermediateSize: I, numHeads, numKvHeads, headDim, numLayers, vocabSize } = spec;
+  const projections = D * headDim * (2 * numHeads + 2 * numKvHeads) + (spec.gatedMlp ? 3 : 2) * D * I;
+  const attention = 2 * 2 * numHeads * headDim * ((n * (n + 1)) / 2);
+  return numLayers * (2 * n * projections + attention) + 2 * vocabSize * D;
+}
+
 export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPlan, copyGBps: number, log: (line: string) => void): Promise<ModelBenchResult> {
   const { spec, weights } = await c.load();
   const need = Math.max(...plan.prefillLengths, ...plan.decodePositions.map((p) => p + plan.decodeTokens)) + 1;
@@ -115,6 +129,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
     model.rewind(0);
 
     const prefillTokensPerSecond: Record<string, number> = {};
+    const prefillGflops: Record<string, number> = {};
     let timeToFirstTokenMs = NaN;
     for (const n of plan.prefillLengths) {
       if (n >= contextLength) {
@@ -126,6 +141,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
       await model.forward(tokens(n));
       const ms = performance.now() - t0;
       prefillTokensPerSecond[n] = (n * 1000) / ms;
+      prefillGflops[n] = prefillFlops(spec, n) / (ms * 1e6);
       if (Number.isNaN(timeToFirstTokenMs)) timeToFirstTokenMs = ms;
       log(`  ${c.model} ${c.dtype}: prefill ${n} tokens in ${ms.toFixed(1)} ms`);
     }
@@ -168,6 +184,7 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
       adapter: gpu.adapterName,
       contextLength,
       prefillTokensPerSecond,
+      prefillGflops,
       timeToFirstTokenMs,
       decodeTokensPerSecond,
       perToken,
@@ -194,7 +211,7 @@ export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): 
   const head = [
     'model',
     'weights',
-    ...plan.prefillLengths.map((n) => `prefill ${n} tok/s`),
+    ...plan.prefillLengths.map((n) => `prefill ${n} tok/s (GFLOP/s)`),
     'TTFT ms',
     ...plan.decodePositions.map((p) => `decode @${p} tok/s`),
     'CPU ms/tok',
@@ -209,7 +226,7 @@ export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): 
   const rows = results.map((r) => [
     r.model,
     r.dtype,
-    ...plan.prefillLengths.map((n) => fmt(r.prefillTokensPerSecond[n])),
+    ...plan.prefillLengths.map((n) => `${fmt(r.prefillTokensPerSecond[n])} (${fmt(r.prefillGflops[n], 2)})`),
     fmt(r.timeToFirstTokenMs),
     ...plan.decodePositions.map((p) => fmt(r.decodeTokensPerSecond[p], 2)),
     fmt(r.perToken.cpuEncodeMs, 2),
