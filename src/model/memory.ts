@@ -9,6 +9,7 @@ import { tensorBytes, type DType } from '../gpu/tensor';
 import { topKScratchShape } from '../kernels/topk/topk';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
+import { attentionPartialsShape } from '../kernels/attention/attention';
 import type { KvDtype } from '../kernels/attention/kv-format';
 import { DEFAULT_KV_DTYPE, kvCacheBytesPerToken } from './kv-cache';
 import { splitTensorBytes, type BindingLimit } from './split';
@@ -90,6 +91,7 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
     f32(T, D) * (layerNorm ? 2 : 1) +
     f32(T, qkvRows) +
     2 * f32(T, nH, hd) +
+    f32(...attentionPartialsShape(nH, hd)) +
     f32(T, upRows) +
     (spec.gatedMlp ? 0 : f32(T, I)) +
     f32(D) * (layerNorm ? 2 : 1) +

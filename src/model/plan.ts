@@ -119,7 +119,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
       // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
       ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
       follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
-      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window }), 'T', 'pos'),
+      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials }), 'T', 'pos'),
       ...(await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true })),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
       // (GPT-2) is a launch of its own.

@@ -5,6 +5,7 @@
 import type { Gpu } from '../gpu/device';
 import { createBuffer, createTensor, uploadTensor, type DType, type Tensor } from '../gpu/tensor';
 import { topKScratchShape } from '../kernels/topk/topk';
+import { attentionPartialsShape } from '../kernels/attention/attention';
 import type { ModelSpec } from './config';
 import type { KvDtype } from '../kernels/attention/kv-format';
 import { createKvCache, type KvCache } from './kv-cache';
@@ -23,6 +24,8 @@ export interface RunState {
   q: Tensor;
   /** [chunk, nH, hd] attention output. */
   attn: Tensor;
+  /** Decode attention's split partial results, shared by every layer's launch. */
+  attnPartials: Tensor;
   /** [chunk, 2I] gate and up (gated MLP) or [chunk, I]. */
   up: Tensor;
   /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
@@ -76,6 +79,7 @@ export async function createRunState(
     qkv: await t('qkv', [chunk, (nH + 2 * nKV) * hd]),
     q: await t('q', [chunk, nH, hd]),
     attn: await t('attn', [chunk, nH, hd]),
+    attnPartials: await t('attention partials', attentionPartialsShape(nH, hd)),
     up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
     act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
     last: await t('last row', [1, D]),

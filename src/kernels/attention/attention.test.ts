@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor } from '../../gpu/tensor';
-import { prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
+import { attentionPartialsShape, prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
 import type { KvFormat } from './kv-format';
 import { checkAttention, type AttentionCase } from './check';
 import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
@@ -27,6 +27,8 @@ describe('attention on the GPU against the CPU reference', () => {
     // Prepared for decode at position 0 (one split), then set() far on (many splits) and back.
     { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 1000, T: 1, pos: 700, minSplit: 64, preparedWith: { T: 1, pos: 0 } },
     { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 1000, T: 1, pos: 3, minSplit: 64, preparedWith: { T: 1, pos: 900 } },
+    // Decode in many splits into a scratch the caller passes (a model's layers share one).
+    { nHeads: 6, nKvHeads: 2, headDim: 80, maxContext: 2000, T: 1, pos: 1777, minSplit: 64, sharedPartials: true },
   ];
   for (const c of cases) {
     const extra = `${c.scale ? ` scale ${c.scale}` : ''}${c.preparedWith ? ' after set()' : ''}`;
@@ -135,6 +137,20 @@ describe('attention rejects bad shapes before any GPU work', () => {
     await rejects(await args({ T: 0 }));
   });
   it('cache of the wrong size', async () => rejects(await args({ cacheContext: 31 })));
+  it('a partials scratch too small for the splits', async () => {
+    const gpu = await testGpu();
+    const t = (label: string, shape: number[]) => createTensor(gpu, label, 'f32', shape);
+    const [nHeads, nKvHeads, headDim, maxContext] = [4, 2, 64, 256];
+    const a: AttentionArgs = {
+      q: await t('q', [1, nHeads, headDim]),
+      kCache: await t('k', [nKvHeads, maxContext, headDim]),
+      vCache: await t('v', [nKvHeads, maxContext, headDim]),
+      out: await t('out', [1, nHeads, headDim]),
+      nHeads, nKvHeads, headDim, maxContext, T: 1, pos: 200, minSplit: 64,
+    };
+    await rejects({ ...a, partials: await t('partials', [8, 4]) });
+    await expect(prepareAttention(gpu, { ...a, partials: await t('partials', attentionPartialsShape(nHeads, headDim)) })).resolves.toBeDefined();
+  });
   it('out aliasing q', async () => {
     const a = await args();
     await rejects({ ...a, out: a.q });

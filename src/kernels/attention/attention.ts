@@ -65,6 +65,15 @@ export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
     { name: 'out', kind: 'storage' },
     { name: 'partials', kind: 'storage' },
   ],
+  /**
+   * The shader's `params` (its WGSL `struct Params` is generated from this):
+   * - T, pos: query rows in this step and the position of row 0; maxContext: positions per KV head in the cache.
+   * - window: sliding window (0 = all positions); kFirst: the first position row 0 sees, where splits start.
+   * - splitSize: positions per split (a multiple of BK); nSplits: splits per (KV head, row chunk), 1 = no merge.
+   * - rowChunks: workgroups along the query rows of one KV head, ceil(T·group / ROWS).
+   * - statsOffset: where in `partials` the (max, sum of exponentials) records start, after the partial sums.
+   * - scale: multiplier of q·k before softmax.
+   */
   uniforms: defineUniforms({
     T: 'u32',
     pos: 'u32',
@@ -123,6 +132,21 @@ export interface AttentionArgs {
   kvFormat?: KvFormat;
   /** Decode only: fewest positions per split (a multiple of 64); default 256. Tests lower it to force splits. */
   minSplit?: number;
+  /**
+   * Decode only: scratch for the splits' partial results, f32 `attentionPartialsShape(nHeads, headDim)`. The
+   * launches of a model's layers run one after another and may all share one; absent, a launch that splits
+   * allocates its own.
+   */
+  partials?: Tensor;
+}
+
+/**
+ * The shape of the f32 scratch that any decode launch with `nHeads` query heads of `headDim` needs for its
+ * splits' partial results (sized for the most splits, so one buffer serves every context length): per head
+ * and split, headDim / 4 vec4 of unnormalised sums, then one vec4 of (max, sum of exponentials).
+ */
+export function attentionPartialsShape(nHeads: number, headDim: number): [number, number] {
+  return [nHeads * MAX_SPLITS * (headDim / 4 + 1), 4];
 }
 
 /**
@@ -196,7 +220,8 @@ export class AttentionLaunch {
   private constructor(
     private readonly main: KernelDispatch<AttentionField>,
     private readonly combine: KernelDispatch<CombineField> | undefined,
-    private readonly partials: Tensor | undefined,
+    /** The partials scratch this launch allocated (not one it was given), destroyed with it. */
+    private readonly ownPartials: Tensor | undefined,
     private readonly plan: (T: number, pos: number) => { splitSize: number; nSplits: number; rowChunks: number },
     private readonly maxT: number,
     private readonly maxContext: number,
@@ -226,7 +251,12 @@ export class AttentionLaunch {
       return { kFirst, splitSize, nSplits: Math.ceil(span / splitSize), rowChunks: Math.ceil((T * group) / rows) };
     };
     const statsOffset = maxT * nHeads * maxSplits * units;
-    const partials = maxSplits > 1 ? await createTensor(gpu, 'attention partials', 'f32', [statsOffset + maxT * nHeads * maxSplits, 4]) : undefined;
+    const needed = statsOffset + maxT * nHeads * maxSplits;
+    if (maxSplits > 1 && a.partials && (a.partials.dtype !== 'f32' || a.partials.shape.length !== 2 || a.partials.shape[1] !== 4 || a.partials.shape[0] < needed)) {
+      throw new ShapeError('attention', `partials must be f32 [≥ ${needed}, 4] (attentionPartialsShape), got ${a.partials.dtype} [${a.partials.shape}]`);
+    }
+    const ownPartials = maxSplits > 1 && !a.partials ? await createTensor(gpu, 'attention partials', 'f32', [needed, 4]) : undefined;
+    const partials = maxSplits > 1 ? (a.partials ?? ownPartials) : undefined;
     try {
       const partialsBuffer = partials?.buffer ?? placeholderBuffer(gpu);
       const params = { T: a.T, pos: a.pos, nHeads, nKvHeads, maxContext, window, statsOffset, scale, ...plan(a.T, a.pos) };
@@ -245,9 +275,9 @@ export class AttentionLaunch {
             (p) => p.rows,
           )
         : undefined;
-      return new AttentionLaunch(main, combine, partials, plan, maxT, maxContext, nHeads, a);
+      return new AttentionLaunch(main, combine, ownPartials, plan, maxT, maxContext, nHeads, a);
     } catch (e) {
-      partials?.buffer.destroy();
+      ownPartials?.buffer.destroy();
       throw e;
     }
   }
@@ -280,7 +310,7 @@ export class AttentionLaunch {
   dispose(): void {
     this.main.dispose();
     this.combine?.dispose();
-    this.partials?.buffer.destroy();
+    this.ownPartials?.buffer.destroy();
   }
 }
 

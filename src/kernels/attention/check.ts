@@ -1,7 +1,7 @@
 import type { Gpu } from '../../gpu/device';
 import { toF16 } from '../../gpu/f16';
 import { uploadTensor } from '../../gpu/tensor';
-import { prepareAttention } from './attention';
+import { attentionPartialsShape, prepareAttention } from './attention';
 import type { KvFormat } from './kv-format';
 import { attentionRef } from './reference';
 import { check, type CheckResult } from '../../selftest/compare';
@@ -24,6 +24,8 @@ export interface AttentionCase {
   kv?: KvFormat;
   /** Decode split size floor, to force several splits at small contexts. */
   minSplit?: number;
+  /** Pass a scratch for the splits' partial results, as a model does (shared by its layers). */
+  sharedPartials?: boolean;
   /** Sliding window (0 or absent = none). */
   window?: number;
 }
@@ -68,13 +70,15 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const vCache = await uploadCache('vCache', vData);
   const out = await poisoned(gpu, 'out', [maxT, nHeads, D]);
   const step = c.preparedWith ?? { T, pos };
+  // A shared scratch as a model passes it (poisoned: the launch must write before it reads).
+  const partials = c.sharedPartials ? await poisoned(gpu, 'partials', attentionPartialsShape(nHeads, D)) : undefined;
   const op = await prepareAttention(gpu, {
-    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window,
+    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window, partials,
   });
   if (c.preparedWith) op.set({ T, pos });
   const actual = await runAndRead(gpu, op.dispatches, out);
   op.dispose();
-  destroyAll(q, kCache, vCache, out);
+  destroyAll(q, kCache, vCache, out, partials);
 
   // Rows the call must not write are expected to still be NaN: map NaN to 0 there and anything else to an
   // infinite error, so the comparison points at the stray write.
@@ -86,6 +90,6 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const from = c.preparedWith ? ` (prepared T=${c.preparedWith.T} pos=${c.preparedWith.pos})` : '';
   const name =
     `attention T=${T}/${maxT} pos=${pos} heads=${nHeads}/${nKvHeads} headDim=${D} maxContext=${maxContext}` +
-    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}`;
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${partials ? ' shared partials' : ''}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}`;
   return check(name, seed, kv === 'f32' ? ATTENTION_TOLERANCE : ATTENTION_F16_KV_TOLERANCE, seen, expected);
 }
