@@ -17,6 +17,7 @@ import {
   LAYER_TENSORS,
   MODEL_TENSORS,
   OUTPUT_TENSOR_NAMES,
+  modelTypeOf,
   type Arch,
   type CanonicalTensor,
   type ModelTensorName,
@@ -49,6 +50,12 @@ export interface RandomModelOptions {
   originalMaxContext?: number;
   /** sliding_window, switched on (use_sliding_window) where the architecture asks for that. */
   slidingWindow?: number;
+  /** Gemma 3: every this many layers one is global (default 6), the others slide. */
+  slidingWindowPattern?: number;
+  /** Gemma 3: rope_local_base_freq (default 10000). */
+  ropeLocalTheta?: number;
+  /** Gemma 3: query_pre_attn_scalar (default headDim). */
+  queryPreAttnScalar?: number;
   /** no_rope_layers (smollm3): 1 for a rope layer, 0 for NoPE. */
   noRopeLayers?: number[];
   /** rms_norm_eps / layer_norm_epsilon; default 1e-5. */
@@ -168,6 +175,29 @@ export const SMALL_MODELS: Record<Arch, RandomModelOptions> = {
     bosTokenId: 1,
     eosTokenId: 2,
   },
+  // Gemma-3-1B's shape shrunk: one KV head, head_dim 32 with nH·hd ≠ hidden, a sliding window of 8 on two of
+  // every three layers (local rope base 10000) and a global layer with linearly scaled rope (θ 10⁶);
+  // query_pre_attn_scalar ≠ head_dim, as in Gemma-3-27B.
+  gemma3: {
+    vocabSize: 263,
+    hiddenSize: 48,
+    intermediateSize: 100,
+    numLayers: 3,
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 32,
+    maxContext: 128,
+    tiedEmbeddings: true,
+    ropeTheta: 1000000,
+    ropeScaling: { rope_type: 'linear', factor: 8 },
+    slidingWindow: 8,
+    slidingWindowPattern: 3,
+    ropeLocalTheta: 10000,
+    queryPreAttnScalar: 24,
+    normEps: 1e-6,
+    bosTokenId: 2,
+    eosTokenId: [1, 106],
+  },
   // SmolLM3-3B's shape shrunk: tied, the middle layer NoPE.
   smollm3: {
     vocabSize: 305,
@@ -279,7 +309,7 @@ export function randomModel(arch: Arch, options: RandomModelOptions, seed: numbe
   }
   const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
   const tensors = new Map<string, WeightTensor>();
-  const map: TensorMap = ARCHITECTURES[arch].tensors;
+  const map: TensorMap = ARCHITECTURES[modelTypeOf(arch)].tensors;
   const embedStd = 4 / Math.sqrt(o.hiddenSize);
   /** Draws canonical tensor `t` as the checkpoint stores it (its blocks, or its transpose) under `named` names. */
   const draw = (t: CanonicalTensor, source: TensorSource | undefined, named: (name: string) => string, modelLevel: boolean) => {
@@ -311,10 +341,10 @@ export function randomModel(arch: Arch, options: RandomModelOptions, seed: numbe
 
 /** The config.json object of `randomModel(arch, o, seed)`, without generating any weights, under the names the table gives. */
 export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unknown> {
-  const { className, config: names, features } = ARCHITECTURES[arch];
+  const { className, config: names, features } = ARCHITECTURES[modelTypeOf(arch)];
   const config: Record<string, unknown> = {
     architectures: [className],
-    model_type: arch,
+    model_type: modelTypeOf(arch),
     [names.hiddenSize]: o.hiddenSize,
     [names.intermediateSize]: o.intermediateSize,
     [names.numLayers]: o.numLayers,
@@ -335,7 +365,14 @@ export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<str
   }
   if (features.slidingWindow !== 'none') {
     config.sliding_window = o.slidingWindow ?? null;
-    if (features.slidingWindow !== 'all') config.use_sliding_window = o.slidingWindow !== undefined;
+    if (features.slidingWindow === 'fromMaxWindowLayers' || features.slidingWindow === 'noRopeLayers') {
+      config.use_sliding_window = o.slidingWindow !== undefined;
+    }
+  }
+  if (features.gemma) {
+    config.sliding_window_pattern = o.slidingWindowPattern ?? 6;
+    config.rope_local_base_freq = o.ropeLocalTheta ?? 10000;
+    config.query_pre_attn_scalar = o.queryPreAttnScalar ?? o.headDim;
   }
   if (o.partialRotaryFactor !== undefined) config.partial_rotary_factor = o.partialRotaryFactor;
   if (o.originalMaxContext !== undefined) config.original_max_position_embeddings = o.originalMaxContext;

@@ -41,6 +41,7 @@ export const LAYER_TENSORS = {
   kNorm: { kind: 'norm', rows: (s) => [s.headDim], present: (s) => s.qkNorm, label: 'k norm' },
   wo: { kind: 'matrix', rows: hidden, cols: (s) => s.numHeads * s.headDim, present: always, label: 'output projection weight' },
   bo: { kind: 'bias', rows: hidden, present: (s) => s.outputBias, label: 'output projection bias' },
+  postAttnNorm: { kind: 'norm', rows: hidden, present: (s) => s.sandwichNorms, label: 'post-attention norm' },
   mlpNorm: { kind: 'norm', rows: hidden, present: always, label: 'MLP norm' },
   mlpNormBias: { kind: 'bias', rows: hidden, present: layerNorm, label: 'MLP norm bias' },
   /** Gate rows, then up rows. */
@@ -61,6 +62,7 @@ export const LAYER_TENSORS = {
   bUp: { kind: 'bias', rows: (s) => [s.intermediateSize], present: (s) => !s.gatedMlp && s.mlpBias, label: 'MLP up bias' },
   wDown: { kind: 'matrix', rows: hidden, cols: (s) => s.intermediateSize, present: always, label: 'MLP down weight' },
   bDown: { kind: 'bias', rows: hidden, present: (s) => s.mlpBias, label: 'MLP down bias' },
+  postMlpNorm: { kind: 'norm', rows: hidden, present: (s) => s.sandwichNorms, label: 'post-MLP norm' },
 } as const satisfies Record<string, CanonicalTensor>;
 
 export type LayerTensorName = keyof typeof LAYER_TENSORS;
@@ -126,9 +128,10 @@ export interface ConfigNames {
 
 /**
  * The layers a config's sliding_window applies to: none (the field is not read); all of them (Mistral, Phi-3);
- * with use_sliding_window, layers from max_window_layers on (Qwen2/3) or the NoPE layers (SmolLM3).
+ * with use_sliding_window, layers from max_window_layers on (Qwen2/3) or the NoPE layers (SmolLM3); all but every
+ * sliding_window_pattern-th layer (Gemma 3).
  */
-export type SlidingLayers = 'none' | 'all' | 'fromMaxWindowLayers' | 'noRopeLayers';
+export type SlidingLayers = 'none' | 'all' | 'fromMaxWindowLayers' | 'noRopeLayers' | 'pattern';
 
 /** A feature that is always on or off, or read from a boolean config field with a default. */
 export type Flag = boolean | { field: string; fallback: boolean };
@@ -153,6 +156,13 @@ export interface Features {
   noRopeLayers: boolean;
   /** Whether partial_rotary_factor is read (Phi-3/4); elsewhere a factor other than 1 is refused. */
   partialRotary: boolean;
+  /**
+   * Gemma 3: RMSNorm weights used as 1 + w, norms after attention and after the MLP too, embeddings scaled by
+   * √hidden, q·k scaled by query_pre_attn_scalar^−½, and the sliding layers' own rope base.
+   */
+  gemma?: true;
+  /** Config fields that must be absent or null: what they ask for is not implemented. */
+  refuseSet?: readonly { field: string; detail: string }[];
   /** q·k is scaled by 1/sqrt(head_dim), or not at all. */
   scaleAttention: Flag;
   /** Boolean config fields that ask, when true, for something the runtime cannot do. */
@@ -160,7 +170,7 @@ export interface Features {
 }
 
 /** Canonical architecture names: model types that share one (mistral → llama) share its block. */
-export type Arch = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3' | 'smollm3';
+export type Arch = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3' | 'smollm3' | 'gemma3';
 
 export interface Architecture {
   arch: Arch;
@@ -289,6 +299,35 @@ const GPT2: Architecture = {
   },
 };
 
+/** Gemma 3's text model (gemma3_text: the 270M and 1B repos). */
+const GEMMA3: Architecture = {
+  arch: 'gemma3',
+  className: 'Gemma3ForCausalLM',
+  config: { ...LLAMA_CONFIG, activation: 'hidden_activation' },
+  features: {
+    ...LLAMA_FEATURES,
+    activation: { kind: 'gelu_tanh', names: ['gelu_pytorch_tanh'] },
+    mlpBias: false,
+    qkNorm: true,
+    tiedEmbeddings: true,
+    slidingWindow: 'pattern',
+    gemma: true,
+    refuseSet: [
+      { field: 'attn_logit_softcapping', detail: 'attention logit soft-capping is not supported' },
+      { field: 'final_logit_softcapping', detail: 'final logit soft-capping is not supported' },
+    ],
+  },
+  tensors: {
+    ...LLAMA_TENSORS,
+    layer: {
+      ...LLAMA_TENSORS.layer,
+      postAttnNorm: 'post_attention_layernorm.weight',
+      mlpNorm: 'pre_feedforward_layernorm.weight',
+      postMlpNorm: 'post_feedforward_layernorm.weight',
+    },
+  },
+};
+
 /** Supported model types, in the order messages list them. */
 export const ARCHITECTURES = {
   llama: LLAMA,
@@ -314,6 +353,7 @@ export const ARCHITECTURES = {
     className: 'SmolLM3ForCausalLM',
     features: { ...LLAMA_FEATURES, tiedEmbeddings: true, noRopeLayers: true, slidingWindow: 'noRopeLayers' },
   },
+  gemma3_text: GEMMA3,
   gpt2: GPT2,
   // Phi-3 and Phi-4: Llama's block with q/k/v and gate/up stored fused, no biases; sliding_window, when set,
   // applies to every layer; LongRoPE and partial rotary (Phi-4-mini) come with the rope config.
@@ -349,6 +389,14 @@ export type ModelType = keyof typeof ARCHITECTURES;
 export function isModelType(modelType: string): modelType is ModelType {
   // Own keys only: a model_type of "constructor" or "__proto__" must not find anything.
   return Object.hasOwn(ARCHITECTURES, modelType);
+}
+
+/** The model type whose table entry is `arch`'s own (gemma3 → gemma3_text). */
+export function modelTypeOf(arch: Arch): ModelType {
+  const types = Object.keys(ARCHITECTURES) as ModelType[];
+  const found = types.find((t) => t === arch) ?? types.find((t) => ARCHITECTURES[t].arch === arch);
+  if (!found) throw new Error(`no model type for arch "${arch}"`);
+  return found;
 }
 
 /** The table entry of a spec's model type. */

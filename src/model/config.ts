@@ -8,6 +8,7 @@
  */
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
 import type { RopeScaling } from './rope-table';
+import { fromF16, toF16 } from '../gpu/f16';
 import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag, type SlidingLayers } from './architectures';
 
 export type { Arch };
@@ -66,6 +67,14 @@ export interface ModelSpec {
    * whether q and k get the rotary embedding (SmolLM3's NoPE layers do not).
    */
   layerAttention: LayerAttention[];
+  /** Multiplier of every embedding row: 1, or √hidden rounded to the checkpoint's dtype (Gemma 3). */
+  embeddingScale: number;
+  /** RMSNorm weights act as 1 + w (Gemma 3: every norm, q/k norms included). */
+  normPlusOne: boolean;
+  /** RMSNorm of the attention and MLP outputs before each residual add (Gemma 3's post-norms). */
+  sandwichNorms: boolean;
+  /** The rope of layers whose `local` is set (Gemma 3's sliding layers: rope_local_base_freq, unscaled). */
+  localRope: RopeSpec | null;
   /** Multiplier of q·k before softmax: 1/sqrt(hd), or 1 for GPT-2 with scale_attn_weights false. */
   attentionScale: number;
   /** Token that starts a sequence, or null when the model has none. */
@@ -78,6 +87,8 @@ export interface LayerAttention {
   /** Sliding window: positions p−window+1..p are attended; 0 = every position up to p. */
   window: number;
   rope: boolean;
+  /** Rotate with spec.localRope instead of spec.rope (Gemma 3's sliding layers). */
+  local?: true;
 }
 
 /** config.json names a model_type this runtime does not implement. */
@@ -259,6 +270,9 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
   for (const { field, detail } of features.refuse) {
     if (c.bool(field, false)) throw new ModelConfigError(field, detail);
   }
+  for (const { field, detail } of features.refuseSet ?? []) {
+    if (c.has(field)) throw new ModelConfigError(field, detail);
+  }
 
   const hiddenSize = c.int(names.hiddenSize);
   const numHeads = c.int(names.numHeads);
@@ -293,7 +307,10 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
 
   const numLayers = c.int(names.numLayers);
   const ropeLayers = rope && features.noRopeLayers ? parseNoRopeLayers(c, numLayers) : Array<boolean>(numLayers).fill(rope);
-  const layerAttention = parseLayerWindows(c, features.slidingWindow, ropeLayers).map((window, l) => ({ window, rope: ropeLayers[l] }));
+  const layerAttention: LayerAttention[] = parseLayerWindows(c, features.slidingWindow, ropeLayers).map((window, l) =>
+    // Gemma 3's sliding layers have their own rope.
+    features.gemma && window > 0 ? { window, rope: ropeLayers[l], local: true } : { window, rope: ropeLayers[l] },
+  );
 
   const ratio = features.defaultMlpRatio;
   return {
@@ -318,10 +335,33 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
     tiedEmbeddings: c.bool('tie_word_embeddings', features.tiedEmbeddings),
     learnedPositions: features.positions === 'learned',
     layerAttention,
-    attentionScale: flag(features.scaleAttention) ? 1 / Math.sqrt(headDim) : 1,
+    embeddingScale: features.gemma ? roundToDtype(Math.sqrt(hiddenSize), c.string('torch_dtype', 'float32')) : 1,
+    normPlusOne: features.gemma === true,
+    sandwichNorms: features.gemma === true,
+    localRope: features.gemma ? { theta: c.positive('rope_local_base_freq', 10000), rotaryDim: headDim, scaling: null } : null,
+    attentionScale: features.gemma
+      ? 1 / Math.sqrt(c.positive('query_pre_attn_scalar', 256))
+      : flag(features.scaleAttention)
+        ? 1 / Math.sqrt(headDim)
+        : 1,
     bosTokenId: null,
     eosTokenIds: [],
   };
+}
+
+/**
+ * `x` as the checkpoint's dtype holds it: Gemma's embedding scale is cast to the weights' dtype before the
+ * multiply (bf16 turns √1152 = 33.94 into 34).
+ */
+function roundToDtype(x: number, torchDtype: string): number {
+  if (torchDtype === 'bfloat16') {
+    // Round to nearest even on the top 16 bits of the f32.
+    const bits = new Uint32Array(Float32Array.of(x).buffer)[0];
+    const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+    return new Float32Array(Uint32Array.of(rounded >>> 0).buffer)[0];
+  }
+  if (torchDtype === 'float16') return fromF16(toF16(Float32Array.of(x)))[0];
+  return Math.fround(x);
 }
 
 /**
@@ -350,7 +390,8 @@ function parseLayerWindows(c: Fields, sliding: SlidingLayers, ropeLayers: readon
   const numLayers = ropeLayers.length;
   const none = Array<number>(numLayers).fill(0);
   if (sliding === 'none' || !c.has('sliding_window')) return none;
-  if (sliding !== 'all' && !c.bool('use_sliding_window', false)) return none;
+  const switched = sliding === 'fromMaxWindowLayers' || sliding === 'noRopeLayers';
+  if (switched && !c.bool('use_sliding_window', false)) return none;
   const window = c.int('sliding_window');
   const types = c.stringList('layer_types');
   if (types !== null) {
@@ -362,6 +403,10 @@ function parseLayerWindows(c: Fields, sliding: SlidingLayers, ropeLayers: readon
     });
   }
   if (sliding === 'all') return none.map(() => window);
+  if (sliding === 'pattern') {
+    const pattern = c.int('sliding_window_pattern', 6);
+    return none.map((_, l) => ((l + 1) % pattern !== 0 ? window : 0));
+  }
   if (sliding === 'noRopeLayers') return ropeLayers.map((r) => (r ? 0 : window));
   const first = c.int('max_window_layers', 28);
   return none.map((_, l) => (l >= first ? window : 0));

@@ -30,6 +30,8 @@ export interface GpuWeights {
   lmHead: Weight;
   /** [contextLength, rotaryDim/2, 2] cos/sin, when the model uses rope. */
   ropeTable?: Tensor;
+  /** The same for spec.localRope (Gemma 3's sliding layers). */
+  localRopeTable?: Tensor;
 }
 
 /** Weight bytes one decode token reads: every layer's tensors, the final norm, the LM head, one embedding row. */
@@ -41,7 +43,7 @@ export function decodeWeightBytes(spec: ModelSpec, w: GpuWeights): number {
 }
 
 /** Checks that `model` and `layers` hold every tensor a model needs, and adds the rope table. */
-function complete(uploaded: UploadedTensors, ropeTable: Tensor | undefined): GpuWeights {
+function complete(uploaded: UploadedTensors, [ropeTable, localRopeTable]: RopeTables): GpuWeights {
   const { model, layers } = uploaded;
   const { embedding, finalNorm, lmHead } = model;
   if (!embedding || !finalNorm || !lmHead || layers.some((l) => !l.attnNorm || !l.wqkv || !l.wo || !l.mlpNorm || !l.wDown)) {
@@ -59,6 +61,7 @@ function complete(uploaded: UploadedTensors, ropeTable: Tensor | undefined): Gpu
     finalNormBias: whole(model.finalNormBias),
     lmHead,
     ropeTable,
+    localRopeTable,
   };
 }
 
@@ -70,10 +73,16 @@ function whole(w: Weight | undefined): Tensor | undefined {
   return w;
 }
 
-async function uploadRopeTable(gpu: Gpu, spec: ModelSpec, contextLength: number, track: (t: Tensor) => Tensor): Promise<Tensor | undefined> {
-  if (!spec.rope) return undefined;
-  const table = ropeTable({ rotaryDim: spec.rope.rotaryDim, theta: spec.rope.theta, scaling: spec.rope.scaling ?? undefined }, contextLength);
-  return track(await uploadTensor(gpu, 'rope cos/sin', 'f32', [contextLength, spec.rope.rotaryDim / 2, 2], table));
+type RopeTables = [Tensor | undefined, Tensor | undefined];
+
+/** The cos/sin tables of spec.rope and spec.localRope. */
+async function uploadRopeTables(gpu: Gpu, spec: ModelSpec, contextLength: number, track: (t: Tensor) => Tensor): Promise<RopeTables> {
+  const upload = async (rope: ModelSpec['rope'], label: string) => {
+    if (!rope) return undefined;
+    const table = ropeTable({ rotaryDim: rope.rotaryDim, theta: rope.theta, scaling: rope.scaling ?? undefined }, contextLength);
+    return track(await uploadTensor(gpu, label, 'f32', [contextLength, rope.rotaryDim / 2, 2], table));
+  };
+  return [await upload(spec.rope, 'rope cos/sin'), await upload(spec.localRope, 'local rope cos/sin')];
 }
 
 /**
@@ -90,7 +99,7 @@ export async function allocateWeights(
   bindingLimit?: BindingLimit,
 ): Promise<GpuWeights> {
   const tensors = await allocateTensors(gpu, spec, dtype, quantize, track, bindingLimit);
-  return complete(tensors, await uploadRopeTable(gpu, spec, contextLength, track));
+  return complete(tensors, await uploadRopeTables(gpu, spec, contextLength, track));
 }
 
 /**
@@ -120,12 +129,12 @@ export async function uploadWeights(
   };
   const { quantize, dtype, onProgress, release, bindingLimit } = options;
   const uploaded = await uploadStream(gpu, spec, stream, { quantize, dtype, track, onProgress, into: allocated, release, bindingLimit });
-  return complete(uploaded, into ? into.ropeTable : await uploadRopeTable(gpu, spec, contextLength, track));
+  return complete(uploaded, into ? [into.ropeTable, into.localRopeTable] : await uploadRopeTables(gpu, spec, contextLength, track));
 }
 
 /** Whether `a` and `b` hold the same buffers (an upload into allocated weights kept them all). */
 export function sameWeights(a: GpuWeights, b: GpuWeights): boolean {
-  const model = (w: GpuWeights) => [w.embedding, w.positionEmbedding, w.finalNorm, w.finalNormBias, w.lmHead, w.ropeTable];
+  const model = (w: GpuWeights) => [w.embedding, w.positionEmbedding, w.finalNorm, w.finalNormBias, w.lmHead, w.ropeTable, w.localRopeTable];
   return (
     model(a).every((t, i) => t === model(b)[i]) &&
     a.layers.length === b.layers.length &&

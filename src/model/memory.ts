@@ -64,9 +64,11 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
   const matrixDtype: DType = o.quantize ?? o.dtype;
   const layerNorm = spec.norm.kind === 'layer';
   const norm = layerNorm ? 2 * f32(D) : f32(D);
+  const postNorms = spec.sandwichNorms ? 2 * f32(D) : 0;
 
   let layer =
     2 * norm +
+    postNorms +
     matrix("a layer's q/k/v weight", matrixDtype, qkvRows, D) +
     matrix("a layer's output projection weight", matrixDtype, D, nH * hd) +
     matrix("a layer's MLP up weight", matrixDtype, upRows, D) +
@@ -93,14 +95,16 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
     2 * f32(T, nH, hd) +
     f32(...attentionPartialsShape(nH, hd)) +
     f32(T, upRows) +
-    (spec.gatedMlp ? 0 : f32(T, I)) +
+    (spec.activation === 'gelu_tanh' ? f32(T, I) : 0) +
+    (spec.sandwichNorms ? f32(T, D) : 0) +
     f32(D) * (layerNorm ? 2 : 1) +
     2 * f32(V) + // logits and their readback
     2 * tensorBytes('u32', [1]) + // next token and its readback
     (topK ? 2 * f32(topK) + 8 * topK + tensorBytes('u32', topKScratchShape(V, topK)) : 0) +
     (o.maskedTokens ? tensorBytes('u32', [o.maskedTokens]) : 0);
 
-  const bytesPerToken = kvCacheBytesPerToken(spec, o.kvDtype ?? DEFAULT_KV_DTYPE) + (spec.rope ? 4 * spec.rope.rotaryDim : 0);
+  const bytesPerToken =
+    kvCacheBytesPerToken(spec, o.kvDtype ?? DEFAULT_KV_DTYPE) + (spec.rope ? 4 * spec.rope.rotaryDim : 0) + (spec.localRope ? 4 * spec.localRope.rotaryDim : 0);
   return { weightBytes, activationBytes, bytesPerToken };
 }
 

@@ -106,27 +106,41 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   const body: Step[] = [];
   for (const { tensor, firstRow } of rowParts(w.embedding)) {
     const part = { firstRow, totalRows: spec.vocabSize };
-    body.push(follow(await prepareEmbedding(gpu, { ids: rows(s.ids, maxT), table: tensor, part, out: x, posTable: w.positionEmbedding }), 'rows', 'pos'));
+    const embed = { ids: rows(s.ids, maxT), table: tensor, part, out: x, posTable: w.positionEmbedding, scale: spec.embeddingScale };
+    body.push(follow(await prepareEmbedding(gpu, embed), 'rows', 'pos'));
   }
+  const o = s.o && rows(s.o, maxT);
+  /** x += projection (+ bias), or, with Gemma's post-norms, x += norm(projection) through `o`. */
+  const projectIntoResidual = async (args: Omit<Projection, 'y' | 'accumulate'>, postNorm: Tensor | undefined): Promise<Step[]> => {
+    if (!postNorm) return matmul({ ...args, y: x, accumulate: true });
+    if (!o) throw new ShapeError('model', 'post-norm models need a buffer for the projection');
+    const norm = await prepareNorm(gpu, { x: o, out: x, weight: postNorm, kind: 'rms', eps, accumulate: true });
+    return [...(await matmul({ ...args, y: o })), follow(norm, 'rows')];
+  };
+
   for (const [l, L] of w.layers.entries()) {
     const [kCache, vCache] = [s.kv.keys[l], s.kv.values[l]];
     const wUp = L.wGateUp ?? L.wUp;
     if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
     const cache = { kCache, vCache, nHeads, nKvHeads, headDim, maxContext: contextLength, T: maxT, pos: 0 };
-    const { window, rope } = spec.layerAttention[l];
-    const rotaryDim = rope ? (spec.rope?.rotaryDim ?? 0) : 0;
+    const { window, rope, local } = spec.layerAttention[l];
+    const rotaryDim = rope ? ((local ? spec.localRope : spec.rope)?.rotaryDim ?? 0) : 0;
+    const table = local ? w.localRopeTable : w.ropeTable;
     body.push(
       // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
       ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
-      follow(await prepareRope(gpu, { ...cache, qkv, q, table: w.ropeTable, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
+      follow(await prepareRope(gpu, { ...cache, qkv, q, table, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
       follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials }), 'T', 'pos'),
-      ...(await matmul({ x: flatten(attn), w: L.wo, bias: L.bo, y: x, accumulate: true })),
+      ...(await projectIntoResidual({ x: flatten(attn), w: L.wo, bias: L.bo }, L.postAttnNorm)),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
-      // (GPT-2) is a launch of its own.
+      // (GPT-2) and GeGLU (Gemma) are a launch of their own.
       ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up })),
       ...(act
-        ? [follow(await prepareGelu(gpu, { x: up, out: act }), 'rows'), ...(await matmul({ x: act, w: L.wDown, bias: L.bDown, y: x, accumulate: true }))]
-        : await matmul({ x: up, w: L.wDown, bias: L.bDown, y: x, accumulate: true, swiglu: true })),
+        ? [
+            follow(await prepareGelu(gpu, { x: up, out: act, gated: spec.gatedMlp }), 'rows'),
+            ...(await projectIntoResidual({ x: act, w: L.wDown, bias: L.bDown }, L.postMlpNorm)),
+          ]
+        : await projectIntoResidual({ x: up, w: L.wDown, bias: L.bDown, swiglu: true }, L.postMlpNorm)),
     );
   }
 

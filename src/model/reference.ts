@@ -28,7 +28,9 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
   const group = nH / nKV;
 
   const f32 = (t: WeightTensor): Float32Array => (t.dtype === 'f16' ? fromF16(t.data) : t.data);
-  const norm32 = (weight: F32Tensor, bias: F32Tensor | undefined) => ({ weight: weight.data, bias: bias?.data });
+  // Gemma's RMSNorm multiplies by 1 + w.
+  const normWeight = (w: F32Tensor) => (spec.normPlusOne ? w.data.map((v) => 1 + v) : w.data);
+  const norm32 = (weight: F32Tensor, bias: F32Tensor | undefined) => ({ weight: normWeight(weight), bias: bias?.data });
   const embedding = f32(weights.embedding);
   const positionEmbedding = weights.positionEmbedding && f32(weights.positionEmbedding);
   const lmHead = weights.lmHead === weights.embedding ? embedding : f32(weights.lmHead);
@@ -37,8 +39,10 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
     attnNorm: norm32(l.attnNorm, l.attnNormBias),
     wqkv: f32(l.wqkv),
     bqkv: l.bqkv?.data,
-    qNorm: l.qNorm?.data,
-    kNorm: l.kNorm?.data,
+    qNorm: l.qNorm && normWeight(l.qNorm),
+    kNorm: l.kNorm && normWeight(l.kNorm),
+    postAttnNorm: l.postAttnNorm && normWeight(l.postAttnNorm),
+    postMlpNorm: l.postMlpNorm && normWeight(l.postMlpNorm),
     wo: f32(l.wo),
     bo: l.bo?.data,
     mlpNorm: norm32(l.mlpNorm, l.mlpNormBias),
@@ -53,6 +57,7 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
   // LongRoPE: the long factors from the pre-trained context on, and cos/sin scaled by the attention factor.
   const longrope = spec.rope?.scaling?.type === 'longrope' ? spec.rope.scaling : undefined;
   const longInvFreq = longrope ? ropeInverseFrequencies(spec, true) : invFreq;
+  const localInvFreq = spec.localRope ? ropeInverseFrequencies({ ...spec, rope: spec.localRope }) : invFreq;
   const act = spec.activation === 'silu' ? silu : geluTanh;
 
   // Per layer, per position: the key and value rows [nKV·hd] (grown on demand, so a long context costs
@@ -71,8 +76,8 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
       throw new RangeError(`position ${pos} skips ahead of the ${keyCache[0].length} cached positions`);
     }
 
-    // Token embedding, plus the learned position embedding (GPT-2).
-    const x = embedding.slice(tokenId * D, (tokenId + 1) * D);
+    // Token embedding (times Gemma's √hidden), plus the learned position embedding (GPT-2).
+    const x = embedding.slice(tokenId * D, (tokenId + 1) * D).map((v) => v * spec.embeddingScale);
     if (positionEmbedding) for (let i = 0; i < D; i++) x[i] += positionEmbedding[pos * D + i];
 
     for (let l = 0; l < layers.length; l++) {
@@ -97,10 +102,10 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
 
       // Rotary embedding, rotate-half layout: dims i and i + half of each head turn by pos·invFreq[i]; dims
       // from rotaryDim on (partial rotary) are left as they are. NoPE layers skip it.
-      const { window, rope } = spec.layerAttention[l];
+      const { window, rope, local } = spec.layerAttention[l];
       if (spec.rope && rope) {
         const half = spec.rope.rotaryDim / 2;
-        const frequencies = longrope && pos >= longrope.originalMaxPositionEmbeddings ? longInvFreq : invFreq;
+        const frequencies = local ? localInvFreq : longrope && pos >= longrope.originalMaxPositionEmbeddings ? longInvFreq : invFreq;
         const magnitude = longrope?.attentionFactor ?? 1;
         for (let i = 0; i < half; i++) {
           const angle = pos * frequencies[i];
@@ -148,7 +153,9 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
           attended[h * hd + i] = acc / sum;
         }
       }
-      const attnOut = matvec(layer.wo, attended, D, qDim, layer.bo);
+      let attnOut: Float32Array = matvec(layer.wo, attended, D, qDim, layer.bo);
+      // Gemma 3: the attention output is normalised before the residual add (so is the MLP's, below).
+      if (layer.postAttnNorm) attnOut = normalize(attnOut, layer.postAttnNorm, undefined, 'rms', spec.norm.eps);
       for (let i = 0; i < D; i++) x[i] += attnOut[i];
 
       // MLP: down(act(gate) * up) when gated (SwiGLU), else down(act(up)) (GPT-2).
@@ -163,7 +170,8 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
       } else {
         throw new Error(`layer ${l} has neither wGateUp nor wUp`);
       }
-      const mlpOut = matvec(layer.wDown, hidden, D, I, layer.bDown);
+      let mlpOut: Float32Array = matvec(layer.wDown, hidden, D, I, layer.bDown);
+      if (layer.postMlpNorm) mlpOut = normalize(mlpOut, layer.postMlpNorm, undefined, 'rms', spec.norm.eps);
       for (let i = 0; i < D; i++) x[i] += mlpOut[i];
     }
 

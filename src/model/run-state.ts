@@ -30,6 +30,8 @@ export interface RunState {
   up: Tensor;
   /** [chunk, I] GELU of `up` (plain MLP); a gated MLP's down projection applies SwiGLU as it reads `up`. */
   act?: Tensor;
+  /** [chunk, D] attention or MLP output before its post-norm adds it to x (Gemma 3). */
+  o?: Tensor;
   /** [1, D] the last row of x, the only one the LM head needs (a prefill chunk copies it here). */
   last: Tensor;
   /** [1, D] LayerNorm of `last` (LayerNorm models). */
@@ -81,7 +83,8 @@ export async function createRunState(
     attn: await t('attn', [chunk, nH, hd]),
     attnPartials: await t('attention partials', attentionPartialsShape(nH, hd)),
     up: await t('up', [chunk, spec.gatedMlp ? 2 * I : I]),
-    act: spec.gatedMlp ? undefined : await t('act', [chunk, I]),
+    act: spec.activation === 'gelu_tanh' ? await t('act', [chunk, I]) : undefined,
+    o: spec.sandwichNorms ? await t('o', [chunk, D]) : undefined,
     last: await t('last row', [1, D]),
     lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
     logits: await t('logits', [1, V]),

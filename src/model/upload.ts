@@ -172,10 +172,13 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
     if (allocated) for (const { tensor } of rowParts(allocated)) options.release?.(tensor);
     return targetOf(await createWeight(gpu, key, label, dtype, shape, kind, options), label);
   };
+  // Gemma's RMSNorm weights are used as 1 + w: stored so, the norm kernels need not know.
+  let plusOne = false;
   try {
     await stream({
       async begin(key, t, shape, dtype) {
         quantizer.release(targets);
+        plusOne = spec.normPlusOne && t.kind === 'norm';
         const into = options.into;
         const allocated = key.layer === undefined ? into?.model[key.name] : into?.layers[key.layer][key.name];
         targets = [await target(key, tensorLabel(key, t), destination(key.name, t, dtype), shape, t.kind, allocated)];
@@ -218,7 +221,8 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
               bytes = asBytes(slice.ints);
               byteOffset = slice.intsByteOffset;
             } else if (dtype === 'f32') {
-              bytes = asBytes(piece instanceof Float32Array ? piece : widen(piece));
+              const values = piece instanceof Float32Array ? piece : widen(piece);
+              bytes = asBytes(plusOne ? values.map((v) => 1 + v) : values);
               byteOffset = at * 4;
             } else {
               bytes = padTo4(asBytes(piece));

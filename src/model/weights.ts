@@ -55,6 +55,8 @@ export interface CanonicalLayer {
   wo: WeightTensor;
   /** [D]; when spec.outputBias. */
   bo?: F32Tensor;
+  /** [D], RMSNorm of the attention output before the residual add; when spec.sandwichNorms (Gemma 3). */
+  postAttnNorm?: F32Tensor;
   mlpNorm: F32Tensor;
   mlpNormBias?: F32Tensor;
   /** [2I, D]: gate rows, then up rows; when spec.gatedMlp. */
@@ -69,6 +71,8 @@ export interface CanonicalLayer {
   wDown: WeightTensor;
   /** [D]; when spec.mlpBias. */
   bDown?: F32Tensor;
+  /** [D], RMSNorm of the MLP output before the residual add; when spec.sandwichNorms. */
+  postMlpNorm?: F32Tensor;
 }
 
 /** Tensors may share memory with the reader's buffers: treat every array as read-only. */

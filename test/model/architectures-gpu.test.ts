@@ -35,7 +35,7 @@ function logitsOf(r: Awaited<ReturnType<GpuModel['forward']>>): Float32Array {
   return r.logits;
 }
 
-describe.each(['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'smollm3'] satisfies Arch[])('%s (random weights) on the GPU', (arch) => {
+describe.each(['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'smollm3', 'gemma3'] satisfies Arch[])('%s (random weights) on the GPU', (arch) => {
   for (const dtype of ['f32', 'f16'] as const) {
     it(`matches the CPU reference, ${dtype} weights and ${KV[dtype].kvDtype} KV; prefill equals decode`, async () => {
       const gpu = await testGpu();

@@ -45,6 +45,10 @@ describe('parseModelConfig', () => {
       tiedEmbeddings: true,
       learnedPositions: false,
       layerAttention: Array.from({ length: 5 }, () => ({ window: 0, rope: true })),
+      embeddingScale: 1,
+      normPlusOne: false,
+      sandwichNorms: false,
+      localRope: null,
       attentionScale: 1 / Math.sqrt(8),
       bosTokenId: 1,
       eosTokenIds: [2],
@@ -65,7 +69,7 @@ describe('parseModelConfig', () => {
         headDim: o.headDim,
         maxContext: o.maxContext,
         tiedEmbeddings: o.tiedEmbeddings,
-        attentionScale: 1 / Math.sqrt(o.headDim),
+        attentionScale: 1 / Math.sqrt(o.queryPreAttnScalar ?? o.headDim),
       });
     }
   });
@@ -173,6 +177,10 @@ describe('parseModelConfig', () => {
       tiedEmbeddings: true,
       learnedPositions: true,
       layerAttention: Array.from({ length: 12 }, () => ({ window: 0, rope: false })),
+      embeddingScale: 1,
+      normPlusOne: false,
+      sandwichNorms: false,
+      localRope: null,
       attentionScale: 1 / 8,
       bosTokenId: 50256,
       eosTokenIds: [50256],
@@ -294,12 +302,57 @@ describe('parseModelConfig', () => {
     expect(thrown(() => parseModelConfig({ ...smolLM2, partial_rotary_factor: 0.5 }), ModelConfigError).field).toBe('partial_rotary_factor');
   });
 
+  it('gemma3_text (the real Gemma-3-1B config): 1+w norms, post-norms, √hidden in bf16, query_pre_attn_scalar, 5 local layers to 1 global', () => {
+    const gemma1b = {
+      architectures: ['Gemma3ForCausalLM'],
+      attention_bias: false,
+      attn_logit_softcapping: null,
+      bos_token_id: 2,
+      eos_token_id: [1, 106],
+      final_logit_softcapping: null,
+      head_dim: 256,
+      hidden_activation: 'gelu_pytorch_tanh',
+      hidden_size: 1152,
+      intermediate_size: 6912,
+      max_position_embeddings: 32768,
+      model_type: 'gemma3_text',
+      num_attention_heads: 4,
+      num_hidden_layers: 26,
+      num_key_value_heads: 1,
+      pad_token_id: 0,
+      query_pre_attn_scalar: 256,
+      rms_norm_eps: 1e-6,
+      rope_local_base_freq: 10000,
+      rope_scaling: null,
+      rope_theta: 1000000,
+      sliding_window: 512,
+      sliding_window_pattern: 6,
+      torch_dtype: 'bfloat16',
+      vocab_size: 262144,
+    };
+    const spec = parseModelConfig(gemma1b);
+    expect(spec).toMatchObject({ arch: 'gemma3', activation: 'gelu_tanh', gatedMlp: true, qkNorm: true, tiedEmbeddings: true, normPlusOne: true, sandwichNorms: true });
+    // √1152 = 33.94 is 34 in bf16, as Gemma3TextScaledWordEmbedding casts it to the weights' dtype.
+    expect(spec.embeddingScale).toBe(34);
+    expect(spec.attentionScale).toBe(1 / 16);
+    expect(spec.rope).toEqual({ theta: 1000000, rotaryDim: 256, scaling: null });
+    expect(spec.localRope).toEqual({ theta: 10000, rotaryDim: 256, scaling: null });
+    const global = spec.layerAttention.flatMap((l, i) => (l.window === 0 ? [i] : []));
+    expect(global).toEqual([5, 11, 17, 23]);
+    expect(spec.layerAttention.every((l) => (l.window === 512) === (l.local === true))).toBe(true);
+    const typed = { ...gemma1b, num_hidden_layers: 3, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention'] };
+    expect(parseModelConfig(typed).layerAttention.map((l) => l.window)).toEqual([512, 0, 512]);
+    for (const field of ['attn_logit_softcapping', 'final_logit_softcapping']) {
+      expect(thrown(() => parseModelConfig({ ...gemma1b, [field]: 30 }), ModelConfigError).field).toBe(field);
+    }
+  });
+
   it('refuses unsupported model types, naming the type and the supported ones', () => {
     for (const type of ['gemma', 'mamba', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       const e = thrown(() => parseModelConfig({ ...smolLM2, model_type: type }), UnsupportedModelError);
       expect(e.modelType).toBe(type);
       expect(e.message).toContain(`"${type}"`);
-      expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gpt2, phi3');
+      expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gemma3_text, gpt2, phi3');
     }
   });
 

@@ -21,7 +21,7 @@ import { testGpu } from '../gpu';
 import { modelPath, readModelText } from '../models';
 
 describe('memory plan against what GpuModel.create allocates', () => {
-  for (const arch of ['llama', 'qwen2', 'qwen3', 'gpt2'] satisfies Arch[]) {
+  for (const arch of ['llama', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'gemma3'] satisfies Arch[]) {
     it(`${arch}: f32, f16, q8 and q4, with top-k and masked ids, to the byte`, async () => {
       const gpu = await testGpu();
       for (const dtype of ['f32', 'f16', 'q8', 'q4'] as const) {
