@@ -189,7 +189,9 @@ const GGUF_NAMES: { model: { [K in ModelTensorName]?: readonly string[] }; layer
  */
 export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokenizerJson: unknown | null, options: GgufExportOptions = {}): Promise<Uint8Array> {
   const { name = 'model', quantize } = options;
-  if (spec.arch !== 'llama') throw new GgufError(`only arch llama is exported, got ${spec.arch}`);
+  // Mistral without a sliding window is a Llama block; llama.cpp's "llama" graph has no window.
+  const plainLlama = spec.arch === 'llama' || (spec.arch === 'mistral' && spec.layerAttention.every((l) => l.window === 0));
+  if (!plainLlama) throw new GgufError(`only the Llama block is exported (arch llama, or mistral without a sliding window), got ${spec.arch}`);
   if (!spec.rope || spec.rope.scaling) throw new GgufError('rope scaling is not exported');
   if (spec.qkvBias || spec.outputBias || spec.mlpBias || spec.norm.kind !== 'rms' || !spec.gatedMlp) throw new GgufError('only the plain Llama block (no biases, RMSNorm, SwiGLU) is exported');
 

@@ -141,7 +141,8 @@ export class GpuModel implements LanguageModel {
     const track = <T extends Tensor>(t: T): T => (buffers.push(t.buffer), t);
     // A streamed tensor that does not fit the buffer allocated for it gets a new one; the old one goes.
     const release = (t: Tensor) => {
-      buffers.splice(buffers.indexOf(t.buffer), 1);
+      const at = buffers.indexOf(t.buffer);
+      if (at >= 0) buffers.splice(at, 1);
       t.buffer.destroy();
     };
     let plans: Promise<[Plan, Plan]> | undefined;

@@ -5,8 +5,8 @@
  * tokenizer stays the only one; llama.cpp's reads the text back as exactly those ids): llama-server reuses its KV
  * cache for the longest common prefix (so only the new tokens run) and reports the next token's log-probabilities
  * computed from the raw logits (`n_probs`, before any sampling). Our sampler works on those: they are the
- * logits minus their log-sum-exp, a shift every processor except repetition_penalty ignores (the engine refuses
- * that one here). Ids the tokenizer cannot decode are dropped, as the GPU path masks them.
+ * logits minus their log-sum-exp, a shift every processor except repetition_penalty ignores (here it acts on
+ * log-probabilities, as the README says). Ids the tokenizer cannot decode are dropped, as the GPU path masks them.
  */
 import type { LoadModelParams, RawCompletionParams, Wllama } from '@wllama/wllama';
 import wllamaWasmUrl from '@wllama/wllama/esm/wasm/wllama.wasm?url';

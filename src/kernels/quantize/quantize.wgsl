@@ -4,8 +4,8 @@
 // competing with the absmax scale (absmax / MAXQ rounded up to f16) on their exact errors.
 //
 // One thread per pair of blocks: it writes the pair's integer words and its one scale word whole, so no two
-// threads share a word. The input is one slice of the tensor, elements `first` .. `first + count` with
-// `first` a multiple of 64 (the input binding starts at `first`); `intBase` and `scaleBase` are the words of the destination where the slice's
+// threads share a word. The input is one slice of the tensor staged from word 0, `count` elements starting on
+// a multiple of 64 of the tensor; `intBase` and `scaleBase` are the words of the destination where the slice's
 // first block's integers and its first scale word go.
 //
 // Without shader-f16, halves are converted by hand (exact, subnormals included: unpack2x16float may flush
