@@ -141,6 +141,12 @@ async function checkStreamed(
     if (parts.length === 1) return expectTensor(what, parts[0].tensor, w, as);
     for (const { tensor, firstRow } of parts) await expectTensor(`${what} rows ${firstRow}+${tensor.shape[0]}`, tensor, rowRange(w, firstRow, tensor.shape[0]), as);
   };
+  // Gemma's norm weights are stored as 1 + w (upload.ts), so its norm kernels need not know.
+  const asStored = (kind: string, w: WeightTensor): WeightTensor => {
+    if (!spec.normPlusOne || kind !== 'norm') return w;
+    const x = w.dtype === 'f16' ? Float32Array.from(w.data, (b) => f16BitsToF32(b)) : w.data;
+    return { dtype: 'f32', shape: w.shape, data: Float32Array.from(x, (v) => 1 + v) };
+  };
   try {
     const matrixAs = (name: string) => (quant === 'q4' && name === 'lmHead' ? 'q8' : (quant ?? 'raw'));
     for (const [name, t] of Object.entries(MODEL_TENSORS)) {
@@ -148,7 +154,7 @@ async function checkStreamed(
       const w = canonical[key];
       if (!w || !t.present(spec)) continue;
       const as = key === 'positionEmbedding' || t.kind !== 'matrix' ? 'f32' : key === 'embedding' ? 'raw' : matrixAs(key);
-      await expectBuffer(name, uploaded.model[key], w, as);
+      await expectBuffer(name, uploaded.model[key], asStored(t.kind, w), as);
     }
     if (spec.tiedEmbeddings) {
       if (quant) await expectBuffer('tied LM head', uploaded.model.lmHead, canonical.embedding, matrixAs('lmHead'));
@@ -159,7 +165,7 @@ async function checkStreamed(
         const key = name as keyof typeof LAYER_TENSORS;
         const w = layer[key];
         if (!w) continue;
-        await expectBuffer(`layer ${l} ${name}`, uploaded.layers[l][key], w, t.kind === 'matrix' ? matrixAs(key) : 'f32');
+        await expectBuffer(`layer ${l} ${name}`, uploaded.layers[l][key], asStored(t.kind, w), t.kind === 'matrix' ? matrixAs(key) : 'f32');
       }
     }
     return [...Object.values(uploaded.model), ...uploaded.layers.flatMap((l) => Object.values(l))].filter((w) => w !== undefined && isSplit(w));
