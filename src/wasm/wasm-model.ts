@@ -9,7 +9,6 @@
  * log-probabilities, as the README says). Ids the tokenizer cannot decode are dropped, as the GPU path masks them.
  */
 import type { LoadModelParams, RawCompletionParams, Wllama } from '@wllama/wllama';
-import wllamaWasmUrl from '@wllama/wllama/esm/wasm/wllama.wasm?url';
 import { tokenIdText } from '../formats/gguf-export';
 import { ShapeError } from '../gpu/errors';
 import { ContextWindowExceededError } from '../model/kv-cache';
@@ -98,8 +97,11 @@ export class WasmModel implements LanguageModel {
     if (typeof Worker === 'undefined') throw new WasmBackendError('the WASM backend runs in browsers only: wllama needs Web Workers');
     await checkPagePolicy();
     const { Wllama } = await import('@wllama/wllama');
+    // Imported here, not at the top: the npm package leaves this `?url` import to the app's bundler, and Node
+    // (which has no loader for it) must still import the package.
+    const wasmUrl = options.wasmUrl ?? (await import('@wllama/wllama/esm/wasm/wllama.wasm?url')).default;
     const quiet = (): void => {};
-    const wllama = new Wllama({ default: options.wasmUrl ?? wllamaWasmUrl }, { logger: { debug: quiet, log: quiet, warn: quiet, error: console.error } });
+    const wllama = new Wllama({ default: wasmUrl }, { logger: { debug: quiet, log: quiet, warn: quiet, error: console.error } });
     const params: LoadModelParams = {
       n_ctx: options.contextLength,
       // CPU only: wllama's own WebGPU path is not what this backend is for.
