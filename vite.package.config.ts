@@ -28,7 +28,10 @@ export default defineConfig({
   // Asset and worker URLs relative to the importing module, wherever the installing app puts the files.
   base: './',
   resolve: {
-    alias: [{ find: /^(\.\.\/worker|\.)\/spawn$/, replacement: src('worker/spawn-package.ts') }],
+    alias: [
+      { find: /^(\.\.\/worker|\.)\/spawn$/, replacement: src('worker/spawn-package.ts') },
+      { find: /^\.\/wasm-url$/, replacement: src('wasm/wasm-url-package.ts') },
+    ],
   },
   build: {
     target: 'es2022',

@@ -15,6 +15,7 @@ import { ContextWindowExceededError } from '../model/kv-cache';
 import type { LanguageModel } from '../model/language-model';
 import type { ForwardRead, ForwardResult } from '../model/readback';
 import { WasmBackendError } from './errors';
+import { wllamaWasmUrl } from './wasm-url';
 
 export interface WasmModelOptions {
   contextLength: number;
@@ -97,9 +98,7 @@ export class WasmModel implements LanguageModel {
     if (typeof Worker === 'undefined') throw new WasmBackendError('the WASM backend runs in browsers only: wllama needs Web Workers');
     await checkPagePolicy();
     const { Wllama } = await import('@wllama/wllama');
-    // Imported here, not at the top: the npm package leaves this `?url` import to the app's bundler, and Node
-    // (which has no loader for it) must still import the package.
-    const wasmUrl = options.wasmUrl ?? (await import('@wllama/wllama/esm/wasm/wllama.wasm?url')).default;
+    const wasmUrl = options.wasmUrl ?? (await wllamaWasmUrl());
     const quiet = (): void => {};
     const wllama = new Wllama({ default: wasmUrl }, { logger: { debug: quiet, log: quiet, warn: quiet, error: console.error } });
     const params: LoadModelParams = {
