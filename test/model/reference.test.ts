@@ -37,11 +37,8 @@ function allTensors(w: CanonicalWeights): WeightTensor[] {
   const out = new Set<WeightTensor>([w.embedding, w.lmHead, w.finalNorm]);
   if (w.positionEmbedding) out.add(w.positionEmbedding);
   if (w.finalNormBias) out.add(w.finalNormBias);
-  for (const l of w.layers) {
-    const attention = [l.attnNorm, l.attnNormBias, l.wqkv, l.bqkv, l.qNorm, l.kNorm, l.wo, l.bo];
-    const mlp = [l.mlpNorm, l.mlpNormBias, l.wGateUp, l.bGateUp, l.wUp, l.bUp, l.wDown, l.bDown];
-    for (const t of [...attention, ...mlp]) if (t) out.add(t);
-  }
+  // Every tensor a layer has, so a new one in the table (Gemma's post-norms) is counted without a change here.
+  for (const l of w.layers) for (const t of Object.values(l)) if (t) out.add(t);
   return [...out];
 }
 
