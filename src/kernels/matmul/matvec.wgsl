@@ -5,8 +5,11 @@
 // the threads also sum the row's squares as they read it. Needs the weights_*.wgsl, x_fused.wgsl,
 // x_input.wgsl, reduce_*.wgsl and matvec_rows.wgsl preludes.
 
+@group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WStore>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> norm_w: array<f32>;
 
 @compute @workgroup_size(WG)

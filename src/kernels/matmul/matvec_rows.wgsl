@@ -1,6 +1,7 @@
-// What the two matvec kernels (matvec.wgsl, matvec_vec.wgsl) share: their shape constants, the bindings
-// they declare alike, which rows a workgroup owns, and the end of the kernel: adding the threads' partial
-// sums (`row_sums` from a reduce_*.wgsl prelude), the fused norm's 1/rms, bias, residual and the store.
+// What the two matvec kernels (matvec.wgsl, matvec_vec.wgsl) share: their shape constants, which rows a
+// workgroup owns, and the end of the kernel: adding the threads' partial sums (`row_sums` from a
+// reduce_*.wgsl prelude), the fused norm's 1/rms, bias, residual and the store. Each kernel declares its own
+// bindings (the layout test reads them there).
 // Rows of Y are params.yStride apart: N, or the whole width when W is one row range of a matrix split across
 // buffers (src/model/split.ts) and Y and the bias are bound from that range's first column.
 
@@ -11,10 +12,6 @@ const MAX_ROWS: u32 = 32u;
 override ROWS_PER_THREAD: u32 = (ROWS + WG - 1u) / WG;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 fn weight_count() -> u32 { return params.N * params.K; }
 
