@@ -21,7 +21,7 @@ import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, typ
 import { copyToStaging, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import type { LanguageModel } from './language-model';
-import { weightBindingLimit } from './split';
+import { rowParts, weightBindingLimit } from './split';
 import { canonicalStream, type WeightStream } from './stream';
 import type { LoadProgress } from './upload';
 import type { CanonicalWeights, WeightDtype } from './weights';
@@ -151,7 +151,9 @@ export class GpuModel implements LanguageModel {
       // compiled by createComputePipelineAsync, are prepared while the weights arrive.
       const allocated = await allocateWeights(gpu, spec, dtype, options.quantize, contextLength, track, bindingLimit);
       const state = await createRunState(gpu, spec, contextLength, chunk, track, buffers, topKCapacity, masked, kvDtype);
-      const up = allocated.layers[0]?.wGateUp ?? allocated.layers[0]?.wUp;
+      // Tuned on the first part of a split matrix: the kernel never sees more rows than one buffer holds.
+      const upWeight = allocated.layers[0]?.wGateUp ?? allocated.layers[0]?.wUp;
+      const up = upWeight && rowParts(upWeight)[0].tensor;
       const tune = options.tune === true ? {} : options.tune || undefined;
       options.onProgress?.({ stage: 'compile', done: 0, total: 2 });
       const shapes: KernelShapes =

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
 import { LimitsExceededError } from '../../src/gpu/errors';
+import { memoryTuningStore } from '../../src/gpu/tuning-store';
 import type { Arch } from '../../src/model/config';
 import { parseModelConfig } from '../../src/model/config';
 import { GpuModel, type GpuModelOptions } from '../../src/model/forward';
@@ -93,6 +94,11 @@ describe('the limits check splits instead of refusing', () => {
     const model = await GpuModel.create(gpu, spec, weights, { contextLength: 32, maxBindingSize: MAX_BINDING });
     expect((await model.forward([1, 2, 3], 'token')).kind).toBe('token');
     model.destroy();
+    // Tuning times the kernels on one part of a split matrix, never on more rows than a buffer holds.
+    const tuneOptions = { timeSoftware: true, budgetMs: 50, store: memoryTuningStore() };
+    const tuned = await GpuModel.create(gpu, spec, weights, { contextLength: 32, maxBindingSize: MAX_BINDING, tune: tuneOptions });
+    expect((await tuned.forward([1, 2, 3], 'token')).kind).toBe('token');
+    tuned.destroy();
     // 64 rows of the 172-wide down projection are 44 KB in f32.
     const refused = await GpuModel.create(gpu, spec, weights, { contextLength: 32, maxBindingSize: 40 << 10 }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(LimitsExceededError);
