@@ -19,6 +19,7 @@ export interface LoadWasmModelOptions extends LoadModelOptions {
 }
 
 export async function loadWasmModel(files: ModelFiles, options: LoadWasmModelOptions = {}): Promise<LoadedModel<WasmModel>> {
+  await WasmModel.checkEnvironment();
   const opened = await openModel(files);
   const { spec, weights, maskedTokenIds } = opened;
   const requested = options.dtype;

@@ -50,6 +50,7 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
  * rather than left to hang the load.
  */
 async function checkPagePolicy(): Promise<void> {
+  if (typeof Worker === 'undefined') throw new WasmBackendError('the WASM backend runs in browsers only: wllama needs Web Workers');
   try {
     await WebAssembly.compile(EMPTY_MODULE);
   } catch (e) {
@@ -94,8 +95,15 @@ export class WasmModel implements LanguageModel {
     this.masked = new Set(options.maskedTokenIds);
   }
 
+  /**
+   * Whether this page can run llama.cpp at all (Web Workers, WebAssembly and blob: workers allowed); cheap, so the
+   * load asks before it reads and converts a model it could not run.
+   */
+  static checkEnvironment(): Promise<void> {
+    return checkPagePolicy();
+  }
+
   static async create(gguf: Uint8Array, options: WasmModelOptions): Promise<WasmModel> {
-    if (typeof Worker === 'undefined') throw new WasmBackendError('the WASM backend runs in browsers only: wllama needs Web Workers');
     await checkPagePolicy();
     const { Wllama } = await import('@wllama/wllama');
     const wasmUrl = options.wasmUrl ?? (await wllamaWasmUrl());
