@@ -2,7 +2,7 @@
  * Which backend runs the model: WebGPU on a hardware adapter, else the CPU path (llama.cpp in WebAssembly),
  * which on a software adapter (SwiftShader, llvmpipe/lavapipe, WARP) is many times faster than WebGPU.
  */
-import { checkWebGpu } from '../gpu/device';
+import { checkWebGpu, softwareAdapterName } from '../gpu/device';
 import { WebGPUUnavailableError } from '../gpu/errors';
 
 /** 'auto' (default): WebGPU on a hardware adapter, WASM otherwise. */
@@ -16,13 +16,10 @@ export interface BackendChoice {
   device: string;
 }
 
-/** Adapters that draw on the CPU, by what their info says. */
-const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render|warp/i;
-
 /** Why an adapter is a software one, or null for a hardware adapter. */
 export function softwareAdapterReason(adapter: GPUAdapter): string | null {
   const info = adapter.info;
-  const named = [info.vendor, info.architecture, info.device, info.description].find((s) => s && SOFTWARE_ADAPTER.test(s));
+  const named = softwareAdapterName(info);
   // isFallbackAdapter moved from the adapter to its info; older browsers have only the former.
   const fallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter;
   if (named) return `software adapter (${named})`;

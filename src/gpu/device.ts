@@ -16,7 +16,13 @@ const REQUESTED_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
-const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|microsoft basic render|\bwarp\b/i;
+/** CPU implementations of WebGPU, by the names their adapter info gives (Dawn's, Mesa's and Windows' ones). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|\bwarp\b/i;
+
+/** The first adapter info field that names a software (CPU) implementation, or undefined for a hardware one. */
+export function softwareAdapterName(info: GPUAdapterInfo): string | undefined {
+  return [info.vendor, info.architecture, info.device, info.description].find((s) => s && SOFTWARE_ADAPTER.test(s));
+}
 
 export interface GpuFeatures {
   shaderF16: boolean;
@@ -119,7 +125,7 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
     adapterName: [info.vendor, info.architecture, info.description || info.device].filter(Boolean).join(' '),
     adapterKey: JSON.stringify([info.vendor, info.architecture, info.device, info.description]),
     isFallbackAdapter: info.isFallbackAdapter ?? false,
-    isSoftwareAdapter: (info.isFallbackAdapter ?? false) || SOFTWARE_ADAPTER.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
+    isSoftwareAdapter: (info.isFallbackAdapter ?? false) || softwareAdapterName(info) !== undefined,
     subgroupMinSize: device.features.has('subgroups') ? ((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0) : 0,
     lostError: undefined,
     lost: device.lost.then((lost) => {
