@@ -27,7 +27,7 @@ import { HttpError } from './net';
 import { InvalidOptionError } from './sampling/options';
 import { NoCandidateTokenError } from './sampling/sampler';
 import { IntegrityError, StorageQuotaError } from './storage/errors';
-import { TokenizerError } from './tokenizer/tokenizer';
+import { InputTooLongError, TokenizerError } from './tokenizer/tokenizer';
 import { WasmBackendError } from './wasm/errors';
 import { WorkerStartError } from './worker/protocol';
 
@@ -89,6 +89,7 @@ export const ERRORS = {
         : 'Check the model URL (and access rights for a gated model), then load again.',
   },
   IntegrityError: { type: IntegrityError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
+  InputTooLongError: { type: InputTooLongError, kind: 'request', title: 'The input is too long for the model', hint: 'Shorten it, or ask for truncation (truncate: true).' },
   InvalidOptionError: { type: InvalidOptionError, kind: 'request' },
   InvalidRequestError: { type: InvalidRequestError, kind: 'request' },
   LimitsExceededError: { type: LimitsExceededError, kind: 'gpu-memory', title: 'The model exceeds this GPU’s limits', hint: GPU_MEMORY_HINT },

@@ -52,7 +52,7 @@ export { HttpError } from './net';
 export { InvalidOptionError } from './sampling/options';
 export { NoCandidateTokenError } from './sampling/sampler';
 export { IntegrityError, StorageQuotaError } from './storage/errors';
-export { TokenizerError } from './tokenizer/tokenizer';
+export { InputTooLongError, TokenizerError } from './tokenizer/tokenizer';
 export { WasmBackendError } from './wasm/errors';
 export { WorkerStartError } from './worker/protocol';
 export { createOpenAIFetch, type OpenAIEngine, type OpenAIFetch, type OpenAIFetchOptions } from './openai/fetch';

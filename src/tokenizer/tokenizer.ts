@@ -15,6 +15,53 @@ export class TokenizerError extends Error {
   }
 }
 
+/**
+ * An input is longer than the model takes and truncation was not asked for. Nothing ran; shorten the input or
+ * ask for truncation (`truncate: true`).
+ */
+export class InputTooLongError extends Error {
+  override readonly name = 'InputTooLongError';
+  constructor(
+    /** Tokens the input has, special tokens included. */
+    readonly tokens: number,
+    /** Most tokens the model takes. */
+    readonly maxTokens: number,
+    /** Which input, e.g. 'input[3]'. */
+    readonly param: string,
+  ) {
+    super(`${param} has ${tokens} tokens but the model takes at most ${maxTokens}; shorten it or pass truncate: true`);
+  }
+}
+
+/** An encoder's input: token ids and the segment (token type) of each. */
+export interface TypedIds {
+  ids: number[];
+  typeIds: number[];
+}
+
+export interface EncodeTypedOptions {
+  /** A second text (a sentence pair: query and passage, two sentences to compare), typed as the post-processor says (BERT: 1). */
+  pair?: string;
+  /** Most tokens, special tokens included. */
+  maxLength?: number;
+  /**
+   * Cut the text to maxLength instead of throwing InputTooLongError; a pair loses tokens from its longer text
+   * first, one at a time (the second when they tie), as transformers' `longest_first` does.
+   */
+  truncate?: boolean;
+  /** Names the input in errors (default 'input'). */
+  param?: string;
+}
+
+/** Where the post-processor puts its special tokens around a pair's texts, with the type of every position. */
+interface PairTemplate {
+  prefix: TypedIds;
+  middle: TypedIds;
+  suffix: TypedIds;
+  typeA: number;
+  typeB: number;
+}
+
 export interface EncodeOptions {
   /** Add BOS/EOS as the tokenizer files ask (default true). False for text spliced into a prompt. */
   addSpecialTokens?: boolean;
@@ -51,6 +98,7 @@ export interface TokenizerSource {
 
 export class Tokenizer {
   private readonly eos: number[];
+  private pairTemplate: PairTemplate | undefined;
 
   /** @internal Use loadTokenizer. */
   constructor(
@@ -93,6 +141,41 @@ export class Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
     return options.addSpecialTokens === false ? ids : [...this.prefix, ...ids, ...this.suffix];
+  }
+
+  /**
+   * Ids and token types for an encoder (BERT: `[CLS] text [SEP]`, or `[CLS] text [SEP] pair [SEP]` with the
+   * pair typed 1), special tokens as the tokenizer adds them; truncated to `maxLength` when asked, else a
+   * longer input is an InputTooLongError.
+   */
+  encodeTyped(text: string, options: EncodeTypedOptions = {}): TypedIds {
+    const { pair, maxLength = Infinity, truncate = false, param = 'input' } = options;
+    let a = this.encode(text, { addSpecialTokens: false });
+    if (pair === undefined) {
+      const specials = this.prefix.length + this.suffix.length;
+      if (a.length + specials > maxLength) {
+        if (!truncate || maxLength < specials) throw new InputTooLongError(a.length + specials, maxLength, param);
+        a = a.slice(0, maxLength - specials);
+      }
+      const ids = [...this.prefix, ...a, ...this.suffix];
+      return { ids, typeIds: new Array<number>(ids.length).fill(0) };
+    }
+    let b = this.encode(pair, { addSpecialTokens: false });
+    const t = this.pairTemplate ?? (this.pairTemplate = probePairTemplate(this.hf));
+    const specials = t.prefix.ids.length + t.middle.ids.length + t.suffix.ids.length;
+    const total = a.length + b.length + specials;
+    if (total > maxLength) {
+      if (!truncate || maxLength < specials) throw new InputTooLongError(total, maxLength, param);
+      const room = maxLength - specials;
+      // One token at a time from the longer, the second on a tie: the shorter keeps what fits, then they meet at half.
+      const keepA = Math.min(a.length, Math.max(room - b.length, Math.ceil(room / 2)));
+      a = a.slice(0, keepA);
+      b = b.slice(0, room - keepA);
+    }
+    return {
+      ids: [...t.prefix.ids, ...a, ...t.middle.ids, ...b, ...t.suffix.ids],
+      typeIds: [...t.prefix.typeIds, ...a.map(() => t.typeA), ...t.middle.typeIds, ...b.map(() => t.typeB), ...t.suffix.typeIds],
+    };
   }
 
   /**
@@ -311,6 +394,27 @@ function postProcessorSpecials(hf: HfTokenizer): { prefix: number[]; suffix: num
     }
   }
   throw new TokenizerError('tokenizer.json: the post-processor changes the text tokens, not only adds special tokens around them');
+}
+
+/** The pair layout, found as postProcessorSpecials finds the single one: by encoding a probe pair. */
+function probePairTemplate(hf: HfTokenizer): PairTemplate {
+  const a = hf.encode('a', { add_special_tokens: false }).ids;
+  const b = hf.encode('b', { add_special_tokens: false }).ids;
+  const full = hf.encode('a', { text_pair: 'b', add_special_tokens: true, return_token_type_ids: true });
+  const find = (ids: number[], from: number) => {
+    for (let start = from; start + ids.length <= full.ids.length; start++) if (ids.every((id, i) => full.ids[start + i] === id)) return start;
+    throw new TokenizerError('tokenizer.json: the post-processor changes the text tokens of a pair, not only adds special tokens around them');
+  };
+  const startA = find(a, 0);
+  const startB = find(b, startA + a.length);
+  const span = (from: number, to: number): TypedIds => ({ ids: full.ids.slice(from, to), typeIds: full.token_type_ids.slice(from, to) });
+  return {
+    prefix: span(0, startA),
+    middle: span(startA + a.length, startB),
+    suffix: span(startB + b.length, full.ids.length),
+    typeA: full.token_type_ids[startA] ?? 0,
+    typeB: full.token_type_ids[startB] ?? 0,
+  };
 }
 
 function usesByteFallbackDecoder(decoder: unknown): boolean {
