@@ -22,6 +22,7 @@ import {
 import { ModelConfigError, UnsupportedModelError } from './model/config';
 import { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 import { ContextWindowExceededError } from './model/kv-cache';
+import { UnsupportedEncoderError } from './model/encoder/encoder-model';
 import { ModelWeightsError } from './model/weights';
 import { HttpError } from './net';
 import { InvalidOptionError } from './sampling/options';
@@ -109,6 +110,7 @@ export const ERRORS = {
   ShapeError: { type: ShapeError, kind: 'other' },
   StorageQuotaError: { type: StorageQuotaError, kind: 'storage', title: 'Model storage problem', hint: STORAGE_HINT },
   TokenizerError: { type: TokenizerError, kind: 'request' },
+  UnsupportedEncoderError: { type: UnsupportedEncoderError, kind: 'other' },
   UnsupportedModelError: { type: UnsupportedModelError, kind: 'other' },
   WasmBackendError: { type: WasmBackendError, kind: 'other', title: 'The CPU (WebAssembly) backend failed' },
   WebGPUUnavailableError: { type: WebGPUUnavailableError, kind: 'no-webgpu', title: 'WebGPU is not available', hint: WEBGPU_HELP },

@@ -47,6 +47,7 @@ export {
 export { ModelConfigError, UnsupportedModelError } from './model/config';
 export { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 export { ContextWindowExceededError } from './model/kv-cache';
+export { UnsupportedEncoderError } from './model/encoder/encoder-model';
 export { ModelWeightsError } from './model/weights';
 export { HttpError } from './net';
 export { InvalidOptionError } from './sampling/options';
