@@ -90,7 +90,7 @@ async function runOurs(modelUrl: string, backend: 'webgpu' | 'wasm'): Promise<{ 
   }
 }
 
-async function exportGguf(modelUrl: string): Promise<Uint8Array> {
+async function exportGguf(modelUrl: string): Promise<Blob> {
   const get = async (file: string): Promise<Response> => {
     const r = await fetch(new URL(file, modelUrl));
     if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
@@ -102,7 +102,7 @@ async function exportGguf(modelUrl: string): Promise<Uint8Array> {
   return llamaToGguf(spec, weights, tokenizer, { name: MODEL });
 }
 
-async function runTheirs(gguf: Uint8Array, promptTokens: number): Promise<PeerRun> {
+async function runTheirs(gguf: Blob, promptTokens: number): Promise<PeerRun> {
   const nativeLog: string[] = [];
   const keep = (...args: unknown[]): void => {
     nativeLog.push(args.map(String).join(' '));
@@ -117,7 +117,7 @@ async function runTheirs(gguf: Uint8Array, promptTokens: number): Promise<PeerRu
     const wllama = new Wllama({ default: wasmUrl }, { logger: { debug: keep, log: keep, warn: keep, error: keep } });
     nativeLog.length = 0;
     try {
-      await wllama.loadModel([new Blob([gguf as Uint8Array<ArrayBuffer>])], attempt.params);
+      await wllama.loadModel([gguf], attempt.params);
       const complete = async (prompt: string, maxTokens: number): Promise<RawCompletionResponse> => {
         // cache_prompt is llama-server's; wllama forwards it (it is not in RawCompletionParams' type).
         const params: RawCompletionParams & { stream?: false } = Object.assign(
@@ -198,10 +198,10 @@ async function main(): Promise<PeerPageResult> {
   } catch (e) {
     result.errors.push(`webgpu-llm CPU: ${message(e)}`);
   }
-  let gguf: Uint8Array | null = null;
+  let gguf: Blob | null = null;
   try {
     gguf = await exportGguf(modelUrl);
-    result.ggufBytes = gguf.byteLength;
+    result.ggufBytes = gguf.size;
   } catch (e) {
     result.errors.push(`GGUF export: ${message(e)}`);
   }

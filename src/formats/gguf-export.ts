@@ -13,7 +13,7 @@ import {
   f32Value,
   stringValue,
   u32Value,
-  writeGguf,
+  writeGgufBlob,
   type GgmlTypeId,
   type GgufTensor,
   type GgufValue,
@@ -187,7 +187,7 @@ const GGUF_NAMES: { model: { [K in ModelTensorName]?: readonly string[] }; layer
  * block, q/k rows un-permuted to llama.cpp's interleaved rope order, output.weight omitted when tied. The
  * vocabulary comes from tokenizer.json, or with `tokenizerJson` null is the token-id alphabet (tokenIdVocab).
  */
-export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokenizerJson: unknown | null, options: GgufExportOptions = {}): Promise<Uint8Array> {
+export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokenizerJson: unknown | null, options: GgufExportOptions = {}): Promise<Blob> {
   const { name = 'model', quantize } = options;
   // Mistral without a sliding window is a Llama block; llama.cpp's "llama" graph has no window.
   const plainLlama = spec.arch === 'llama' || (spec.arch === 'mistral' && spec.layerAttention.every((l) => l.window === 0));
@@ -196,7 +196,8 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
   if (spec.qkvBias || spec.outputBias || spec.mlpBias || spec.norm.kind !== 'rms' || !spec.gatedMlp) throw new GgufError('only the plain Llama block (no biases, RMSNorm, SwiGLU) is exported');
 
   const map = architectureOf(spec).tensors;
-  const tensors: GgufTensor[] = [];
+  // Each tensor goes into a Blob as soon as it is converted, so the JS heap holds one tensor at a time.
+  const tensors: GgufTensor<Blob>[] = [];
   /** Adds canonical tensor `t` from its checkpoint tensors (one per row block) under `ggufNames`. */
   const add = async (t: CanonicalTensor, checkpointSource: CheckpointSource | undefined, hf: (n: string) => string, ggufNames: readonly string[] | undefined): Promise<void> => {
     if (!t.present(spec)) return;
@@ -220,7 +221,7 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
         const values = toF32(data, type === GgmlType.F16 ? 'F16' : 'F32');
         [type, data] = quantize === 'q8' ? [GgmlType.Q8_0, quantizeQ8_0(values)] : [GgmlType.Q4_0, quantizeQ4_0(values)];
       }
-      tensors.push({ name: ggufNames[i], shape: info.shape, type, data });
+      tensors.push({ name: ggufNames[i], shape: info.shape, type, data: new Blob([data as Uint8Array<ArrayBuffer>]) });
     }
   };
   const model = (n: ModelTensorName) =>
@@ -264,5 +265,5 @@ export async function llamaToGguf(spec: ModelSpec, source: TensorSource, tokeniz
   metadata.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: tokenizerJson !== null && spec.bosTokenId !== null }]);
   metadata.push(['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }]);
   if (tokenizerJson === null) metadata.push(['tokenizer.ggml.add_space_prefix', { type: 'bool', value: false }]);
-  return writeGguf({ metadata, tensors });
+  return writeGgufBlob({ metadata, tensors });
 }

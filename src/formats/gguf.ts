@@ -45,19 +45,22 @@ export type GgufValue =
   | { type: 'array'; itemType: 'u32' | 'i32' | 'f32'; value: ArrayLike<number> }
   | { type: 'array'; itemType: 'string'; value: readonly string[] };
 
-export interface GgufTensor {
+export interface GgufTensor<Data extends Uint8Array | Blob = Uint8Array> {
   name: string;
   /** Row-major shape, outermost first (as in safetensors / PyTorch); written reversed (ne[0] innermost). */
   shape: readonly number[];
   type: GgmlTypeId;
-  /** The elements' bytes, little-endian: F32 → 4 bytes each, F16 → 2; Q8_0/Q4_0: blocks of 32 along a row (see quantizeQ8_0/Q4_0). */
-  data: Uint8Array;
+  /**
+   * The elements' bytes, little-endian: F32 → 4 bytes each, F16 → 2; Q8_0/Q4_0: blocks of 32 along a row (see
+   * quantizeQ8_0/Q4_0). A Blob keeps a large model's bytes out of the JS heap while the file is assembled.
+   */
+  data: Data;
 }
 
-export interface GgufContents {
+export interface GgufContents<Data extends Uint8Array | Blob = Uint8Array> {
   /** In order; general.alignment is added (as u32 32) unless present. */
   metadata: ReadonlyArray<readonly [string, GgufValue]>;
-  tensors: readonly GgufTensor[];
+  tensors: readonly GgufTensor<Data>[];
 }
 
 export class GgufError extends Error {
@@ -227,8 +230,10 @@ function writeValue(w: Writer, key: string, v: GgufValue): void {
   }
 }
 
-/** Serializes a GGUF v3 file. */
-export function writeGguf(contents: GgufContents): Uint8Array {
+const byteLength = (data: Uint8Array | Blob): number => (data instanceof Blob ? data.size : data.byteLength);
+
+/** The header (metadata and tensor infos, padded to the alignment) and each tensor's padding after its data. */
+function ggufLayout(contents: GgufContents<Uint8Array | Blob>): { header: Uint8Array; padding: number[] } {
   const metadata = [...contents.metadata];
   const alignEntry = metadata.find(([k]) => k === 'general.alignment');
   if (!alignEntry) metadata.push(['general.alignment', u32Value(GGUF_DEFAULT_ALIGNMENT)]);
@@ -237,16 +242,19 @@ export function writeGguf(contents: GgufContents): Uint8Array {
 
   const names = new Set<string>();
   const offsets: number[] = [];
+  const padding: number[] = [];
   let offset = 0;
   for (const t of contents.tensors) {
     if (names.has(t.name)) throw new GgufError(`duplicate tensor ${t.name}`);
     names.add(t.name);
     if (t.shape.length < 1 || t.shape.length > 4) throw new GgufError(`${t.name}: GGUF tensors have 1 to 4 dims, got ${t.shape.length}`);
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.byteLength !== ggmlTensorBytes(t.type, n, t.shape[t.shape.length - 1])) throw new GgufError(`${t.name}: ${t.data.byteLength} bytes for ${n} elements of type ${t.type}`);
+    const bytes = byteLength(t.data);
+    if (bytes !== ggmlTensorBytes(t.type, n, t.shape[t.shape.length - 1])) throw new GgufError(`${t.name}: ${bytes} bytes for ${n} elements of type ${t.type}`);
     offsets.push(offset);
-    offset += t.data.byteLength;
-    offset += (alignment - (offset % alignment)) % alignment;
+    offset += bytes;
+    padding.push((alignment - (offset % alignment)) % alignment);
+    offset += padding[padding.length - 1];
   }
 
   const w = new Writer();
@@ -266,9 +274,17 @@ export function writeGguf(contents: GgufContents): Uint8Array {
     w.u64(offsets[i]);
   });
   w.padTo(alignment);
-  for (const t of contents.tensors) {
-    w.bytes(t.data);
-    w.padTo(alignment);
-  }
-  return w.result();
+  return { header: w.result(), padding };
+}
+
+/**
+ * Serializes a GGUF v3 file as a Blob made of the tensors' own parts: nothing is copied into one JS buffer, so a
+ * model's bytes are held once (by the Blobs) rather than again by a growing writer.
+ */
+export function writeGgufBlob(contents: GgufContents<Uint8Array | Blob>): Blob {
+  const { header, padding } = ggufLayout(contents);
+  const zeros = new Uint8Array(Math.max(0, ...padding));
+  const parts: BlobPart[] = [header as Uint8Array<ArrayBuffer>];
+  contents.tensors.forEach((t, i) => parts.push(t.data as Uint8Array<ArrayBuffer> | Blob, zeros.subarray(0, padding[i])));
+  return new Blob(parts);
 }

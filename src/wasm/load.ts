@@ -36,7 +36,7 @@ export async function loadWasmModel(files: ModelFiles, options: LoadWasmModelOpt
   options.signal?.throwIfAborted();
   // Tokenizing stays ours: llama.cpp gets the token-id alphabet and the ids spelled in it.
   const gguf = await llamaToGguf(spec, weights, null, { name: files.name, quantize });
-  options.onProgress?.({ stage: 'read', done: gguf.byteLength, total: gguf.byteLength });
+  options.onProgress?.({ stage: 'read', done: gguf.size, total: gguf.size });
   options.signal?.throwIfAborted();
   const model = await WasmModel.create(gguf, {
     contextLength: context.contextLength,

@@ -103,7 +103,7 @@ export class WasmModel implements LanguageModel {
     return checkPagePolicy();
   }
 
-  static async create(gguf: Uint8Array, options: WasmModelOptions): Promise<WasmModel> {
+  static async create(gguf: Blob, options: WasmModelOptions): Promise<WasmModel> {
     await checkPagePolicy();
     const { Wllama } = await import('@wllama/wllama');
     const wasmUrl = options.wasmUrl ?? (await wllamaWasmUrl());
@@ -119,7 +119,7 @@ export class WasmModel implements LanguageModel {
       ctx_shift: false,
     };
     try {
-      await wllama.loadModel([new Blob([gguf as Uint8Array<ArrayBuffer>])], params);
+      await wllama.loadModel([gguf], params);
     } catch (e) {
       await wllama.exit().catch(() => undefined);
       throw new WasmBackendError(`llama.cpp could not load the model: ${message(e)}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { llamaToGguf, GgufTokenType, llamaVocab, tokenIdText, tokenIdVocab, unpermuteRotateHalfRows } from '../../src/formats/gguf-export';
-import { GgmlType, quantizeQ4_0, quantizeQ8_0, writeGguf } from '../../src/formats/gguf';
+import { GgmlType, quantizeQ4_0, quantizeQ8_0, writeGgufBlob } from '../../src/formats/gguf';
 import { f16BitsToF32 } from '../../src/gpu/f16';
 import { createRng, freshSeed } from '../../src/util/random';
 import { openSafetensors } from '../../src/formats/safetensors';
@@ -73,11 +73,13 @@ function readGguf(bytes: Uint8Array): Parsed {
 
 const f32Bytes = (a: number[]) => new Uint8Array(new Float32Array(a).buffer);
 
-describe('writeGguf', () => {
-  it('writes a GGUF v3 file a reader parses back', () => {
+const blobBytes = async (blob: Blob): Promise<Uint8Array> => new Uint8Array(await blob.arrayBuffer());
+
+describe('writeGgufBlob', () => {
+  it('writes a GGUF v3 file a reader parses back, from tensors in buffers and in Blobs', async () => {
     const a = f32Bytes([1, 2, 3, 4, 5, 6]);
     const b = new Uint8Array(new Uint16Array([0x3c00, 0x4000, 0x4200]).buffer);
-    const out = writeGguf({
+    const out = await blobBytes(writeGgufBlob({
       metadata: [
         ['general.architecture', { type: 'string', value: 'llama' }],
         ['x.u32', { type: 'u32', value: 7 }],
@@ -90,9 +92,9 @@ describe('writeGguf', () => {
       ],
       tensors: [
         { name: 'w', shape: [2, 3], type: GgmlType.F32, data: a },
-        { name: 'h', shape: [3], type: GgmlType.F16, data: b },
+        { name: 'h', shape: [3], type: GgmlType.F16, data: new Blob([b]) },
       ],
-    });
+    }));
     const g = readGguf(out);
     expect(g.version).toBe(3);
     expect(g.metadata.get('general.architecture')).toBe('llama');
@@ -115,7 +117,8 @@ describe('writeGguf', () => {
   });
 
   it('rejects a tensor whose bytes do not match its shape', () => {
-    expect(() => writeGguf({ metadata: [], tensors: [{ name: 'w', shape: [2, 2], type: GgmlType.F32, data: new Uint8Array(12) }] })).toThrow(/bytes/);
+    expect(() => writeGgufBlob({ metadata: [], tensors: [{ name: 'w', shape: [2, 2], type: GgmlType.F32, data: new Uint8Array(12) }] })).toThrow(/bytes/);
+    expect(() => writeGgufBlob({ metadata: [], tensors: [{ name: 'w', shape: [2, 2], type: GgmlType.F32, data: new Blob([new Uint8Array(20)]) }] })).toThrow(/bytes/);
   });
 });
 
@@ -192,7 +195,7 @@ describe('llamaToGguf', () => {
       t('model.layers.0.mlp.down_proj.weight', [D, I]),
       t('model.norm.weight', [D]),
     ]);
-    const g = readGguf(await llamaToGguf(spec, await openSafetensors(bytesSource(st)), tokenizerJson, { name: 'tiny' }));
+    const g = readGguf(await blobBytes(await llamaToGguf(spec, await openSafetensors(bytesSource(st)), tokenizerJson, { name: 'tiny' })));
     expect(g.metadata.get('general.architecture')).toBe('llama');
     expect(g.metadata.get('llama.attention.head_count_kv')).toBe(1);
     expect(g.metadata.get('llama.rope.dimension_count')).toBe(hd);
