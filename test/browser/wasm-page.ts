@@ -3,7 +3,8 @@
  * - `model`: stories260K on WasmModel (llama.cpp in WebAssembly; `dtype=q8|q4` as Q8_0/Q4_0) against the greedy
  *   golden and, position by position, against the independent CPU reference's next-token distribution;
  * - `engine`: createEngine with the default backend choice, and the engine's API on top of what it chose
- *   (greedy golden, KV reuse, stop strings, seeded sampling through top-k and full logits, abort, chat);
+ * (greedy golden, usage, KV reuse, stop strings, seeded sampling through top-k and full logits, abort, the
+ *   queue, chat);
  * - `webgpu`: what auto picks here, and createEngine with backend 'webgpu'.
  * Exposes the outcome as `window.__wasm`.
  */
@@ -30,6 +31,10 @@ export interface WasmState {
     seededTopKRepeats: boolean;
     seededLogitsRepeats: boolean;
     abortFinish: string;
+    /** Two requests started together: each as it is alone (the queue runs them one after the other). */
+    queuedAgree: boolean;
+    /** The greedy run's usage: prompt, completion and total tokens. */
+    usage: [number, number, number];
     chatContent: string;
     chatFinish: string;
   };
@@ -85,6 +90,11 @@ async function engineChecks(modelUrl: string, backend: BackendRequest | undefine
     const controller = new AbortController();
     const aborted = engine.generate(prompt, { temperature: 0, max_tokens: 50, signal: controller.signal });
     for await (const _ of aborted) controller.abort();
+    const [queuedA, queuedB] = await Promise.all([
+      collect(engine.generate(prompt, { temperature: 0, max_tokens: 8 })),
+      collect(engine.generate([1], { temperature: 0, max_tokens: 6 })),
+    ]);
+    const { usage } = greedy.result;
     const chat = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Tell me a story.' }], temperature: 0, max_tokens: 12 });
     return {
       done: true,
@@ -98,6 +108,8 @@ async function engineChecks(modelUrl: string, backend: BackendRequest | undefine
         seededTopKRepeats: JSON.stringify(topK1.ids) === JSON.stringify(topK2.ids),
         seededLogitsRepeats: JSON.stringify(logits1.ids) === JSON.stringify(logits2.ids),
         abortFinish: (await aborted.result).finishReason,
+        queuedAgree: JSON.stringify(queuedA.ids) === JSON.stringify(first.ids) && JSON.stringify(queuedB.ids) === JSON.stringify(greedy.ids.slice(0, 6)),
+        usage: [usage.prompt_tokens, usage.completion_tokens, usage.total_tokens],
         chatContent: chat.choices[0].message.content,
         chatFinish: chat.choices[0].finish_reason,
       },

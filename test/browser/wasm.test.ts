@@ -90,6 +90,8 @@ describe('Chromium without WebGPU', () => {
     expect(api.seededTopKRepeats).toBe(true);
     expect(api.seededLogitsRepeats).toBe(true);
     expect(api.abortFinish).toBe('abort');
+    expect(api.queuedAgree).toBe(true);
+    expect(api.usage).toEqual([1, golden.new_tokens, 1 + golden.new_tokens]);
     expect(api.chatContent.length).toBeGreaterThan(0);
     expect(['stop', 'length']).toContain(api.chatFinish);
   });
