@@ -18,7 +18,7 @@ import { ContextWindowExceededError, DEFAULT_KV_DTYPE } from './kv-cache';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
 import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
-import { copyToStaging, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult } from './readback';
+import { copyToStaging, readStagedHidden, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult, type Readout } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import type { LanguageModel } from './language-model';
 import { rowParts, weightBindingLimit } from './split';
@@ -213,8 +213,24 @@ export class GpuModel implements LanguageModel {
    * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each.
    */
   async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0): Promise<ForwardResult> {
-    const { gpu, spec, state } = this;
     if (read === 'topk') this.setTopK(k);
+    const result = await this.run(tokens, read, () => readStaging(this.gpu, this.state, read, this.topK));
+    if (!usable(result)) throw new NumericalError('forward', this.state.kv.length - 1);
+    return result;
+  }
+
+  /**
+   * Runs `tokens` as forward() does and returns the last token's hidden state after the final norm [D] instead
+   * of logits (the LM head does not run): what decoder embedding models (Qwen3-Embedding) pool.
+   */
+  async lastHidden(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const hidden = await this.run(tokens, 'hidden', () => readStagedHidden(this.gpu, this.state));
+    if (!hidden.every(Number.isFinite)) throw new NumericalError('forward', this.state.kv.length - 1);
+    return hidden;
+  }
+
+  private async run<R>(tokens: ArrayLike<number>, read: Readout, readBack: () => Promise<R>): Promise<R> {
+    const { gpu, spec, state } = this;
     if (gpu.lostError) throw gpu.lostError;
     if (this.busy) throw new Error('GpuModel.forward is already running; calls must be serialised');
     if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
@@ -242,11 +258,10 @@ export class GpuModel implements LanguageModel {
         done += T;
         state.kv.length = pos + T;
       }
-      const result = await readStaging(gpu, state, read, this.topK);
+      const result = await readBack();
       // Invalid commands do nothing on the GPU: never hand out what such a call left behind.
       const error = gpu.takeUncapturedError();
       if (error) throw error;
-      if (!usable(result)) throw new NumericalError('forward', start + tokens.length - 1);
       return result;
     } catch (e) {
       throw gpu.lostError ?? e;
@@ -282,7 +297,7 @@ export class GpuModel implements LanguageModel {
   }
 
   /** Embedding and every layer in one compute pass, then (on the last chunk) the LM head and a copy to staging. */
-  private encodeAndSubmit(plan: Plan, T: number, pos: number, read: ForwardRead | undefined): void {
+  private encodeAndSubmit(plan: Plan, T: number, pos: number, read: Readout | undefined): void {
     const t0 = performance.now();
     const { device } = this.gpu;
     const { state, stats, profiler } = this;
@@ -300,7 +315,7 @@ export class GpuModel implements LanguageModel {
       stats.dispatches += steps.length;
     };
     const { body } = plan;
-    const tail = read ? [...plan.head, ...plan.select[read]] : [];
+    const tail = read === 'hidden' ? plan.hidden : read ? [...plan.head, ...plan.select[read]] : [];
     if (plan.maxT === 1 || !read) {
       encodePass('forward', [...body, ...tail], true, true);
     } else {

@@ -97,8 +97,9 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
     f32(T, upRows) +
     (spec.activation === 'gelu_tanh' ? f32(T, I) : 0) +
     (spec.sandwichNorms ? f32(T, D) : 0) +
-    f32(D) * (layerNorm ? 2 : 1) +
-    2 * f32(V) + // logits and their readback
+    2 * f32(D) + // the last row and its final norm
+    f32(V) +
+    f32(Math.max(V, D)) + // the readback of logits or of the final hidden state
     2 * tensorBytes('u32', [1]) + // next token and its readback
     (topK ? 2 * f32(topK) + 8 * topK + tensorBytes('u32', topKScratchShape(V, topK)) : 0) +
     (o.maskedTokens ? tensorBytes('u32', [o.maskedTokens]) : 0);

@@ -43,6 +43,8 @@ export interface Plan {
    * prefill chunk's last row, copied to `last` between two passes), then the mask of ids never produced.
    */
   head: Step[];
+  /** The final norm of the last row alone, into `lastNorm`, without the LM head: for a hidden-state read. */
+  hidden: Step[];
   /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
   select: { token: Step[]; topk: Step[]; logits: Step[] };
   /** The top-k launch, whose k a call may change. */
@@ -146,6 +148,8 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
 
   const lastRow = maxT === 1 ? x : s.last;
   const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits })).map((step) => fixed(step.dispatch));
+  const finalNorm = await prepareNorm(gpu, { x: lastRow, out: s.lastNorm, weight: w.finalNorm, bias: w.finalNormBias, kind: spec.norm.kind, eps });
+  const hidden = [fixed(finalNorm)];
   if (s.maskedIds) head.push(fixed(await prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds })));
   const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
   const select = {
@@ -153,7 +157,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     topk: topk ? [fixed(topk)] : [],
     logits: [],
   };
-  return { maxT, body, head, select, topk, applied: { T: maxT, pos: 0 } };
+  return { maxT, body, head, hidden, select, topk, applied: { T: maxT, pos: 0 } };
 }
 
 /** Brings every launch of the body to `chunk` (nothing to write when the plan already is there). */
@@ -164,5 +168,5 @@ export function applyChunk(plan: Plan, chunk: Chunk): void {
 }
 
 export function disposePlan(plan: Plan): void {
-  for (const step of [...plan.body, ...plan.head, ...plan.select.token, ...plan.select.topk]) step.dispatch.dispose();
+  for (const step of [...plan.body, ...plan.head, ...plan.hidden, ...plan.select.token, ...plan.select.topk]) step.dispatch.dispose();
 }

@@ -8,6 +8,9 @@ import type { RunState } from './run-state';
 
 export type ForwardRead = 'token' | 'logits' | 'topk';
 
+/** What a forward call ends with: a read for sampling, or the final-normed hidden state of the last token (embeddings). */
+export type Readout = ForwardRead | 'hidden';
+
 export type ForwardResult =
   | { kind: 'token'; token: number }
   | { kind: 'logits'; logits: Float32Array }
@@ -15,7 +18,12 @@ export type ForwardResult =
   | { kind: 'topk'; values: Float32Array; indices: Uint32Array };
 
 /** Records the copy of what `read` asks for into its staging buffer; returns the bytes it will read back. */
-export function copyToStaging(encoder: GPUCommandEncoder, state: RunState, read: ForwardRead, k: number): number {
+export function copyToStaging(encoder: GPUCommandEncoder, state: RunState, read: Readout, k: number): number {
+  if (read === 'hidden') {
+    const bytes = state.lastNorm.buffer.size;
+    encoder.copyBufferToBuffer(state.lastNorm.buffer, 0, state.logitsReadback, 0, bytes);
+    return bytes;
+  }
   if (read === 'topk') {
     const { topValues, topIndices, topKReadback } = state;
     if (!topValues || !topIndices || !topKReadback) throw new ShapeError('model', 'this model was loaded without topKCapacity');
@@ -48,6 +56,11 @@ export async function readStaging(gpu: Gpu, state: RunState, read: ForwardRead, 
       }));
     }
   }
+}
+
+/** The final-normed hidden state [D] a 'hidden' readout copied to staging. */
+export function readStagedHidden(gpu: Gpu, state: RunState): Promise<Float32Array> {
+  return mapStaging(gpu, state.logitsReadback, (m) => new Float32Array(m.slice(0, state.lastNorm.buffer.size)));
 }
 
 export function readStagedLogits(gpu: Gpu, state: RunState): Promise<Float32Array> {

@@ -14,6 +14,8 @@ export interface ReferenceModel {
    * must have been fed already; a smaller `pos` rewinds the cache to it.
    */
   forward(tokenId: number, pos: number): Float32Array<ArrayBuffer>;
+  /** The hidden state [D] after the final norm that the last forward() call fed to the LM head (what embedding models pool). */
+  lastHidden(): Float32Array;
   /**
    * Feeds the prompt from position 0, then returns `n` tokens, each the argmax (lowest id on ties) of the
    * logits after the previous one. Does not stop at EOS, so the count is always `n`.
@@ -64,6 +66,8 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
   // nothing until it is used).
   const keyCache: Float32Array[][] = layers.map(() => []);
   const valueCache: Float32Array[][] = layers.map(() => []);
+
+  let finalHidden: Float32Array = new Float32Array(D);
 
   function forward(tokenId: number, pos: number): Float32Array<ArrayBuffer> {
     if (!Number.isInteger(tokenId) || tokenId < 0 || tokenId >= V) {
@@ -176,6 +180,7 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
     }
 
     const xf = normalize(x, finalNorm.weight, finalNorm.bias, spec.norm.kind, spec.norm.eps);
+    finalHidden = xf;
     return matvec(lmHead, xf, V, D);
   }
 
@@ -193,7 +198,7 @@ export function createReferenceModel(spec: ModelSpec, weights: CanonicalWeights)
     return out;
   }
 
-  return { spec, forward, greedy };
+  return { spec, forward, greedy, lastHidden: () => finalHidden.slice() };
 }
 
 /** y[rows] = W[rows, cols] · x (+ bias). */

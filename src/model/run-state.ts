@@ -34,8 +34,8 @@ export interface RunState {
   o?: Tensor;
   /** [1, D] the last row of x, the only one the LM head needs (a prefill chunk copies it here). */
   last: Tensor;
-  /** [1, D] LayerNorm of `last` (LayerNorm models). */
-  lastNorm?: Tensor;
+  /** [1, D] the final norm of the last row: the LayerNorm the LM head reads, and what a hidden-state read returns. */
+  lastNorm: Tensor;
   /** [1, V] */
   logits: Tensor;
   /** [1] u32 greedy next token. */
@@ -86,7 +86,7 @@ export async function createRunState(
     act: spec.activation === 'gelu_tanh' ? await t('act', [chunk, I]) : undefined,
     o: spec.sandwichNorms ? await t('o', [chunk, D]) : undefined,
     last: await t('last row', [1, D]),
-    lastNorm: spec.norm.kind === 'layer' ? await t('last row normed', [1, D]) : undefined,
+    lastNorm: await t('last row normed', [1, D]),
     logits: await t('logits', [1, V]),
     next: await t('next token', [1], 'u32'),
     maskedIds: masked.length ? track(await uploadTensor(gpu, 'masked token ids', 'u32', [masked.length], masked)) : undefined,
@@ -94,7 +94,8 @@ export async function createRunState(
     topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
     topScratch: topKCapacity ? await t('top-k scratch', topKScratchShape(V, topKCapacity), 'u32') : undefined,
     tokenReadback: await staging('token readback', 4),
-    logitsReadback: await staging('logits readback', V * 4),
+    // Also the staging of a hidden-state read (D floats).
+    logitsReadback: await staging('logits readback', Math.max(V, D) * 4),
     topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,
     kv,
   };
