@@ -19,7 +19,9 @@ import {
   OUTPUT_TENSOR_NAMES,
   modelTypeOf,
   type Arch,
+  type Architecture,
   type CanonicalTensor,
+  type ModelType,
   type ModelTensorName,
   type TensorMap,
   type TensorSource,
@@ -64,6 +66,12 @@ export interface RandomModelOptions {
   eosTokenId?: number | number[];
   /** Dtype of every tensor, norms included, as in a real checkpoint; default f32. */
   dtype?: WeightDtype;
+  /**
+   * Write the layout of the arch's multimodal wrapper (gemma3: Gemma3ForConditionalGeneration) instead of its
+   * text model's: the config nested under text_config and tensors under the wrapper's prefix, next to small
+   * random stand-ins for the parts the runtime skips (the vision tower and its projector).
+   */
+  multimodal?: boolean;
 }
 
 export interface RandomModel {
@@ -300,6 +308,18 @@ export const BENCHMARK_MODELS: Record<BenchmarkModelName, { arch: Arch; options:
   },
 };
 
+/** The model type of the layout `o` asks for: the arch's text model, or its multimodal wrapper. */
+function layoutOf(arch: Arch, o: RandomModelOptions): ModelType {
+  if (!o.multimodal) return modelTypeOf(arch);
+  const types = Object.keys(ARCHITECTURES) as ModelType[];
+  const wrapper = types.find((t) => {
+    const a: Architecture = ARCHITECTURES[t];
+    return a.arch === arch && a.textModel !== undefined;
+  });
+  if (wrapper === undefined) throw new RangeError(`${arch} has no multimodal layout`);
+  return wrapper;
+}
+
 export function randomModel(arch: Arch, options: RandomModelOptions, seed: number): RandomModel {
   const o = options;
   const config = randomModelConfig(arch, o);
@@ -309,7 +329,8 @@ export function randomModel(arch: Arch, options: RandomModelOptions, seed: numbe
   }
   const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
   const tensors = new Map<string, WeightTensor>();
-  const map: TensorMap = ARCHITECTURES[modelTypeOf(arch)].tensors;
+  const layout: Architecture = ARCHITECTURES[layoutOf(arch, o)];
+  const map: TensorMap = layout.tensors;
   const embedStd = 4 / Math.sqrt(o.hiddenSize);
   /** Draws canonical tensor `t` as the checkpoint stores it (its blocks, or its transpose) under `named` names. */
   const draw = (t: CanonicalTensor, source: TensorSource | undefined, named: (name: string) => string, modelLevel: boolean) => {
@@ -336,11 +357,34 @@ export function randomModel(arch: Arch, options: RandomModelOptions, seed: numbe
     for (const name of LAYER_TENSOR_NAMES) draw(LAYER_TENSORS[name], map.layer[name], (n) => `${map.prefixes[0]}${map.layerPrefix}${l}.${n}`, false);
   }
   for (const name of OUTPUT_TENSOR_NAMES) model(name);
+  // Stand-ins under the first two prefixes of each skipped part (the tower and its projector, as the original
+  // checkpoints name them): a loader that read them would find tensors no canonical one matches.
+  for (const part of layout.textModel?.skipped ?? []) {
+    for (const prefix of part.tensorPrefixes.slice(0, 2)) tensors.set(`${prefix}stand_in.weight`, gen.normal([5, o.hiddenSize], 1));
+  }
   return { config, tensors };
 }
 
 /** The config.json object of `randomModel(arch, o, seed)`, without generating any weights, under the names the table gives. */
 export function randomModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unknown> {
+  const text = textModelConfig(arch, o);
+  const wrapper: Architecture = ARCHITECTURES[layoutOf(arch, o)];
+  if (!wrapper.textModel) return text;
+  // As Gemma3Config writes it: the token ids and dtype at the top, next to the text and vision configs.
+  const { bos_token_id, eos_token_id, torch_dtype, ...textFields } = text;
+  const config: Record<string, unknown> = {
+    architectures: [wrapper.className],
+    model_type: layoutOf(arch, o),
+    [wrapper.textModel.configField]: textFields,
+    bos_token_id,
+    eos_token_id,
+    torch_dtype,
+  };
+  for (const part of wrapper.textModel.skipped) config[part.configField] = { hidden_size: o.hiddenSize, num_hidden_layers: 1 };
+  return config;
+}
+
+function textModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unknown> {
   const { className, config: names, features } = ARCHITECTURES[modelTypeOf(arch)];
   const config: Record<string, unknown> = {
     architectures: [className],

@@ -172,6 +172,29 @@ export interface Features {
 /** Canonical architecture names: model types that share one (mistral → llama) share its block. */
 export type Arch = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gpt2' | 'phi3' | 'smollm3' | 'gemma3';
 
+/**
+ * A part of a multimodal checkpoint the runtime does not run (Gemma 3's vision tower): its config is not read,
+ * its tensors are never fetched, and the spec names it (ModelSpec.skippedParts), so a caller can say the model
+ * is loaded text-only instead of leaving it unsaid.
+ */
+export interface SkippedPart {
+  /** What it is, for messages: 'vision tower'. */
+  name: string;
+  /** The config.json field that describes it. */
+  configField: string;
+  /** Prefixes of its tensor names, in each checkpoint layout. */
+  tensorPrefixes: readonly string[];
+}
+
+/** A multimodal model type whose text model is an architecture of its own, its config nested in one field. */
+export interface TextModelOf {
+  /** The field holding the text model's config: text_config. */
+  configField: string;
+  /** The nested config's model_type, when it gives one. */
+  modelType: string;
+  skipped: readonly SkippedPart[];
+}
+
 export interface Architecture {
   arch: Arch;
   /** `architectures[0]` of a config.json written for it. */
@@ -179,6 +202,13 @@ export interface Architecture {
   config: ConfigNames;
   features: Features;
   tensors: TensorMap;
+  /**
+   * The values transformers' config class gives fields a config.json leaves out, where they are not the
+   * runtime's own fallbacks (Gemma 3's multimodal repos list only a handful of their text model's fields).
+   */
+  defaults?: Readonly<Record<string, number | string | boolean | null>>;
+  /** Set for a multimodal wrapper (gemma3): its text model is read from a nested config. */
+  textModel?: TextModelOf;
 }
 
 const LLAMA_CONFIG: ConfigNames = {
@@ -304,6 +334,22 @@ const GEMMA3: Architecture = {
   arch: 'gemma3',
   className: 'Gemma3ForCausalLM',
   config: { ...LLAMA_CONFIG, activation: 'hidden_activation' },
+  // Gemma3TextConfig's defaults, besides those the runtime falls back to anyway.
+  defaults: {
+    vocab_size: 262208,
+    hidden_size: 2304,
+    intermediate_size: 9216,
+    num_hidden_layers: 26,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+    head_dim: 256,
+    max_position_embeddings: 131072,
+    rope_theta: 1000000,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    bos_token_id: 2,
+    eos_token_id: 1,
+  },
   features: {
     ...LLAMA_FEATURES,
     activation: { kind: 'gelu_tanh', names: ['gelu_pytorch_tanh'] },
@@ -325,6 +371,32 @@ const GEMMA3: Architecture = {
       mlpNorm: 'pre_feedforward_layernorm.weight',
       postMlpNorm: 'post_feedforward_layernorm.weight',
     },
+  },
+};
+
+/**
+ * Gemma 3's multimodal repos (4B and up, Gemma3ForConditionalGeneration): the text model under text_config and
+ * `language_model.model.*` (`model.language_model.*` as transformers ≥ 4.52 saves it), next to a SigLIP vision
+ * tower and its projector, which are not loaded: the model runs text-only.
+ */
+const GEMMA3_MULTIMODAL: Architecture = {
+  ...GEMMA3,
+  className: 'Gemma3ForConditionalGeneration',
+  tensors: {
+    ...GEMMA3.tensors,
+    prefixes: ['language_model.model.', 'model.language_model.'],
+    model: { ...GEMMA3.tensors.model, lmHead: 'language_model.lm_head.weight' },
+  },
+  textModel: {
+    configField: 'text_config',
+    modelType: 'gemma3_text',
+    skipped: [
+      {
+        name: 'vision tower',
+        configField: 'vision_config',
+        tensorPrefixes: ['vision_tower.', 'multi_modal_projector.', 'model.vision_tower.', 'model.multi_modal_projector.'],
+      },
+    ],
   },
 };
 
@@ -354,6 +426,7 @@ export const ARCHITECTURES = {
     features: { ...LLAMA_FEATURES, tiedEmbeddings: true, noRopeLayers: true, slidingWindow: 'noRopeLayers' },
   },
   gemma3_text: GEMMA3,
+  gemma3: GEMMA3_MULTIMODAL,
   gpt2: GPT2,
   // Phi-3 and Phi-4: Llama's block with q/k/v and gate/up stored fused, no biases; sliding_window, when set,
   // applies to every layer; LongRoPE and partial rotary (Phi-4-mini) come with the rope config.
@@ -391,10 +464,13 @@ export function isModelType(modelType: string): modelType is ModelType {
   return Object.hasOwn(ARCHITECTURES, modelType);
 }
 
-/** The model type whose table entry is `arch`'s own (gemma3 → gemma3_text). */
+/** The model type whose table entry is `arch`'s own text model (gemma3 → gemma3_text, not the multimodal wrapper). */
 export function modelTypeOf(arch: Arch): ModelType {
-  const types = Object.keys(ARCHITECTURES) as ModelType[];
-  const found = types.find((t) => t === arch) ?? types.find((t) => ARCHITECTURES[t].arch === arch);
+  const types = (Object.keys(ARCHITECTURES) as ModelType[]).filter((t) => {
+    const a: Architecture = ARCHITECTURES[t];
+    return a.arch === arch && a.textModel === undefined;
+  });
+  const found = types.find((t) => t === arch) ?? types[0];
   if (!found) throw new Error(`no model type for arch "${arch}"`);
   return found;
 }

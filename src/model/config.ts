@@ -9,9 +9,9 @@
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
 import type { RopeScaling } from './rope-table';
 import { fromF16, toF16 } from '../gpu/f16';
-import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag, type SlidingLayers } from './architectures';
+import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag, type SkippedPart, type SlidingLayers, type TextModelOf } from './architectures';
 
-export type { Arch };
+export type { Arch, SkippedPart };
 
 export type { RopeScaling };
 
@@ -81,6 +81,8 @@ export interface ModelSpec {
   bosTokenId: number | null;
   /** Tokens that end generation: config.json's and generation_config.json's, united, in order. */
   eosTokenIds: number[];
+  /** Parts of a multimodal checkpoint that are not loaded (Gemma 3's vision tower): the model runs text-only. */
+  skippedParts: readonly SkippedPart[];
 }
 
 export interface LayerAttention {
@@ -116,25 +118,38 @@ function describe(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
-/** Reads typed fields of one JSON object, naming the field (with its path) in every error. */
+type Defaults = Architecture['defaults'];
+
+/**
+ * Reads typed fields of one JSON object, naming the field (with its path) in every error. A field the object
+ * leaves out (or sets to null) takes its value from `defaults`, as transformers' config classes fill them in.
+ */
 class Fields {
   constructor(
     private readonly obj: JsonObject,
     private readonly path = '',
+    private readonly defaults: Defaults = undefined,
   ) {}
 
-  private name(key: string): string {
+  /** The field's name with its path, for errors: text_config.sliding_window. */
+  name(key: string): string {
     return this.path + key;
   }
 
-  has(key: string): boolean {
+  private get(key: string): unknown {
     const v = ownField(this.obj, key);
+    if ((v === undefined || v === null) && this.defaults && Object.hasOwn(this.defaults, key)) return this.defaults[key];
+    return v;
+  }
+
+  has(key: string): boolean {
+    const v = this.get(key);
     return v !== undefined && v !== null;
   }
 
   /** A positive integer; `fallback` (HF's default) when absent or null, an error when absent without one. */
   int(key: string, fallback?: number): number {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -147,7 +162,7 @@ class Fields {
 
   /** A finite positive number. */
   positive(key: string, fallback?: number): number {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -159,14 +174,14 @@ class Fields {
   }
 
   bool(key: string, fallback: boolean): boolean {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) return fallback;
     if (typeof v !== 'boolean') throw new ModelConfigError(this.name(key), `must be true or false, got ${describe(v)}`);
     return v;
   }
 
   string(key: string, fallback?: string): string {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) {
       if (fallback === undefined) throw new ModelConfigError(this.name(key), 'is required but missing');
       return fallback;
@@ -177,7 +192,7 @@ class Fields {
 
   /** A token id (0 is valid) or null. */
   tokenId(key: string): number | null {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) return null;
     if (!isTokenId(v)) throw new ModelConfigError(this.name(key), `must be a token id, got ${describe(v)}`);
     return v;
@@ -185,7 +200,7 @@ class Fields {
 
   /** eos_token_id: a number, an array of numbers, or absent. */
   tokenIds(key: string): number[] {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) return [];
     if (isTokenId(v)) return [v];
     if (Array.isArray(v) && v.every(isTokenId)) return v;
@@ -194,7 +209,7 @@ class Fields {
 
   /** An array of numbers (rope_scaling's long_factor), or null when absent. */
   numberList(key: string): number[] | null {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) return null;
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) {
       throw new ModelConfigError(this.name(key), `must be an array of numbers, got ${describe(v)}`);
@@ -213,7 +228,7 @@ class Fields {
 
   /** An array of strings (layer_types), or null when absent. */
   stringList(key: string): string[] | null {
-    const v = ownField(this.obj, key);
+    const v = this.get(key);
     if (v === undefined || v === null) return null;
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
       throw new ModelConfigError(this.name(key), `must be an array of strings, got ${describe(v)}`);
@@ -221,12 +236,12 @@ class Fields {
     return v;
   }
 
-  /** A nested object (rope_scaling), or null when absent. */
-  object(key: string): Fields | null {
-    const v = ownField(this.obj, key);
+  /** A nested object (rope_scaling, text_config), or null when absent; `defaults` fill in its missing fields. */
+  object(key: string, defaults?: Defaults): Fields | null {
+    const v = this.get(key);
     if (v === undefined || v === null) return null;
     if (!isJsonObject(v)) throw new ModelConfigError(this.name(key), `must be an object, got ${describe(v)}`);
-    return new Fields(v, `${this.name(key)}.`);
+    return new Fields(v, `${this.name(key)}.`, defaults);
   }
 }
 
@@ -243,14 +258,19 @@ export function parseModelConfig(configJson: unknown, generationConfig?: unknown
   if (generationConfig !== undefined && generationConfig !== null && !isJsonObject(generationConfig)) {
     throw new ModelConfigError('(generation_config root)', 'generation_config.json must be a JSON object');
   }
-  const c = new Fields(configJson);
+  const top = new Fields(configJson);
   const gen = isJsonObject(generationConfig) ? new Fields(generationConfig, 'generation_config.') : null;
-  const modelType = c.string('model_type');
+  const modelType = top.string('model_type');
   if (!isModelType(modelType)) throw new UnsupportedModelError(modelType);
-  const spec = parseArchitecture(c, modelType, ARCHITECTURES[modelType]);
-  const eos = [...c.tokenIds('eos_token_id'), ...(gen?.tokenIds('eos_token_id') ?? [])];
+  const a: Architecture = ARCHITECTURES[modelType];
+  const c = a.textModel ? textModelFields(top, a.textModel, a.defaults) : new Fields(configJson, '', a.defaults);
+  // The checkpoint's dtype is the wrapper's where the text config does not repeat it; transformers ≥ 4.56 writes "dtype".
+  const dtypeOf = (f: Fields) => (f.has('torch_dtype') ? f.string('torch_dtype') : f.has('dtype') ? f.string('dtype') : null);
+  const spec = parseArchitecture(c, modelType, a, dtypeOf(c) ?? (a.textModel ? dtypeOf(top) : null) ?? 'float32');
+  const wrapper = a.textModel ? top : null;
+  const eos = [...(wrapper?.tokenIds('eos_token_id') ?? []), ...c.tokenIds('eos_token_id'), ...(gen?.tokenIds('eos_token_id') ?? [])];
   spec.eosTokenIds = [...new Set(eos)];
-  spec.bosTokenId = c.tokenId('bos_token_id') ?? gen?.tokenId('bos_token_id') ?? null;
+  spec.bosTokenId = wrapper?.tokenId('bos_token_id') ?? c.tokenId('bos_token_id') ?? gen?.tokenId('bos_token_id') ?? null;
   const outside = (id: number) => id >= spec.vocabSize;
   if (spec.eosTokenIds.some(outside)) {
     const ids = describe(spec.eosTokenIds);
@@ -262,16 +282,26 @@ export function parseModelConfig(configJson: unknown, generationConfig?: unknown
   return spec;
 }
 
+/** A multimodal wrapper's text config, with the text model's defaults; its model_type, when given, must be the expected one. */
+function textModelFields(top: Fields, { configField, modelType }: TextModelOf, defaults: Defaults): Fields {
+  const text = top.object(configField, defaults);
+  if (text === null) throw new ModelConfigError(configField, 'is required but missing');
+  if (text.has('model_type') && text.string('model_type') !== modelType) {
+    throw new ModelConfigError(`${configField}.model_type`, `must be "${modelType}", got "${text.string('model_type')}"`);
+  }
+  return text;
+}
+
 /** The hyperparameters under the names `a.config` gives them, and the feature flags `a.features` sets or reads. */
-function parseArchitecture(c: Fields, modelType: string, a: Architecture): ModelSpec {
+function parseArchitecture(c: Fields, modelType: string, a: Architecture, torchDtype: string): ModelSpec {
   const names = a.config;
   const features = a.features;
   const flag = (f: Flag) => (typeof f === 'boolean' ? f : c.bool(f.field, f.fallback));
   for (const { field, detail } of features.refuse) {
-    if (c.bool(field, false)) throw new ModelConfigError(field, detail);
+    if (c.bool(field, false)) throw new ModelConfigError(c.name(field), detail);
   }
   for (const { field, detail } of features.refuseSet ?? []) {
-    if (c.has(field)) throw new ModelConfigError(field, detail);
+    if (c.has(field)) throw new ModelConfigError(c.name(field), detail);
   }
 
   const hiddenSize = c.int(names.hiddenSize);
@@ -335,7 +365,7 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
     tiedEmbeddings: c.bool('tie_word_embeddings', features.tiedEmbeddings),
     learnedPositions: features.positions === 'learned',
     layerAttention,
-    embeddingScale: features.gemma ? roundToDtype(Math.sqrt(hiddenSize), c.string('torch_dtype', 'float32')) : 1,
+    embeddingScale: features.gemma ? roundToDtype(Math.sqrt(hiddenSize), torchDtype) : 1,
     normPlusOne: features.gemma === true,
     sandwichNorms: features.gemma === true,
     localRope: features.gemma ? { theta: c.positive('rope_local_base_freq', 10000), rotaryDim: headDim, scaling: null } : null,
@@ -346,6 +376,7 @@ function parseArchitecture(c: Fields, modelType: string, a: Architecture): Model
         : 1,
     bosTokenId: null,
     eosTokenIds: [],
+    skippedParts: a.textModel?.skipped ?? [],
   };
 }
 

@@ -130,7 +130,10 @@ export async function openModel(files: ModelFiles): Promise<OpenedModel> {
 
 export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const { spec, tokenizer, weights, maskedTokenIds, generationConfig, tokenizerConfig } = await openModel(files);
-  const checkpointDtypes = new Set([...weights.tensors.values()].map((t) => t.dtype));
+  // The tensors the stream reads: a skipped vision tower is never fetched, and its dtype decides nothing.
+  const skipped = spec.skippedParts.flatMap((p) => p.tensorPrefixes);
+  const read = [...weights.tensors.entries()].filter(([name]) => !skipped.some((prefix) => name.startsWith(prefix))).map(([, t]) => t);
+  const checkpointDtypes = new Set(read.map((t) => t.dtype));
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;
   const dtype: WeightDtype = requested === 'f32' || requested === 'f16' ? requested : !quantize && checkpointDtypes.has('F32') ? 'f32' : 'f16';
@@ -138,7 +141,7 @@ export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelO
   const { context, chunk } = planContext(spec, { ...options, dtype, quantize, maskedTokens: maskedTokenIds.length, bindingLimit });
   checkModelFits(gpu, spec, dtype, context.contextLength, chunk, options.kvDtype, options.maxBindingSize);
 
-  const totalBytes = [...weights.tensors.values()].reduce((sum, t) => sum + t.byteLength, 0);
+  const totalBytes = read.reduce((sum, t) => sum + t.byteLength, 0);
   let readBytes = 0;
   const stream = checkpointStream(spec, weights, {
     dtype,

@@ -9,7 +9,12 @@ import type { Arch } from '../../src/model/config';
 import { parseModelConfig } from '../../src/model/config';
 import { GpuModel } from '../../src/model/forward';
 import { randomModel, SMALL_MODELS } from '../../src/dev/random-model';
-import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { loadCanonicalWeights, tensorMapReader, type WeightTensor } from '../../src/model/weights';
+import { loadModel } from '../../src/model/load';
+import { memoryFiles } from '../../src/model/files';
+import { folderFiles } from '../../src/model/files-node';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
+import { modelPath } from '../models';
 import { createReferenceModel } from '../../src/model/reference';
 import { compare } from '../../src/selftest/compare';
 import { createRng } from '../../src/util/random';
@@ -67,6 +72,55 @@ describe.each(['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'smollm3', 
       for (let p = 0; p < PROMPT; p++) decoded = logitsOf(await model.forward([tokens[p]], 'logits'));
       expectClose(`decode vs prefill at ${PROMPT - 1}`, seed, KV[dtype].decodeVsPrefill, decoded, prefilled);
       model.destroy();
+    });
+  }
+});
+
+describe('gemma3 in its multimodal layout (Gemma3ForConditionalGeneration)', () => {
+  /** The checkpoint as transformers ≥ 4.52 saves it: every name under model., the text model's as model.language_model.*. */
+  const renamed = (tensors: Map<string, WeightTensor>) =>
+    new Map([...tensors].map(([name, t]) => [name.startsWith('language_model.model.') ? `model.language_model.${name.slice(21)}` : `model.${name}`, t]));
+
+  for (const layout of ['language_model.model.*', 'model.language_model.*'] as const) {
+    it(`loads the text model from ${layout}, never reads the vision tower, and matches the CPU reference of the same weights`, async () => {
+      const gpu = await testGpu();
+      const seed = freshSeed();
+      const wrapped = randomModel('gemma3', { ...SMALL_MODELS.gemma3, multimodal: true }, seed);
+      const tensors = layout === 'language_model.model.*' ? wrapped.tensors : renamed(wrapped.tensors);
+      // The same seed draws the same text weights, under the text-only layout's names.
+      const text = randomModel('gemma3', SMALL_MODELS.gemma3, seed);
+      const spec = parseModelConfig(text.config);
+      const reference = createReferenceModel(spec, await loadCanonicalWeights(spec, tensorMapReader(text.tensors)));
+
+      const skipped = /^(model\.)?(vision_tower|multi_modal_projector)\./;
+      expect([...tensors.keys()].filter((n) => skipped.test(n)).length).toBe(2);
+      const files = new Map<string, string | Uint8Array>([
+        ['config.json', JSON.stringify(wrapped.config)],
+        ['tokenizer.json', (await folderFiles(modelPath('stories260K')).text('tokenizer.json'))!],
+        ['model.safetensors', writeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, data: t.data })))],
+      ]);
+      const read: string[] = [];
+      let last = { done: 0, total: -1 };
+      const loaded = await loadModel(gpu, memoryFiles('gemma3-4b-shaped', files), {
+        contextLength: 64,
+        kvDtype: 'f32',
+        onProgress: (p) => {
+          if (p.stage !== 'read') return;
+          read.push(p.tensor ?? '');
+          last = p;
+        },
+      });
+      expect(loaded.spec.skippedParts.map((p) => p.name)).toEqual(['vision tower']);
+      expect(read.filter((n) => skipped.test(n))).toEqual([]);
+      expect(last.done).toBe(last.total);
+
+      const rng = createRng(seed);
+      const tokens = Array.from({ length: 12 }, () => rng.int(spec.vocabSize));
+      let expected: Float32Array = new Float32Array();
+      for (let p = 0; p < tokens.length; p++) expected = reference.forward(tokens[p], p);
+      const actual = logitsOf(await loaded.model.forward(tokens, 'logits'));
+      expectClose('multimodal-layout prefill logits', seed, TOLERANCE.f32, actual, expected);
+      loaded.model.destroy();
     });
   }
 });

@@ -52,6 +52,7 @@ describe('parseModelConfig', () => {
       attentionScale: 1 / Math.sqrt(8),
       bosTokenId: 1,
       eosTokenIds: [2],
+      skippedParts: [],
     });
   });
 
@@ -184,6 +185,7 @@ describe('parseModelConfig', () => {
       attentionScale: 1 / 8,
       bosTokenId: 50256,
       eosTokenIds: [50256],
+      skippedParts: [],
     });
     const tiny = { model_type: 'gpt2', n_embd: 64, n_head: 4, n_layer: 1, n_positions: 8, vocab_size: 9 };
     const exactGelu = { ...tiny, activation_function: 'gelu' };
@@ -347,12 +349,81 @@ describe('parseModelConfig', () => {
     }
   });
 
+  it('gemma3 (the real Gemma-3-4B-it config): the text model from text_config with Gemma3TextConfig defaults, the vision tower skipped by name', () => {
+    const gemma4b = {
+      architectures: ['Gemma3ForConditionalGeneration'],
+      boi_token_index: 255999,
+      eoi_token_index: 256000,
+      eos_token_id: [1, 106],
+      image_token_index: 262144,
+      initializer_range: 0.02,
+      mm_tokens_per_image: 256,
+      model_type: 'gemma3',
+      text_config: {
+        hidden_size: 2560,
+        intermediate_size: 10240,
+        model_type: 'gemma3_text',
+        num_hidden_layers: 34,
+        rope_scaling: { factor: 8.0, rope_type: 'linear' },
+        sliding_window: 1024,
+      },
+      torch_dtype: 'bfloat16',
+      transformers_version: '4.50.0.dev0',
+      vision_config: {
+        hidden_size: 1152,
+        image_size: 896,
+        intermediate_size: 4304,
+        model_type: 'siglip_vision_model',
+        num_attention_heads: 16,
+        num_hidden_layers: 27,
+        patch_size: 14,
+        vision_use_head: false,
+      },
+    };
+    const spec = parseModelConfig(gemma4b);
+    expect(spec).toMatchObject({
+      arch: 'gemma3',
+      modelType: 'gemma3',
+      // Left out of text_config: Gemma3TextConfig's defaults.
+      vocabSize: 262208,
+      numHeads: 8,
+      numKvHeads: 4,
+      headDim: 256,
+      maxContext: 131072,
+      hiddenSize: 2560,
+      intermediateSize: 10240,
+      numLayers: 34,
+      norm: { kind: 'rms', eps: 1e-6 },
+      tiedEmbeddings: true,
+      normPlusOne: true,
+      bosTokenId: 2,
+      eosTokenIds: [1, 106],
+    });
+    // √2560 = 50.6 is 50.5 in bf16: the dtype is the wrapper's.
+    expect(spec.embeddingScale).toBe(50.5);
+    expect(spec.attentionScale).toBe(1 / 16);
+    expect(spec.rope).toEqual({ theta: 1000000, rotaryDim: 256, scaling: { type: 'linear', factor: 8 } });
+    expect(spec.localRope).toEqual({ theta: 10000, rotaryDim: 256, scaling: null });
+    expect(spec.layerAttention.flatMap((l, i) => (l.window === 0 ? [i] : []))).toEqual([5, 11, 17, 23, 29]);
+    expect(spec.layerAttention[0].window).toBe(1024);
+    expect(spec.skippedParts.map((p) => [p.name, p.configField])).toEqual([['vision tower', 'vision_config']]);
+
+    // Errors name the field under its path.
+    const softcapped = { ...gemma4b, text_config: { ...gemma4b.text_config, attn_logit_softcapping: 50 } };
+    expect(thrown(() => parseModelConfig(softcapped), ModelConfigError).field).toBe('text_config.attn_logit_softcapping');
+    const wrongText = { ...gemma4b, text_config: { ...gemma4b.text_config, model_type: 'llama' } };
+    expect(thrown(() => parseModelConfig(wrongText), ModelConfigError).field).toBe('text_config.model_type');
+    expect(thrown(() => parseModelConfig({ ...gemma4b, text_config: undefined }), ModelConfigError).field).toBe('text_config');
+    // The text-only model type never reports a skipped part.
+    expect(parseModelConfig({ ...gemma4b.text_config, model_type: 'gemma3_text' }).skippedParts).toEqual([]);
+  });
+
   it('refuses unsupported model types, naming the type and the supported ones', () => {
     for (const type of ['gemma', 'mamba', '__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       const e = thrown(() => parseModelConfig({ ...smolLM2, model_type: type }), UnsupportedModelError);
       expect(e.modelType).toBe(type);
       expect(e.message).toContain(`"${type}"`);
-      expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gemma3_text, gpt2, phi3');
+      expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gemma3_text, gemma3, gpt2, phi3');
     }
   });
 
