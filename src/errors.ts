@@ -6,6 +6,7 @@
  */
 import { ChatTemplateError } from './chat/template';
 import { InvalidRequestError } from './chat/messages';
+import { UnsupportedTaskError } from './embeddings/errors';
 import { EngineDisposedError } from './engine/errors';
 import { SafetensorsError } from './formats/errors';
 import { GgufError } from './formats/gguf';
@@ -112,6 +113,7 @@ export const ERRORS = {
   TokenizerError: { type: TokenizerError, kind: 'request' },
   UnsupportedEncoderError: { type: UnsupportedEncoderError, kind: 'other' },
   UnsupportedModelError: { type: UnsupportedModelError, kind: 'other' },
+  UnsupportedTaskError: { type: UnsupportedTaskError, kind: 'request' },
   WasmBackendError: { type: WasmBackendError, kind: 'other', title: 'The CPU (WebAssembly) backend failed' },
   WebGPUUnavailableError: { type: WebGPUUnavailableError, kind: 'no-webgpu', title: 'WebGPU is not available', hint: WEBGPU_HELP },
   WorkerStartError: { type: WorkerStartError, kind: 'other' },

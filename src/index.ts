@@ -31,6 +31,7 @@ export { urlFiles, memoryFiles, type ModelFiles } from './model/files';
 export { describeError, type ErrorDescription, type ErrorKind } from './errors';
 export { ChatTemplateError } from './chat/template';
 export { InvalidRequestError } from './chat/messages';
+export { UnsupportedTaskError } from './embeddings/errors';
 export { EngineDisposedError } from './engine/errors';
 export { SafetensorsError } from './formats/errors';
 export { GgufError } from './formats/gguf';

@@ -244,7 +244,8 @@ const LLAMA_FEATURES: Features = {
 const attention = (name: string) => `self_attn.${name}`;
 
 const LLAMA_TENSORS: TensorMap = {
-  prefixes: ['model.'],
+  // A base-model checkpoint (Qwen3Model, as Qwen3-Embedding ships) names its tensors without `model.`.
+  prefixes: ['model.', ''],
   layerPrefix: 'layers.',
   model: { embedding: 'embed_tokens.weight', finalNorm: 'norm.weight', lmHead: 'lm_head.weight' },
   layer: {

@@ -121,6 +121,8 @@ export class Tokenizer {
     private readonly cuts: CutRules | null,
     /** How the vocabulary spells bytes, for `tokenBytes`. */
     readonly vocabType: VocabType = 'raw',
+    /** The token fill-mask predicts (tokenizer_config.json's mask_token, else `[MASK]`), or null without one. */
+    readonly maskTokenId: number | null = null,
   ) {
     this.eos = eosTokenIds;
   }
@@ -319,7 +321,8 @@ export function loadTokenizer(source: TokenizerSource): Tokenizer {
     vocabSize = Math.max(vocabSize, id + 1);
     maxTokenChars = Math.max(maxTokenChars, token.length);
   }
-  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix, cutRules(json, addedTokens), vocabTypeOf(json.decoder));
+  const mask = idOf('mask_token', false) ?? hf.token_to_id('[MASK]') ?? null;
+  return new Tokenizer(hf, vocabSize, maxTokenChars, bos, eos === null ? [] : [eos], special, prefix, suffix, cutRules(json, addedTokens), vocabTypeOf(json.decoder), mask);
 }
 
 /**

@@ -1,0 +1,126 @@
+/**
+ * Embeddings from a decoder, laid out as Qwen3-Embedding ships: a Qwen3Model checkpoint (tensor names without
+ * `model.`), the Qwen3 tokenizer with the post-processor that appends <|endoftext|>, last-token pooling and
+ * Normalize in modules.json. Random weights (f32), checked against the CPU reference's final-normed hidden state.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmbeddingEngine, type EmbeddingEngine } from '../../src/embeddings/engine';
+import { UnsupportedTaskError } from '../../src/embeddings/errors';
+import { InvalidOptionError } from '../../src/engine/errors';
+import { writeSafetensors } from '../../src/dev/safetensors-writer';
+import { randomModel, type RandomModelOptions } from '../../src/dev/random-model';
+import { parseModelConfig } from '../../src/model/config';
+import { memoryFiles } from '../../src/model/files';
+import { createReferenceModel } from '../../src/model/reference';
+import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
+import { compare } from '../../src/selftest/compare';
+import { freshSeed, testGpu } from '../gpu';
+import { modelPath } from '../models';
+
+const SHAPE: RandomModelOptions = {
+  vocabSize: 151936,
+  hiddenSize: 32,
+  intermediateSize: 48,
+  numLayers: 2,
+  numHeads: 2,
+  numKvHeads: 1,
+  headDim: 16,
+  maxContext: 512,
+  tiedEmbeddings: true,
+  ropeTheta: 1000000,
+  normEps: 1e-6,
+  eosTokenId: 151643,
+  dtype: 'f32',
+};
+const END_OF_TEXT = 151643;
+const TASK = 'Given a web search query, retrieve relevant passages that answer the query';
+
+/** Qwen3-Embedding's tokenizer.json: Qwen3's, with a post-processor that appends <|endoftext|> to every text. */
+function embeddingTokenizerJson(): string {
+  const json = JSON.parse(readFileSync(modelPath('..', 'tokenizers', 'qwen3', 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
+  const eos = { SpecialToken: { id: '<|endoftext|>', type_id: 0 } };
+  json.post_processor = {
+    type: 'Sequence',
+    processors: [
+      json.post_processor,
+      {
+        type: 'TemplateProcessing',
+        single: [{ Sequence: { id: 'A', type_id: 0 } }, eos],
+        pair: [{ Sequence: { id: 'A', type_id: 0 } }, eos, { Sequence: { id: 'B', type_id: 1 } }, eos],
+        special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [END_OF_TEXT], tokens: ['<|endoftext|>'] } },
+      },
+    ],
+  };
+  return JSON.stringify(json);
+}
+
+const seed = freshSeed();
+const { config, tensors } = randomModel('qwen3', SHAPE, seed);
+let engine: EmbeddingEngine;
+beforeAll(async () => {
+  const st = 'sentence_transformers.models.';
+  const files = memoryFiles(
+    'qwen3-embedding-shaped',
+    new Map<string, string | Uint8Array>([
+      ['config.json', JSON.stringify({ ...config, architectures: ['Qwen3Model'] })],
+      ['tokenizer.json', embeddingTokenizerJson()],
+      ['tokenizer_config.json', readFileSync(modelPath('..', 'tokenizers', 'qwen3', 'tokenizer_config.json'), 'utf8')],
+      ['modules.json', JSON.stringify([{ type: `${st}Transformer`, path: '' }, { type: `${st}Pooling`, path: '1_Pooling' }, { type: `${st}Normalize`, path: '2_Normalize' }])],
+      ['1_Pooling/config.json', JSON.stringify({ word_embedding_dimension: 32, pooling_mode_lasttoken: true, pooling_mode_mean_tokens: false, include_prompt: true })],
+      // A Qwen3Model checkpoint: no `model.` in front of the names.
+      ['model.safetensors', writeSafetensors([...tensors].map(([name, t]) => ({ name: name.replace(/^model\./, ''), dtype: 'F32', shape: t.shape, data: t.data })))],
+    ]),
+  );
+  engine = await createEmbeddingEngine(files, { gpu: await testGpu(), contextLength: 128 });
+});
+afterAll(() => engine?.dispose());
+
+/** The CPU reference's embedding: the final-normed hidden state after the last id, scaled to unit length. */
+async function referenceEmbedding(ids: readonly number[]): Promise<Float32Array> {
+  const spec = parseModelConfig(config);
+  const reference = createReferenceModel(spec, await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype: 'f32' }));
+  for (const [pos, id] of ids.entries()) reference.forward(id, pos);
+  const h = reference.lastHidden();
+  const norm = Math.hypot(...h);
+  return h.map((v) => v / norm);
+}
+
+function expectClose(actual: ArrayLike<number>, expected: Float32Array): void {
+  const c = compare(Float32Array.from(actual), expected);
+  expect(c.nmse, `nmse ${c.nmse.toExponential(2)}, seed ${seed}`).toBeLessThanOrEqual(1e-5);
+}
+
+describe('embeddings from a decoder (Qwen3-Embedding layout)', () => {
+  it('pools the last token (the appended <|endoftext|>) and normalises, as the CPU reference does; queries take the instruction', async () => {
+    expect(engine.kind).toBe('decoder');
+    expect(engine.pooling).toMatchObject({ mode: 'lasttoken', normalize: true });
+    const query = 'What is the capital of China?';
+    const document = 'The capital of China is Beijing.';
+    const queryIds = engine.tokenizer.encode(`Instruct: ${TASK}\nQuery:${query}`);
+    const documentIds = engine.tokenizer.encode(document);
+    expect(queryIds.at(-1)).toBe(END_OF_TEXT);
+    expect(documentIds.at(-1)).toBe(END_OF_TEXT);
+
+    const queries = await engine.embeddings.create({ input: [query], instruction: TASK });
+    const documents = await engine.embeddings.create({ input: document, model: 'ignored' });
+    expect(queries.usage).toEqual({ prompt_tokens: queryIds.length, total_tokens: queryIds.length });
+    expect(documents).toMatchObject({ object: 'list', model: 'qwen3-embedding-shaped', data: [{ object: 'embedding', index: 0 }] });
+    expectClose(queries.data[0].embedding as number[], await referenceEmbedding(queryIds));
+    expectClose(documents.data[0].embedding as number[], await referenceEmbedding(documentIds));
+
+    // Token ids are the whole input: the same ids give the same embedding.
+    const byIds = await engine.embeddings.create({ input: [documentIds, queryIds] });
+    expect(byIds.data.map((d) => d.index)).toEqual([0, 1]);
+    expectClose(byIds.data[1].embedding as number[], Float32Array.from(queries.data[0].embedding as number[]));
+  });
+
+  it('cuts to `dimensions` and renormalises; refuses more than the hidden size, and fill-mask', async () => {
+    const full = (await engine.embeddings.create({ input: 'a short text' })).data[0].embedding as number[];
+    const cut = (await engine.embeddings.create({ input: 'a short text', dimensions: 8 })).data[0].embedding as number[];
+    const norm = Math.hypot(...full.slice(0, 8));
+    expectClose(cut, Float32Array.from(full.slice(0, 8), (v) => v / norm));
+    await expect(engine.embeddings.create({ input: 'x', dimensions: 33 })).rejects.toThrow(InvalidOptionError);
+    await expect(engine.fillMask('x [MASK]')).rejects.toThrow(UnsupportedTaskError);
+  });
+});
