@@ -162,7 +162,7 @@ export class GpuModel implements LanguageModel {
               matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
-          : { matvec: defaultMatvecShape(gpu), tile: DEFAULT_TILE };
+          : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
       const prepare = async (weights: GpuWeights): Promise<[Plan, Plan]> => {
         const prefill = await preparePlan(gpu, spec, weights, state, chunk, shapes);
         options.onProgress?.({ stage: 'compile', done: 1, total: 2 });

@@ -94,7 +94,7 @@ describe('tuning is bounded and persists', () => {
     if (process.env.WEBGPU_LLM_ADAPTER === 'lavapipe') expect(gpu.isSoftwareAdapter).toBe(true);
     if (!gpu.isSoftwareAdapter) return;
     const options = timedTuning({ timeSoftware: false });
-    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(defaultMatvecShape(gpu));
+    expect(await tuneMatvec(gpu, 180, 40, 'f32', options)).toEqual(defaultMatvecShape(gpu, 'f32'));
     expect(await tuneTiled(gpu, 9, 180, 40, 'f32', options)).toEqual(DEFAULT_TILE);
     expect(options.timed).toBe(0);
   });

@@ -18,7 +18,7 @@ import type { Gpu } from '../../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
 import { ShapeError } from '../../gpu/errors';
 import type { KernelSpec } from '../../gpu/pipelines';
-import { checkRows, expectTensor, type Tensor } from '../../gpu/tensor';
+import { checkRows, expectTensor, type DType, type Tensor } from '../../gpu/tensor';
 import { defineUniforms } from '../../gpu/uniforms';
 import { WEIGHT_DTYPES, vectorWeightPrelude, weightFormat, weightPrelude, weightStep, type WeightFormat } from './weights';
 
@@ -48,15 +48,24 @@ export interface MatvecShape {
 export const DEFAULT_MATVEC: MatvecShape = { wg: 64, rows: 4 };
 /**
  * For a CPU adapter, which runs a workgroup's invocations as the SIMD lanes of one core: one subgroup per
- * workgroup (no barrier, see reduce_single_subgroup.wgsl) and many rows per thread, so that each load of X
- * serves 16 rows of W. Measured on lavapipe at 5632×2048: 4–8× the GPU default's speed.
+ * workgroup (no barrier, see reduce_single_subgroup.wgsl). Each lane gathers its own words of W and X, and the
+ * rows a workgroup computes share its loads of X, but every row adds accumulators and packed-weight
+ * temporaries that the 16 vector registers of a core must hold. f32/f16 steps are small (4–8 of K): X is
+ * cheap and 4 rows keep everything in registers (measured on lavapipe at 5632×2048 and 32000×2048: 2–3× the
+ * speed of 16 rows). q8/q4 steps are a block of 32: X is 8 vec4 per step, shared by 16 rows (32 ran 1.2–2×
+ * faster but took LLVM seconds to compile).
  */
-const CPU_MATVEC: MatvecShape = { wg: 8, rows: 16 };
+const CPU_MATVEC_FLOAT: MatvecShape = { wg: 8, rows: 4 };
+const CPU_MATVEC_QUANT: MatvecShape = { wg: 8, rows: 16 };
 
-/** The matvec shape for a device untuned: CPU_MATVEC on a software adapter, DEFAULT_MATVEC otherwise. */
-export function defaultMatvecShape(gpu: Gpu): MatvecShape {
+/**
+ * The matvec shape for a device untuned: on a software adapter the CPU shape for the weights' dtype (f16 if
+ * not given), DEFAULT_MATVEC otherwise.
+ */
+export function defaultMatvecShape(gpu: Gpu, dtype: DType = 'f16'): MatvecShape {
   if (!gpu.isSoftwareAdapter) return DEFAULT_MATVEC;
-  return { ...CPU_MATVEC, wg: gpu.subgroupMinSize > 0 ? Math.min(CPU_MATVEC.wg, gpu.subgroupMinSize) : CPU_MATVEC.wg };
+  const cpu = dtype === 'q8' || dtype === 'q4' ? CPU_MATVEC_QUANT : CPU_MATVEC_FLOAT;
+  return { ...cpu, wg: gpu.subgroupMinSize > 0 ? Math.min(cpu.wg, gpu.subgroupMinSize) : cpu.wg };
 }
 
 /**
@@ -187,7 +196,7 @@ export interface MatmulArgs {
   weightFormat?: WeightFormat;
   /** Force how matvec reduces (tests cover both on a device with subgroups). */
   reduce?: ReduceMode;
-  /** matvec's workgroup shape; default `defaultMatvecShape(gpu)`. */
+  /** matvec's workgroup shape; default `defaultMatvecShape(gpu, w.dtype)`. */
   matvecShape?: MatvecShape;
   /** The tiled kernel's shape; default DEFAULT_TILE. */
   tileShape?: TileShape;
@@ -297,7 +306,7 @@ export async function prepareMatmul(gpu: Gpu, a: MatmulArgs): Promise<KernelDisp
     norm_w: a.norm?.weight.buffer ?? placeholderBuffer(gpu),
   };
   if (variant === 'matvec') {
-    const shape = a.matvecShape ?? defaultMatvecShape(gpu);
+    const shape = a.matvecShape ?? defaultMatvecShape(gpu, a.w.dtype);
     const reduce = a.reduce ?? defaultReduce(gpu, shape.wg);
     const problem = matvecShapeProblem(gpu, shape, reduce);
     if (problem) throw new ShapeError('matmul', problem);

@@ -40,7 +40,7 @@ interface Tuning<S> {
   kernel: string;
   candidates: S[];
   /** The shape without timing (a software adapter's, or when nothing could be timed). */
-  fallback(gpu: Gpu): S;
+  fallback(gpu: Gpu, dtype: DType): S;
   /** Whether this device can run the candidate at all. */
   fits(gpu: Gpu, shape: S): boolean;
   /** The matmul arguments that run `shape` (all but the tensors). */
@@ -97,7 +97,7 @@ async function tune<S>(gpu: Gpu, tuning: Tuning<S>, M: number, N: number, K: num
   if (!cache) tuning.memory.set(gpu.device, (cache = new Map()));
   const inMemory = cache.get(id);
   if (inMemory) return inMemory;
-  if (gpu.isSoftwareAdapter && !options.timeSoftware) return tuning.fallback(gpu);
+  if (gpu.isSoftwareAdapter && !options.timeSoftware) return tuning.fallback(gpu, dtype);
   const store = options.store ?? defaultTuningStore();
   const known = candidateOf(tuning, await store.get(storeKey(gpu, id)));
   if (known) {
@@ -109,7 +109,7 @@ async function tune<S>(gpu: Gpu, tuning: Tuning<S>, M: number, N: number, K: num
   const x = await createTensor(gpu, 'tune x', 'f32', [M, K]);
   const w = await createTensor(gpu, 'tune w', dtype, [N, K]);
   const y = await createTensor(gpu, 'tune y', 'f32', [M, N]);
-  let best = tuning.fallback(gpu);
+  let best = tuning.fallback(gpu, dtype);
   let bestMs = Infinity;
   const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
   try {
