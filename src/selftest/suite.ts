@@ -91,6 +91,7 @@ const ropeCases: SelftestCase[] = [
 
 const smallOpCases: SelftestCase[] = [
   named('gelu 37x65', (gpu, seed) => checkGelu(gpu, { maxRows: 37, width: 65 }, seed)),
+  named('gelu erf 37x65', (gpu, seed) => checkGelu(gpu, { maxRows: 37, width: 65 }, seed, { erf: true })),
   named('embedding f32 V=1000 D=65', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 65, weights: 'f32' }, seed)),
   named('embedding f16-packed V=1000 D=576', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 576, weights: 'f16-packed' }, seed)),
   named('argmax V=4097', (gpu, seed) => checkArgmax(gpu, { V: 4097 }, seed)),

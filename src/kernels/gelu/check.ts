@@ -6,8 +6,8 @@ import { createRng } from '../../util/random';
 import { prepareGelu } from './gelu';
 import { gatedGeluRef, geluRef } from './reference';
 
-/** `gated`: GeGLU, inputs [gate | up] twice the output width. */
-export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number, gated = false): Promise<CheckResult> {
+/** `gated`: GeGLU, inputs [gate | up] twice the output width; `erf`: the exact form instead of tanh's. */
+export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number, { gated = false, erf = false } = {}): Promise<CheckResult> {
   const rng = createRng(seed);
   const { maxRows, width: D } = c;
   const rows = c.rows ?? maxRows;
@@ -15,11 +15,11 @@ export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number, gate
   const data = randomInputs(rng, maxRows * inWidth, 3, c.extremes);
   const x = await upload(gpu, 'x', [maxRows, inWidth], data);
   const out = await poisoned(gpu, 'out', [maxRows, D]);
-  const op = await prepareGelu(gpu, { x, out, gated });
+  const op = await prepareGelu(gpu, { x, out, gated, erf });
   if (rows !== maxRows) op.set({ rows });
   const actual = await readF32(gpu, op, out);
   destroyAll(x, out);
-  const name = `gelu${gated ? ' gated' : ''} ${rowsLabel(c)} D=${D}${c.extremes ? ' extremes' : ''}`;
-  const expected = gated ? gatedGeluRef(data, rows, D) : geluRef(data.subarray(0, rows * D));
+  const name = `gelu${erf ? ' erf' : ''}${gated ? ' gated' : ''} ${rowsLabel(c)} D=${D}${c.extremes ? ' extremes' : ''}`;
+  const expected = gated ? gatedGeluRef(data, rows, D) : geluRef(data.subarray(0, rows * D), erf ? 'erf' : 'tanh');
   return checkRows(name, seed, actual, expected);
 }

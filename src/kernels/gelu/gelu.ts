@@ -1,6 +1,6 @@
 /**
- * gelu: the tanh approximation GPT-2 uses ("gelu_new"), element-wise over [rows, D]; gated (GeGLU, Gemma),
- * gelu(gate)·up from input rows [gate | up] of width 2·D. `rows` (a prefill
+ * gelu: the tanh approximation GPT-2 uses ("gelu_new"), or the exact erf form BERT uses, element-wise over
+ * [rows, D]; gated (GeGLU, Gemma), gelu(gate)·up from input rows [gate | up] of width 2·D. `rows` (a prefill
  * chunk's length) is a uniform set per call.
  */
 import geluWgsl from './gelu.wgsl?raw';
@@ -15,7 +15,12 @@ type Field = 'rows' | 'D';
 
 const WG = 256;
 
-export const geluKernel: KernelSpec<{ gated: boolean }, Field> = {
+interface GeluKey {
+  gated: boolean;
+  erf: boolean;
+}
+
+export const geluKernel: KernelSpec<GeluKey, Field> = {
   name: 'gelu',
   bindings: [
     { name: 'params', kind: 'uniform' },
@@ -24,7 +29,7 @@ export const geluKernel: KernelSpec<{ gated: boolean }, Field> = {
   ],
   uniforms: defineUniforms({ rows: 'u32', D: 'u32' }),
   shader: { file: 'gelu.wgsl', code: geluWgsl },
-  constants: (key) => ({ WG, GATED: Number(key.gated) }),
+  constants: (key) => ({ WG, GATED: Number(key.gated), ERF: Number(key.erf) }),
 };
 
 export interface GeluArgs {
@@ -36,6 +41,8 @@ export interface GeluArgs {
   rows?: number;
   /** GeGLU: out = gelu(gate)·up. */
   gated?: boolean;
+  /** The exact form x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (BERT's "gelu") instead of the tanh approximation. */
+  erf?: boolean;
 }
 
 function validateGelu(a: GeluArgs): { maxRows: number; D: number } {
@@ -55,5 +62,5 @@ export async function prepareGelu(gpu: Gpu, a: GeluArgs): Promise<KernelDispatch
     return Math.ceil((p.rows * p.D) / WG);
   };
   const params = { rows: a.rows ?? maxRows, D };
-  return KernelDispatch.create(gpu, geluKernel, { gated: a.gated ?? false }, params, { x: a.x.buffer, out: a.out.buffer }, grid);
+  return KernelDispatch.create(gpu, geluKernel, { gated: a.gated ?? false, erf: a.erf ?? false }, params, { x: a.x.buffer, out: a.out.buffer }, grid);
 }
