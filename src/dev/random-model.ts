@@ -432,7 +432,7 @@ function textModelConfig(arch: Arch, o: RandomModelOptions): Record<string, unkn
 }
 
 /** Draws tensors in the requested dtype from one seeded stream. */
-class Generator {
+export class Generator {
   constructor(
     private readonly rng: Rng,
     private readonly dtype: WeightDtype,

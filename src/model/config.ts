@@ -124,7 +124,7 @@ type Defaults = Architecture['defaults'];
  * Reads typed fields of one JSON object, naming the field (with its path) in every error. A field the object
  * leaves out (or sets to null) takes its value from `defaults`, as transformers' config classes fill them in.
  */
-class Fields {
+export class Fields {
   constructor(
     private readonly obj: JsonObject,
     private readonly path = '',

@@ -91,7 +91,7 @@ export interface LoadEncoderOptions {
   dtype?: 'f32' | 'f16';
   /** Most tokens per GPU pass (default 4096 = 32 inputs × 128 tokens, at least maxPositions). */
   maxBatchTokens?: number;
-  /** Progress by stage, as the decoder load reports it (`read`, `upload`, `compile`). */
+  /** Progress by stage: `read` checkpoint bytes as each tensor is read, `upload` layers uploaded, `compile` once before and after. */
   onProgress?: (progress: LoadProgress) => void;
   /** Stops the load; the buffers created so far are destroyed. */
   signal?: AbortSignal;
