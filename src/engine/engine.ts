@@ -219,7 +219,11 @@ export class Engine implements ChatBackend {
     if (promptIds.length === 0) throw new InvalidRequestError('the prompt must contain at least one token', 'prompt');
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) {
-        throw new InvalidRequestError(`token id ${id} is outside the vocabulary of ${this.spec.vocabSize}`, 'prompt');
+        // A tokenizer may know more ids than the model has rows: Gemma 3's 262,145th, <image_soft_token>, is only
+        // in the multimodal models' embeddings.
+        const token = Number.isInteger(id) ? this.tokenizer.idToToken(id) : undefined;
+        const named = token === undefined ? '' : ` (${token}, one of the tokenizer's ${this.tokenizer.vocabSize} ids)`;
+        throw new InvalidRequestError(`token id ${id}${named} is outside the model's vocabulary of ${this.spec.vocabSize}`, 'prompt');
       }
       if (this.maskedIds.has(id)) {
         throw new InvalidRequestError(

@@ -15,7 +15,7 @@ import { f32ToF16Bits } from '../../src/gpu/f16';
 import { parseModelConfig } from '../../src/model/config';
 import { memoryFiles } from '../../src/model/files';
 import { GpuModel } from '../../src/model/forward';
-import { randomModel, type RandomModelOptions } from '../../src/dev/random-model';
+import { randomModel, SMALL_MODELS, type RandomModelOptions } from '../../src/dev/random-model';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
 import { testGpu } from '../gpu';
 import { modelPath } from '../models';
@@ -158,5 +158,36 @@ describe('non-finite logits (a NaN embedding row)', () => {
     // The prompt is fine; the bias makes the first token the poisoned one, which breaks the next step.
     await expectNumericalError(() => ids(engine.generate(prompt(), { temperature: 1, logit_bias: { [POISONED_ID]: 100 }, max_tokens: 8 })), 'decode step 1');
     expect(await ids(engine.generate(prompt(), { temperature: 0, max_tokens: 8 }))).toEqual(before);
+  });
+});
+
+/**
+ * The other mismatch: a tokenizer with more ids than the model has rows, as Gemma 3's (262,145 ids) on the 270M
+ * and 1B models (262,144 rows). Here the 512-id stories260K tokenizer on a 301-row random Llama.
+ */
+describe('tokenizer ids past the model vocabulary', () => {
+  it('a prompt holding one is an InvalidRequestError naming the token, and generation stays inside the model vocabulary', async () => {
+    const { config, tensors } = randomModel('llama', { ...SMALL_MODELS.llama, bosTokenId: 1, eosTokenId: 2 }, 5);
+    const stories = modelPath('stories260K');
+    const files = memoryFiles(
+      'llama-301-rows',
+      new Map<string, string | Uint8Array>([
+        ['config.json', JSON.stringify(config)],
+        ['tokenizer.json', readFileSync(`${stories}/tokenizer.json`, 'utf8')],
+        ['model.safetensors', writeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, data: t.data })))],
+      ]),
+    );
+    const small = await createEngine(files, { gpu: await testGpu(), contextLength: 64, tune: false });
+    try {
+      expect(small.tokenizer.vocabSize).toBe(512);
+      const token = small.tokenizer.idToToken(400);
+      expect(() => small.stream([1, 400], small.resolveOptions({ max_tokens: 2 }), [2])).toThrow(InvalidRequestError);
+      expect(() => small.stream([1, 400], small.resolveOptions({ max_tokens: 2 }), [2])).toThrow(`token id 400 (${token}, one of the tokenizer's 512 ids) is outside the model's vocabulary of 301`);
+      const reply = await ids(small.stream([1, 100, 200], small.resolveOptions({ max_tokens: 8, temperature: 0 }), []));
+      expect(reply).toHaveLength(8);
+      expect(reply.every((id) => id < 301)).toBe(true);
+    } finally {
+      await small.dispose();
+    }
   });
 });

@@ -12,6 +12,8 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createChatFormatter, encodeChat, type ChatMessageInput } from '../../src/chat/template';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/tokenizer';
+import { validateMessages } from '../../src/chat/messages';
+import { undecodableIds } from '../../src/model/load';
 import { IndependentBpe, type RawTokenizerJson, type Style } from './independent-bpe';
 
 const SHARED = resolve(import.meta.dirname, '../../../shared/tokenizers');
@@ -147,6 +149,37 @@ describe.each(CASES)('$name tokenizer', (c) => {
     const pending = tokenizer.encodeInPieces(text, { pieceChars: 97, signal: controller.signal });
     controller.abort(reason);
     await expect(pending).rejects.toBe(reason);
+  });
+
+  // Gemma 3's template trims contents and folds the system prompt into the first user turn; the tokenizer's
+  // 262,145th id (<image_soft_token>) has an embedding row only in the multimodal models (vocab_size 262208),
+  // not in the 270M and 1B ones (262144), whose engine refuses it in a prompt (landmines.test.ts).
+  it.runIf(c.name === 'gemma3')('Gemma 3: a fixed conversation renders exactly as its template does, with one BOS; 262,145 ids against 262,144 or 262,208 rows', () => {
+    const formatter = createChatFormatter(config, tokenizer);
+    const conversation = validateMessages([
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: '  Hi there!\n' },
+      { role: 'assistant', content: 'Hello. What do you need?  ' },
+      { role: 'user', content: 'Name two primes.' },
+    ]);
+    const rendered =
+      '<bos><start_of_turn>user\nYou are terse.\n\nHi there!<end_of_turn>\n' +
+      '<start_of_turn>model\nHello. What do you need?<end_of_turn>\n' +
+      '<start_of_turn>user\nName two primes.<end_of_turn>\n' +
+      '<start_of_turn>model\n';
+    expect(formatter.render(conversation)).toBe(rendered);
+    const bos = tokenizer.tokenToId('<bos>');
+    expect(bos).toBe(2);
+    const ids = encodeChat(formatter, tokenizer, conversation);
+    expect(ids).toEqual(bpe.encode(rendered));
+    expect(ids.filter((id) => id === bos)).toEqual([bos]);
+    expect(ids[0]).toBe(bos);
+    // Plain text gets the tokenizer's BOS (add_bos_token), once.
+    expect(tokenizer.encode('Hi there!').filter((id) => id === bos)).toEqual([bos]);
+
+    expect(tokenizer.idToToken(262144)).toBe('<image_soft_token>');
+    expect(undecodableIds(tokenizer, 262144)).toEqual([]);
+    expect(undecodableIds(tokenizer, 262208)).toEqual(Array.from({ length: 262208 - 262145 }, (_, i) => 262145 + i));
   });
 
   it('renders its real chat template with tools, encoded to the independently derived ids', () => {
