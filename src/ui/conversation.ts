@@ -1,6 +1,7 @@
 /**
- * One conversation with a chat engine, shared by the chat page and <llm-chat>: it keeps the messages, shows
- * each turn as a user bubble and a streaming reply, and has one failure policy. A turn that fails is taken
+ * One conversation with a chat engine, shared by the chat page and <llm-chat>: it keeps the messages (and how
+ * each reply ended), shows each turn as a user bubble and a streaming reply (tool calls as a block), and has
+ * one failure policy. A turn that fails is taken
  * back whole (both bubbles go, the text is handed back for the input box), so the conversation holds only
  * what the engine answered and the next message can still be sent; when the failure is that the conversation
  * no longer fits the model's context, the outcome says to offer New chat. No DOM here: the bubbles are
@@ -12,7 +13,11 @@ import type {
   ChatCompletionRequest,
   ChatFinishReason,
   RequestOptions,
+  ResponseFormat,
   Timings,
+  Tool,
+  ToolCall,
+  ToolChoice,
   Usage,
 } from '../engine/types';
 import { describeError, type ErrorDescription } from '../errors';
@@ -21,6 +26,8 @@ import type { MessageRole, MessageState } from './messages';
 export interface Bubble {
   /** The whole text so far, not a delta. */
   setText(text: string): void;
+  /** Shows the calls the reply made, each as a block (function name and arguments). */
+  setToolCalls(calls: readonly ToolCall[]): void;
   finish(state: Exclude<MessageState, 'streaming'>, note?: string): void;
   remove(): void;
 }
@@ -35,10 +42,30 @@ export interface TurnSettings {
   /** Sent first when it is not blank. */
   systemPrompt?: string | null;
   sampling: Pick<ChatCompletionRequest, 'temperature' | 'top_p' | 'top_k' | 'max_tokens'>;
+  /** e.g. `{ type: 'json_object' }` for JSON mode; sent only when set. */
+  responseFormat?: ResponseFormat | null;
+  /** Functions the model may call, and whether it must; sent only when there are tools. */
+  tools?: Tool[] | null;
+  toolChoice?: ToolChoice | null;
 }
 
+/** How a reply ended when not by itself: Stop, the token limit, or the page closing while it was written. */
+export type ReplyEnding = 'stopped' | 'length' | 'interrupted';
+
+/** A message of the conversation and, for a reply, how it ended (absent: it ended by itself). */
+export interface ConversationEntry {
+  message: ChatCompletionMessageParam;
+  ending?: ReplyEnding;
+}
+
+const ENDING_NOTES: Record<ReplyEnding, string> = {
+  stopped: 'Stopped.',
+  length: 'Reached the token limit.',
+  interrupted: 'Interrupted: the page closed while this reply was being written.',
+};
+
 export type TurnOutcome =
-  | { status: 'done'; content: string; finishReason: ChatFinishReason | null; usage: Usage | null; timings: Timings | null }
+  | { status: 'done'; content: string; toolCalls: ToolCall[]; finishReason: ChatFinishReason | null; usage: Usage | null; timings: Timings | null }
   | {
       status: 'failed';
       error: unknown;
@@ -59,8 +86,14 @@ export interface TurnEngine {
   readonly chat: { readonly completions: { create(request: TurnRequest, options: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>> } };
 }
 
+/** The text a message shows: its content, with content parts joined. */
+export function messageText(message: ChatCompletionMessageParam): string {
+  const { content } = message;
+  return typeof content === 'string' ? content : content === null ? '' : content.map((part) => part.text).join('');
+}
+
 export class Conversation {
-  private turns: ChatCompletionMessageParam[] = [];
+  private turns: ConversationEntry[] = [];
   private generation: AbortController | undefined;
   /** Counts New chats, so a turn that outlives its conversation leaves the next one alone. */
   private epoch = 0;
@@ -71,6 +104,11 @@ export class Conversation {
 
   /** The messages so far, user and assistant alternating (without the system prompt). */
   get messages(): readonly ChatCompletionMessageParam[] {
+    return this.turns.map((entry) => entry.message);
+  }
+
+  /** The messages with how each reply ended: what a saved conversation keeps. */
+  get entries(): readonly ConversationEntry[] {
     return this.turns;
   }
 
@@ -85,10 +123,35 @@ export class Conversation {
 
   /** New chat: stops the running reply and forgets every message. */
   clear(): void {
+    this.restore([]);
+  }
+
+  /** Replaces the conversation with `entries` (a saved one reopened), stopping any running reply. */
+  restore(entries: readonly ConversationEntry[]): void {
     this.stop();
     this.epoch++;
-    this.turns = [];
+    this.turns = entries.map((entry) => structuredClone(entry));
     this.bubbles.clear();
+    for (const { message, ending } of this.turns) {
+      if (message.role !== 'user' && message.role !== 'assistant') continue;
+      const bubble = this.bubbles.append(message.role, messageText(message));
+      if (message.tool_calls?.length) bubble.setToolCalls(message.tool_calls);
+      bubble.finish(ending === 'stopped' || ending === 'interrupted' ? ending : 'done', ending ? ENDING_NOTES[ending] : '');
+    }
+  }
+
+  /**
+   * Takes back the last user message and everything after it (to edit it, or to ask again for a new reply)
+   * and returns its text; null when there is none. Not while a reply is being written.
+   */
+  takeBackLastTurn(): string | null {
+    if (this.generation) throw new Error('A reply is still being written; stop it or wait for it first.');
+    let last = this.turns.length - 1;
+    while (last >= 0 && this.turns[last].message.role !== 'user') last--;
+    if (last < 0) return null;
+    const text = messageText(this.turns[last].message);
+    this.restore(this.turns.slice(0, last));
+    return text;
   }
 
   /**
@@ -103,15 +166,21 @@ export class Conversation {
   ): Promise<TurnOutcome> {
     if (this.generation) throw new Error('A reply is still being written; stop it or wait for it before sending.');
     const epoch = this.epoch;
-    this.turns.push({ role: 'user', content: text });
+    this.turns.push({ message: { role: 'user', content: text } });
     const question = this.bubbles.append('user', text);
     const reply = this.bubbles.append('assistant', '', 'streaming');
     const system: ChatCompletionMessageParam[] = settings.systemPrompt?.trim() ? [{ role: 'system', content: settings.systemPrompt }] : [];
-    const request: TurnRequest = { messages: [...system, ...this.turns], stream: true, ...settings.sampling };
+    const request: TurnRequest = { messages: [...system, ...this.messages], stream: true, ...settings.sampling };
+    if (settings.responseFormat) request.response_format = settings.responseFormat;
+    if (settings.tools?.length) {
+      request.tools = settings.tools;
+      if (settings.toolChoice) request.tool_choice = settings.toolChoice;
+    }
     this.lastRequest = request;
     const controller = new AbortController();
     this.generation = controller;
     let content = '';
+    const toolCalls: ToolCall[] = [];
     let finishReason: ChatFinishReason | null = null;
     let usage: Usage | null = null;
     let timings: Timings | null = null;
@@ -123,6 +192,11 @@ export class Conversation {
           content += choice.delta.content;
           reply.setText(content);
           onText?.(content);
+        }
+        // Each call comes whole in one delta (see ToolCallDelta).
+        if (choice.delta.tool_calls?.length) {
+          for (const { index: _index, ...call } of choice.delta.tool_calls) toolCalls.push(call);
+          reply.setToolCalls(toolCalls);
         }
         if (choice.finish_reason) {
           finishReason = choice.finish_reason;
@@ -141,9 +215,11 @@ export class Conversation {
       if (this.generation === controller) this.generation = undefined;
     }
     if (epoch !== this.epoch) return { status: 'cleared' };
-    this.turns.push({ role: 'assistant', content });
-    const stopped = finishReason === 'abort';
-    reply.finish(stopped ? 'stopped' : 'done', stopped ? 'Stopped.' : finishReason === 'length' ? 'Reached the token limit.' : '');
-    return { status: 'done', content, finishReason, usage, timings };
+    const ending: ReplyEnding | undefined = finishReason === 'abort' ? 'stopped' : finishReason === 'length' ? 'length' : undefined;
+    const message: ChatCompletionMessageParam = { role: 'assistant', content };
+    if (toolCalls.length) message.tool_calls = toolCalls;
+    this.turns.push(ending ? { message, ending } : { message });
+    reply.finish(ending === 'stopped' ? 'stopped' : 'done', ending ? ENDING_NOTES[ending] : '');
+    return { status: 'done', content, toolCalls, finishReason, usage, timings };
   }
 }

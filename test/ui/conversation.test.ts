@@ -2,10 +2,12 @@
  * The conversation controller both chat UIs use, against a scripted engine and bubbles that record what
  * they show: replies join the conversation, a failed turn is taken back whole (before or after text
  * arrived), a conversation too long for the context says so and offers New chat, Stop keeps the reply,
- * and a turn that outlives New chat leaves the new conversation alone.
+ * a turn that outlives New chat leaves the new conversation alone, JSON mode and tools go into the request
+ * and tool calls into the reply, and a saved conversation is restored with how its replies ended, and its
+ * last turn taken back for edit or regenerate.
  */
 import { describe, expect, it } from 'vitest';
-import type { ChatCompletionChunk, FinishReason, RequestOptions } from '../../src/engine/types';
+import type { ChatCompletionChunk, ChatFinishReason, RequestOptions, ToolCall } from '../../src/engine/types';
 import { ContextWindowExceededError } from '../../src/model/kv-cache';
 import { Conversation, type Bubble, type Bubbles, type TurnEngine, type TurnRequest } from '../../src/ui/conversation';
 import type { MessageRole, MessageState } from '../../src/ui/messages';
@@ -16,6 +18,7 @@ interface ShownBubble {
   text: string;
   state: MessageState;
   note: string;
+  toolCalls?: ToolCall[];
 }
 
 /** Bubbles as plain records: what is on screen is `shown`. */
@@ -28,6 +31,7 @@ function recordingBubbles(): Bubbles & { shown: ShownBubble[] } {
       shown.push(bubble);
       return {
         setText: (next) => void (bubble.text = next),
+        setToolCalls: (calls) => void (bubble.toolCalls = structuredClone([...calls])),
         finish: (final, note = '') => Object.assign(bubble, { state: final, note }),
         remove: () => void shown.splice(shown.indexOf(bubble), 1),
       };
@@ -36,14 +40,21 @@ function recordingBubbles(): Bubbles & { shown: ShownBubble[] } {
   };
 }
 
-function chunk(content: string | undefined, finish: FinishReason | null = null): ChatCompletionChunk {
+function chunk(content: string | undefined, finish: ChatFinishReason | null = null, toolCalls?: ToolCall[]): ChatCompletionChunk {
   const last = finish ? { usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } } } : {};
   return {
     id: 'chatcmpl-test',
     object: 'chat.completion.chunk',
     created: 0,
     model: 'test',
-    choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish, logprobs: null }],
+    choices: [
+      {
+        index: 0,
+        delta: { ...(content === undefined ? {} : { content }), ...(toolCalls ? { tool_calls: toolCalls.map((call, index) => ({ index, ...call })) } : {}) },
+        finish_reason: finish,
+        logprobs: null,
+      },
+    ],
     ...last,
   };
 }
@@ -222,5 +233,63 @@ describe('Conversation', () => {
     release();
     await expect(first).resolves.toMatchObject({ status: 'done', content: 'Done' });
     expect(conversation.messages.map((m) => m.content)).toEqual(['one', 'Done']);
+  });
+
+  it('sends JSON mode and tools only when set, and shows the tool calls a reply makes', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const call: ToolCall = { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } };
+    const callsTool: Script = async function* () {
+      yield chunk(undefined, null, [call]);
+      yield chunk(undefined, 'tool_calls');
+    };
+    const engine = scriptedEngine(replyWith('{}'), callsTool);
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather' } }];
+    await conversation.send(engine, 'json please', { ...SETTINGS, responseFormat: { type: 'json_object' }, tools: [], toolChoice: 'required' });
+    expect(engine.requests[0]).toMatchObject({ response_format: { type: 'json_object' } });
+    expect(engine.requests[0]).not.toHaveProperty('tools');
+    expect(engine.requests[0]).not.toHaveProperty('tool_choice');
+
+    const outcome = await conversation.send(engine, 'weather?', { ...SETTINGS, tools, toolChoice: 'required' });
+    expect(engine.requests[1]).toMatchObject({ tools, tool_choice: 'required' });
+    expect(engine.requests[1]).not.toHaveProperty('response_format');
+    expect(outcome).toMatchObject({ status: 'done', content: '', toolCalls: [call], finishReason: 'tool_calls' });
+    expect(conversation.messages.at(-1)).toEqual({ role: 'assistant', content: '', tool_calls: [call] });
+    expect(bubbles.shown.at(-1)).toEqual({ role: 'assistant', text: '', state: 'done', note: '', toolCalls: [call] });
+  });
+
+  it('restores saved entries with how each reply ended, and takes back the last turn for edit or regenerate', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const call: ToolCall = { id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } };
+    conversation.restore([
+      { message: { role: 'user', content: 'one' } },
+      { message: { role: 'assistant', content: 'cut', tool_calls: [call] }, ending: 'length' },
+      { message: { role: 'user', content: 'two' } },
+      { message: { role: 'assistant', content: 'half' }, ending: 'interrupted' },
+    ]);
+    expect(conversation.messages.map((m) => m.content)).toEqual(['one', 'cut', 'two', 'half']);
+    expect(bubbles.shown).toEqual([
+      { role: 'user', text: 'one', state: 'done', note: '' },
+      { role: 'assistant', text: 'cut', state: 'done', note: 'Reached the token limit.', toolCalls: [call] },
+      { role: 'user', text: 'two', state: 'done', note: '' },
+      { role: 'assistant', text: 'half', state: 'interrupted', note: 'Interrupted: the page closed while this reply was being written.' },
+    ]);
+    expect(conversation.takeBackLastTurn()).toBe('two');
+    expect(conversation.entries).toHaveLength(2);
+    expect(bubbles.shown.map((b) => b.text)).toEqual(['one', 'cut']);
+
+    const engine = scriptedEngine(replyWith('Fresh'));
+    await conversation.send(engine, 'two, edited', SETTINGS);
+    expect(engine.requests[0].messages.slice(1)).toEqual([
+      { role: 'user', content: 'one' },
+      { role: 'assistant', content: 'cut', tool_calls: [call] },
+      { role: 'user', content: 'two, edited' },
+    ]);
+    expect(conversation.entries.at(-1)).toEqual({ message: { role: 'assistant', content: 'Fresh' } });
+    expect(conversation.takeBackLastTurn()).toBe('two, edited');
+    expect(conversation.takeBackLastTurn()).toBe('one');
+    expect(conversation.takeBackLastTurn()).toBeNull();
+    expect(bubbles.shown).toEqual([]);
   });
 });
