@@ -54,6 +54,8 @@ export async function startBrowser(plugins: Plugin[] = [], options: BrowserOptio
 
 /** A policy as strict as a careful host's: nothing inline, no eval, scripts and workers from this origin only. */
 export const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'";
+/** STRICT_CSP plus the one directive WebAssembly needs (structured output, tool calls, the CPU backend). */
+export const WASM_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'");
 
 function viteCli(args: string[]): void {
   // A child process, as `npm run build` runs it: inside vitest NODE_ENV is 'test', which would make a dev build.
@@ -64,19 +66,19 @@ function viteCli(args: string[]): void {
 
 /**
  * Builds the app (and the script-tag library into the same folder) into a temporary directory and serves
- * it with `vite preview`, every response carrying STRICT_CSP, so the tests see what `npm start` serves
- * under a policy that forbids inline scripts, eval and foreign workers.
+ * it with `vite preview`, every response carrying `csp` (STRICT_CSP unless given), so the tests see what
+ * `npm start` serves under a policy that forbids inline scripts, eval and foreign workers.
  */
-export async function startPreviewBrowser(): Promise<BrowserHarness> {
+export async function startPreviewBrowser(csp = STRICT_CSP): Promise<BrowserHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
   const outDir = mkdtempSync(join(tmpdir(), 'webgpu-llm-preview-'));
   viteCli(['build', '--logLevel', 'error', '--emptyOutDir', '--outDir', outDir]);
   viteCli(['build', '--mode', 'lib', '--logLevel', 'error', '--outDir', outDir]);
-  const csp: Plugin = {
+  const policy: Plugin = {
     name: 'test:strict-csp',
     configurePreviewServer(server) {
       server.middlewares.use((_req, res, next) => {
-        res.setHeader('Content-Security-Policy', STRICT_CSP);
+        res.setHeader('Content-Security-Policy', csp);
         next();
       });
     },
@@ -84,7 +86,7 @@ export async function startPreviewBrowser(): Promise<BrowserHarness> {
   const server = await preview({
     root: ROOT,
     logLevel: 'warn',
-    plugins: [csp],
+    plugins: [policy],
     build: { outDir },
     preview: { host: '127.0.0.1', port: 0, strictPort: true },
   });

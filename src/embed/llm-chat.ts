@@ -3,17 +3,20 @@
  * URL (relative to the page) or a Hugging Face repo URL; weights download once into IndexedDB.
  *
  * Attributes: model, dtype ("f16" | "f32"), context-length, system-prompt, temperature, top-p, top-k,
- * max-tokens, placeholder, in-thread (run the engine without a worker).
+ * max-tokens, placeholder, in-thread (run the engine without a worker), json-mode (replies are JSON objects,
+ * by constrained decoding; the `jsonMode` property reflects it), tool-choice ("auto" | "required" | "none").
+ * Properties: `tools` (OpenAI function tools the model may call; a call is shown as a block with the function's
+ * name and arguments), `toolChoice` (as the attribute, or `{ type: 'function', function: { name } }`).
  * Theming: CSS custom properties --llm-chat-font, -bg, -fg, -muted, -accent, -accent-fg, -border, -radius,
  * -user-bg, -user-fg, -assistant-bg, -assistant-fg, -height; and ::part(container | header | title | status |
- * progress | error | reload | new-chat | messages | message | user | assistant | composer | input | send | stop).
+ * progress | error | reload | new-chat | messages | message | user | assistant | tool-call | composer | input | send | stop).
  * Events: llm-ready (detail: EngineInfo), llm-error (detail: the error), llm-reply (detail: { content,
- * finishReason }). The host's `data-status` is loading | ready | generating | error.
+ * toolCalls, finishReason }). The host's `data-status` is loading | ready | generating | error.
  *
  * Styles are adopted stylesheets, not <style> elements, so `style-src 'self'` does not block them.
  */
 import messagesCss from '../ui/messages.css?inline';
-import type { ChatCompletionMessageParam } from '../engine/types';
+import type { ChatCompletionMessageParam, Tool, ToolChoice } from '../engine/types';
 import { describeError } from '../errors';
 import type { BackendChoice } from '../engine/backend';
 import { checkWebGpu } from '../gpu/device';
@@ -33,6 +36,12 @@ export interface LlmChatElement extends HTMLElement {
   readonly backend: BackendChoice | null;
   /** The conversation so far (without the system prompt). */
   readonly messages: readonly ChatCompletionMessageParam[];
+  /** Replies constrained to a JSON object; reflects the json-mode attribute. */
+  jsonMode: boolean;
+  /** Functions the model may call on the next turns; null for none. The engine validates them when a message is sent. */
+  tools: Tool[] | null;
+  /** Whether the model must call a tool; the tool-choice attribute unless set here. */
+  toolChoice: ToolChoice | null;
 }
 
 const RELOAD_ATTRIBUTES = ['model', 'dtype', 'context-length', 'in-thread', 'backend'];
@@ -75,6 +84,8 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     private readonly send = this.makePart('button', 'send');
     private readonly stop = this.makePart('button', 'stop');
     private loading: AbortController | undefined;
+    tools: Tool[] | null = null;
+    private chosenTool: ToolChoice | null = null;
 
     constructor() {
       super();
@@ -111,6 +122,24 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
 
     get messages(): readonly ChatCompletionMessageParam[] {
       return this.conversation.messages;
+    }
+
+    get jsonMode(): boolean {
+      return this.hasAttribute('json-mode');
+    }
+
+    set jsonMode(on: boolean) {
+      this.toggleAttribute('json-mode', Boolean(on));
+    }
+
+    get toolChoice(): ToolChoice | null {
+      if (this.chosenTool) return this.chosenTool;
+      const attribute = this.getAttribute('tool-choice');
+      return attribute === 'auto' || attribute === 'required' || attribute === 'none' ? attribute : null;
+    }
+
+    set toolChoice(choice: ToolChoice | null) {
+      this.chosenTool = choice;
     }
 
     private makePart<K extends keyof HTMLElementTagNameMap>(tag: K, name: string): HTMLElementTagNameMap[K] {
@@ -245,12 +274,16 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
           top_k: numberAttribute(this, 'top-k', undefined),
           max_tokens: numberAttribute(this, 'max-tokens', 256),
         },
+        responseFormat: this.jsonMode ? { type: 'json_object' } : null,
+        tools: this.tools,
+        toolChoice: this.toolChoice,
       });
       let speed = '';
       if (outcome.status === 'done') {
         const perSecond = outcome.timings?.decode_tokens_per_second;
         if (perSecond) speed = `${perSecond.toFixed(1)} tokens/s`;
-        this.dispatchEvent(new CustomEvent('llm-reply', { detail: { content: outcome.content, finishReason: outcome.finishReason } }));
+        const detail = { content: outcome.content, toolCalls: outcome.toolCalls, finishReason: outcome.finishReason };
+        this.dispatchEvent(new CustomEvent('llm-reply', { detail }));
       } else if (outcome.status === 'failed') {
         if (!this.input.value) this.input.value = outcome.text;
         if (this.engine === engine) this.fail(outcome.error, false);

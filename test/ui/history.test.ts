@@ -78,10 +78,10 @@ describe('ConversationStore', () => {
     const backend = memoryBackend();
     const store = new ConversationStore(backend, undefined, { maxConversations: 10, maxConversationChars: 10_000, maxTitleChars: 12 });
     await store.save(record('a', 1, entries('Hello there', 'Hi')));
-    await expect(store.rename('a', '  My   favourite chat  ')).resolves.toBe(true);
+    await expect(store.rename('a', '  My   favourite chat  ')).resolves.toBe('My favourite');
     expect((await store.list())[0].title).toBe('My favourite');
-    await expect(store.rename('a', '   ')).resolves.toBe(false);
-    await expect(store.rename('missing', 'x')).resolves.toBe(false);
+    await expect(store.rename('a', '   ')).resolves.toBeNull();
+    await expect(store.rename('missing', 'x')).resolves.toBeNull();
 
     const lateSave = store.save(record('a', 2, entries('Hello there', 'Hi', 'More')));
     await expect(store.remove('a')).resolves.toBe(true);

@@ -1,6 +1,8 @@
 /**
  * The chat page: model picker (with what is cached), download progress, streaming replies, Stop, New chat,
- * sampling settings, live speed, and error banners that say what to do. The engine runs in a worker; the
+ * sampling settings, JSON mode and tools, live speed, and error banners that say what to do. Conversations
+ * are saved in IndexedDB as they go (a streaming reply every half second, see history.ts), listed in a
+ * side panel to reopen, rename or delete, and the last turn can be edited and sent again or regenerated. The engine runs in a worker; the
  * page keeps the conversation, so a lost GPU device costs a model reload, not the chat. The backend is
  * `?backend=` (auto by default: WebGPU on a hardware adapter, else the CPU path); where the page has no
  * WebGPU at all, only the CPU path is tried, and the status line says which runs and why.
@@ -9,6 +11,8 @@
  * engine directly (the tests compare what the page streamed with a direct request).
  */
 import type { ChatCompletionMessageParam, ChatFinishReason, Timings, Usage } from '../../engine/types';
+import { InvalidRequestError } from '../../chat/messages';
+import type { Tool } from '../../chat/tools';
 import { describeError, type ErrorKind } from '../../errors';
 import type { BackendRequest } from '../../engine/backend';
 import { GgufError } from '../../formats/gguf';
@@ -20,12 +24,22 @@ import type { ChatEngine } from '../../worker/chat-engine';
 import { createWorkerEngine } from '../../worker/client';
 import type { EngineInfo, LoadProgress } from '../../worker/protocol';
 import { spawnEngineWorker } from '../../worker/spawn';
-import { Conversation, type TurnRequest } from '../conversation';
+import { Conversation, messageText, type Bubbles, type ConversationEntry, type TurnOutcome, type TurnRequest } from '../conversation';
 import { h } from '../dom';
 import { formatBytes, formatSeconds } from '../format';
-import { createMessageList } from '../messages';
+import { createMessageList, type MessageRole, type MessageView } from '../messages';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
-import { loadSettings, mountSettings } from './settings';
+import {
+  newConversationId,
+  openConversationStore,
+  ThrottledSaver,
+  titleFrom,
+  type ConversationRecord,
+  type ConversationStore,
+  type ConversationSummary,
+  type StoreProblem,
+} from './history';
+import { loadSettings, mountSettings, settingsTools } from './settings';
 
 export type ChatStatus = 'starting' | 'idle' | 'loading' | 'ready' | 'generating' | 'error';
 
@@ -45,6 +59,12 @@ export interface ChatPageState {
   lastUsage: Usage | null;
   error: { name: string; message: string; kind: ErrorKind } | null;
   engine: ChatEngine | null;
+  /** The saved conversation on screen; null for a new one not yet saved. */
+  conversationId: string | null;
+  /** Saves that reached the store, counted so a test can wait for a streaming reply to be saved. */
+  saves: number;
+  /** The latest reason conversations could not be saved (IndexedDB missing, quota, limits). */
+  storageProblem: StoreProblem | null;
   /** Shows `text` as an assistant reply, through the same renderer as model output (tests feed it hostile text). */
   showAssistantMessage(text: string): void;
 }
@@ -56,6 +76,10 @@ declare global {
 }
 
 const LAST_MODEL_KEY = 'webgpu-llm:last-model';
+/** The conversation on screen, reopened after a reload. */
+const CONVERSATION_KEY = 'webgpu-llm:conversation';
+/** A streaming reply is saved at most this often, so a page closed mid-reply loses at most this much of it. */
+const SAVE_INTERVAL_MS = 500;
 
 function requestedBackend(): BackendRequest {
   const asked = new URLSearchParams(location.search).get('backend');
@@ -75,7 +99,29 @@ function missingWebGpu(): WebGPUUnavailableError | null {
 
 export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   const messages = createMessageList();
-  const conversation = new Conversation(messages);
+  // The bubbles of the conversation in order, one per entry, so each can get its actions (copy, edit, regenerate).
+  const shown: { role: MessageRole; view: MessageView }[] = [];
+  const bubbles: Bubbles = {
+    append(role, text, initial) {
+      const view = messages.append(role, text, initial);
+      const item = { role, view };
+      shown.push(item);
+      return {
+        setText: view.setText,
+        setToolCalls: view.setToolCalls,
+        finish: view.finish,
+        remove() {
+          view.remove();
+          shown.splice(shown.indexOf(item), 1);
+        },
+      };
+    },
+    clear() {
+      shown.length = 0;
+      messages.clear();
+    },
+  };
+  const conversation = new Conversation(bubbles);
   const state: ChatPageState = {
     status: 'starting',
     modelId: null,
@@ -93,6 +139,9 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     lastUsage: null,
     error: null,
     engine: null,
+    conversationId: null,
+    saves: 0,
+    storageProblem: null,
     showAssistantMessage: (text) => messages.append('assistant', text).finish('done'),
   };
   window.__chat = state;
@@ -113,7 +162,18 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   const sendButton = h('button', { type: 'submit', class: 'send' }, 'Send');
   const stopButton = h('button', { type: 'button', class: 'stop', hidden: true }, 'Stop');
   const newChatButton = h('button', { type: 'button', class: 'new-chat' }, 'New chat');
-  const composer = h('form', { class: 'composer' }, input, h('div', { class: 'actions' }, newChatButton, stopButton, sendButton));
+  const cancelEditButton = h('button', { type: 'button', class: 'cancel-edit' }, 'Cancel edit');
+  const editNote = h('p', { class: 'edit-note', hidden: true, id: 'edit-note' }, 'Editing your last message: Send replaces it and its reply; Escape cancels. ', cancelEditButton);
+  const composer = h('form', { class: 'composer' }, editNote, input, h('div', { class: 'actions' }, newChatButton, stopButton, sendButton));
+  const conversationList = h('ul', { class: 'conversation-list', 'aria-label': 'Saved conversations' });
+  const storageNote = h('p', { class: 'hint storage-problem', role: 'status', hidden: true });
+  const conversationsPanel = h(
+    'details',
+    { class: 'panel conversations' },
+    h('summary', {}, 'Conversations'),
+    storageNote,
+    conversationList,
+  );
   const cachedList = h('ul', { class: 'cached' });
   const urlInput = h('input', { type: 'url', placeholder: 'https://huggingface.co/org/repo', 'aria-label': 'Hugging Face repo URL' });
   const addForm = h('form', { class: 'add-model' }, urlInput, h('button', { type: 'submit' }, 'Add'));
@@ -130,6 +190,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   // Side panels are open where there is room for them beside the chat, and folded above it on phones.
   const wide = matchMedia('(min-width: 900px)');
   const foldPanels = () => {
+    conversationsPanel.open = wide.matches;
     settingsPanel.open = wide.matches;
     modelsPanel.open = wide.matches;
   };
@@ -152,7 +213,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       'main',
       { class: 'layout' },
       h('section', { class: 'chat' }, notice, messages.element, stats, composer),
-      h('aside', { class: 'side' }, settingsPanel, modelsPanel),
+      h('aside', { class: 'side' }, conversationsPanel, settingsPanel, modelsPanel),
     ),
   );
 
@@ -161,6 +222,35 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   let engine: ChatEngine | null = null;
   let loadedEntry: { entry: ModelEntry; dtype: DtypeChoice } | null = null;
   let loadController: AbortController | undefined;
+  let store: ConversationStore | null = null;
+  /** The conversation on screen as saved: null until its first message. `title` is set once renamed. */
+  let current: { id: string; createdAt: number; title: string | null; model: string | null } | null = null;
+  /** The turn being written, so switching conversations can stop it and let it save first. */
+  let turn: Promise<void> | undefined;
+  let editing = false;
+
+  const saver = new ThrottledSaver(async (record) => {
+    if (await store?.save(record)) state.saves++;
+  }, SAVE_INTERVAL_MS);
+
+  function record(entries: readonly ConversationEntry[], writing: boolean): ConversationRecord | null {
+    if (!current) return null;
+    const { id, createdAt, title, model } = current;
+    return { id, createdAt, model, title: title ?? titleFrom(entries), updatedAt: Date.now(), writing, entries: [...entries] };
+  }
+
+  function setCurrent(next: typeof current): void {
+    current = next;
+    state.conversationId = next?.id ?? null;
+    if (next) localStorage.setItem(CONVERSATION_KEY, next.id);
+    else localStorage.removeItem(CONVERSATION_KEY);
+  }
+
+  function reportStorageProblem(problem: StoreProblem): void {
+    state.storageProblem = problem;
+    storageNote.hidden = false;
+    storageNote.textContent = problem.message;
+  }
 
   function setStatus(status: ChatStatus): void {
     state.status = status;
@@ -170,6 +260,152 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     stopButton.hidden = !busy;
     sendButton.hidden = busy;
     loadButton.disabled = status === 'starting';
+    renderActions();
+  }
+
+  function actionButton(label: string, name: string, onClick: (button: HTMLButtonElement) => void): HTMLButtonElement {
+    const button = h('button', { type: 'button', class: name }, label);
+    button.addEventListener('click', () => onClick(button));
+    return button;
+  }
+
+  /** Copy on every finished reply; Edit on the last message and Regenerate on the last reply while the model is ready. */
+  function renderActions(): void {
+    for (const { view } of shown) view.element.querySelector(':scope > .message-actions')?.remove();
+    if (conversation.busy) return;
+    const entries = conversation.entries;
+    const ready = state.status === 'ready';
+    let lastUser = entries.length - 1;
+    while (lastUser >= 0 && entries[lastUser].message.role !== 'user') lastUser--;
+    shown.forEach(({ role, view }, i) => {
+      const entry = entries[i];
+      if (!entry) return;
+      const buttons: HTMLButtonElement[] = [];
+      if (role === 'assistant') {
+        buttons.push(actionButton('Copy', 'copy', (button) => void copyReply(entry, button)));
+        if (ready && i === entries.length - 1 && i === lastUser + 1) buttons.push(actionButton('Regenerate', 'regenerate', regenerate));
+      } else if (i === lastUser) {
+        buttons.push(actionButton('Edit', 'edit', () => startEditing(messageText(entry.message))));
+      }
+      if (buttons.length) view.element.append(h('div', { class: 'message-actions', role: 'group', 'aria-label': `${role === 'user' ? 'Message' : 'Reply'} actions` }, ...buttons));
+    });
+  }
+
+  async function copyReply(entry: ConversationEntry, button: HTMLButtonElement): Promise<void> {
+    const text = messageText(entry.message) || JSON.stringify(entry.message.tool_calls ?? [], null, 2);
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = 'Copied';
+    } catch (e) {
+      button.textContent = 'Copy failed';
+      button.title = e instanceof Error ? e.message : String(e);
+    }
+    setTimeout(() => {
+      button.textContent = 'Copy';
+      button.removeAttribute('title');
+    }, 1500);
+  }
+
+  function startEditing(text: string): void {
+    editing = true;
+    editNote.hidden = false;
+    input.setAttribute('aria-describedby', editNote.id);
+    input.value = text;
+    resizeInput();
+    input.focus();
+  }
+
+  function stopEditing(): void {
+    if (!editing) return;
+    editing = false;
+    editNote.hidden = true;
+    input.removeAttribute('aria-describedby');
+  }
+
+  function regenerate(): void {
+    const tools = turnTools();
+    if (state.status !== 'ready' || conversation.busy || tools === undefined) return;
+    const text = conversation.takeBackLastTurn();
+    if (text !== null) void send(text, tools);
+  }
+
+  /** Stops the reply being written and waits until it has been saved, before the conversation on screen changes. */
+  async function settleTurn(): Promise<void> {
+    conversation.stop();
+    await turn;
+  }
+
+  async function renderConversationList(): Promise<void> {
+    const summaries = (await store?.list()) ?? [];
+    conversationList.replaceChildren(
+      ...(summaries.length ? summaries.map(conversationRow) : [h('li', { class: 'empty' }, 'No saved conversations yet.')]),
+    );
+  }
+
+  function conversationRow(summary: ConversationSummary): HTMLLIElement {
+    const when = new Date(summary.updatedAt);
+    const model = summary.model ? (entryById(summary.model)?.name ?? summary.model) : 'no model yet';
+    const open = h(
+      'button',
+      { type: 'button', class: 'open', 'data-id': summary.id },
+      h('span', { class: 'title' }, summary.title),
+      h('span', { class: 'meta' }, h('time', { datetime: when.toISOString() }, when.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })), ` · ${model}`),
+    );
+    const isCurrent = summary.id === current?.id;
+    if (isCurrent) open.setAttribute('aria-current', 'true');
+    const rename = h('button', { type: 'button', class: 'rename', 'aria-label': `Rename “${summary.title}”` }, 'Rename');
+    const remove = h('button', { type: 'button', class: 'delete', 'aria-label': `Delete “${summary.title}”` }, 'Delete');
+    const row = h('li', { 'data-id': summary.id }, open, h('span', { class: 'row-actions' }, rename, remove));
+    open.addEventListener('click', () => void openConversation(summary.id));
+    rename.addEventListener('click', () => row.replaceChildren(renameForm(summary)));
+    remove.addEventListener('click', () => void deleteConversation(summary));
+    return row;
+  }
+
+  function renameForm(summary: ConversationSummary): HTMLFormElement {
+    const field = h('input', { type: 'text', name: 'title', 'aria-label': 'New title', maxlength: String(store?.limits.maxTitleChars ?? 80), required: true });
+    field.value = summary.title;
+    const cancel = h('button', { type: 'button', class: 'cancel' }, 'Cancel');
+    const form = h('form', { class: 'rename-form' }, field, h('button', { type: 'submit' }, 'Save'), cancel);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const renamed = await store?.rename(summary.id, field.value);
+      if (renamed && current?.id === summary.id) current.title = renamed;
+      await renderConversationList();
+    });
+    cancel.addEventListener('click', () => void renderConversationList());
+    field.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') void renderConversationList();
+    });
+    queueMicrotask(() => field.select());
+    return form;
+  }
+
+  async function openConversation(id: string): Promise<void> {
+    if (id === current?.id && !conversation.busy) return;
+    await settleTurn();
+    const saved = await store?.open(id);
+    if (!saved) {
+      await renderConversationList();
+      return;
+    }
+    stopEditing();
+    conversation.restore(saved.entries);
+    clearBanner('context');
+    setCurrent({ id: saved.id, createdAt: saved.createdAt, title: saved.title === titleFrom(saved.entries) ? null : saved.title, model: saved.model });
+    renderActions();
+    await renderConversationList();
+  }
+
+  async function deleteConversation(summary: ConversationSummary): Promise<void> {
+    if (!confirm(`Delete “${summary.title}” for good?`)) return;
+    if (summary.id === current?.id) {
+      await settleTurn();
+      saver.cancel();
+      startNewChat();
+    }
+    await store?.remove(summary.id);
+    await renderConversationList();
   }
 
   function clearBanner(kind?: ErrorKind): void {
@@ -198,7 +434,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     }
     if (description.kind === 'context') {
       const restart = h('button', { type: 'button', class: 'restart' }, 'New chat');
-      restart.addEventListener('click', newChat);
+      restart.addEventListener('click', () => void newChat());
       banner.append(restart);
     }
     banners.append(banner);
@@ -355,9 +591,25 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     stats.textContent = parts.join(' · ');
   }
 
-  async function send(text: string): Promise<void> {
-    const current = engine;
-    if (!current || state.status !== 'ready' || !text.trim()) return;
+  /** The tools of Settings; undefined (and the error shown) when the field does not hold valid tools. */
+  function turnTools(): Tool[] | null | undefined {
+    try {
+      return settingsTools(settings);
+    } catch (e) {
+      showError(e instanceof SyntaxError ? new InvalidRequestError(`The tools in Settings are not valid JSON: ${e.message}`, 'tools') : e);
+      return undefined;
+    }
+  }
+
+  function send(text: string, tools: Tool[] | null): Promise<void> {
+    const running = runTurn(text, tools);
+    turn = running;
+    return running;
+  }
+
+  async function runTurn(text: string, tools: Tool[] | null): Promise<void> {
+    const turnEngine = engine;
+    if (!turnEngine || state.status !== 'ready' || !text.trim()) return;
     setStatus('generating');
     clearBanner('context');
     let pieces = 0;
@@ -366,13 +618,49 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     const turnSettings = {
       systemPrompt: settings.systemPrompt,
       sampling: { temperature: settings.temperature, top_p: settings.topP, top_k: settings.topK, max_tokens: settings.maxTokens },
+      responseFormat: settings.jsonMode ? { type: 'json_object' as const } : null,
+      tools,
+      toolChoice: settings.toolChoice,
     };
-    const outcome = await conversation.send(current, text, turnSettings, () => {
+    // A new conversation gets its id with its first message; each turn records the model that answers it.
+    setCurrent({ ...(current ?? { id: newConversationId(), createdAt: Date.now(), title: null }), model: state.modelId });
+    const partial = (content: string) => record([...conversation.entries, { message: { role: 'assistant', content } }], true);
+    const outcome = conversation.send(turnEngine, text, turnSettings, (content) => {
+      const saving = partial(content);
+      if (saving) saver.update(saving);
       pieces++;
       firstAt ??= performance.now();
       const perSecond = pieces > 1 ? ((pieces - 1) * 1000) / Math.max(performance.now() - firstAt, 1) : 0;
       showStats([`first token ${(firstAt - start).toFixed(0)} ms`, `${perSecond.toFixed(1)} tokens/s`, `${pieces} tokens…`]);
     });
+    // The user's message is in the conversation as soon as it is sent: saved at once, with an empty reply being written.
+    const asked = partial('');
+    if (asked) {
+      saver.update(asked);
+      void saver.flush().then(renderConversationList);
+    }
+    const ended = await outcome;
+    if (engine === turnEngine) reportOutcome(ended);
+    await saveTurn(ended);
+    if (engine === turnEngine) setStatus('ready');
+  }
+
+  /** The turn's last save: the conversation as it now stands, or, where its only turn failed, none of it. */
+  async function saveTurn(outcome: TurnOutcome): Promise<void> {
+    if (outcome.status === 'cleared') return;
+    const entries = conversation.entries;
+    const finished = record(entries, false);
+    if (entries.length && finished) saver.update(finished);
+    else if (current) {
+      saver.cancel();
+      await store?.remove(current.id);
+      setCurrent(null);
+    }
+    await saver.flush();
+    await renderConversationList();
+  }
+
+  function reportOutcome(outcome: TurnOutcome): void {
     if (outcome.status === 'done') {
       state.lastFinishReason = outcome.finishReason;
       state.lastTimings = outcome.timings;
@@ -388,15 +676,24 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       }
     } else if (outcome.status === 'failed') {
       if (!input.value) input.value = outcome.text;
-      if (engine === current) showError(outcome.error);
+      showError(outcome.error);
     }
-    if (engine === current) setStatus('ready');
   }
 
-  function newChat(): void {
+  /** Empties the screen for a new conversation; the one it showed stays saved. */
+  function startNewChat(): void {
+    stopEditing();
     conversation.clear();
+    setCurrent(null);
     clearBanner('context');
     stats.textContent = state.info ? `${state.info.modelId} ready` : '';
+    renderActions();
+    void renderConversationList();
+  }
+
+  async function newChat(): Promise<void> {
+    if (conversation.busy) await settleTurn();
+    startNewChat();
   }
 
   // ---- events ----
@@ -404,23 +701,41 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     event.preventDefault();
     const text = input.value;
     if (!text.trim() || state.status !== 'ready') return;
+    const tools = turnTools();
+    if (tools === undefined) return;
+    if (editing) {
+      stopEditing();
+      conversation.takeBackLastTurn();
+    }
     input.value = '';
     resizeInput();
-    void send(text);
+    void send(text, tools);
   });
   input.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       composer.requestSubmit();
+    } else if (event.key === 'Escape' && editing) {
+      stopEditing();
+      input.value = '';
+      resizeInput();
     }
   });
+  cancelEditButton.addEventListener('click', () => {
+    stopEditing();
+    input.value = '';
+    resizeInput();
+    input.focus();
+  });
+  // A last save of the reply being written, where the browser lets it finish.
+  addEventListener('pagehide', () => void saver.flush());
   const resizeInput = () => {
     input.style.height = 'auto';
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   };
   input.addEventListener('input', resizeInput);
   stopButton.addEventListener('click', () => conversation.stop());
-  newChatButton.addEventListener('click', newChat);
+  newChatButton.addEventListener('click', () => void newChat());
   cancelButton.addEventListener('click', () => {
     loadController?.abort();
     loadController = undefined;
@@ -455,8 +770,16 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   // ---- start ----
   setStatus('starting');
+  store = await openConversationStore(reportStorageProblem);
+  const reopen = localStorage.getItem(CONVERSATION_KEY);
+  const reopened = reopen ? await store.open(reopen) : null;
+  if (reopened) {
+    conversation.restore(reopened.entries);
+    setCurrent({ id: reopened.id, createdAt: reopened.createdAt, title: reopened.title === titleFrom(reopened.entries) ? null : reopened.title, model: reopened.model });
+  } else setCurrent(null);
   catalog = await loadCatalog();
   renderModelOptions();
+  await renderConversationList();
   const remembered = localStorage.getItem(LAST_MODEL_KEY);
   const initial = (remembered && entryById(remembered)) || (catalog.defaultId ? entryById(catalog.defaultId) : undefined);
   if (initial) {

@@ -215,19 +215,19 @@ export class ConversationStore {
     });
   }
 
-  /** Gives the conversation a new title (trimmed, cut to the limit); false where it was not renamed. */
-  rename(id: string, title: string): Promise<boolean> {
+  /** Gives the conversation a new title (whitespace collapsed, cut to the limit) and returns it; null where it was not renamed. */
+  rename(id: string, title: string): Promise<string | null> {
     const clean = title.replace(/\s+/g, ' ').trim().slice(0, this.limits.maxTitleChars);
-    if (!clean) return Promise.resolve(false);
+    if (!clean) return Promise.resolve(null);
     return this.serial(async () => {
       try {
         const [summary] = await this.backend.getMany([SUMMARY + id]);
-        if (!isSummary(summary) || this.deleted.has(id)) return false;
+        if (!isSummary(summary) || this.deleted.has(id)) return null;
         await this.backend.setMany([[SUMMARY + id, { ...summary, title: clean }]]);
-        return true;
+        return clean;
       } catch (error) {
         this.onProblem(describeFailure(error, 'rename the conversation'));
-        return false;
+        return null;
       }
     });
   }
