@@ -25,6 +25,17 @@ export type {
   ToolCallDelta,
   ToolChoice,
 } from './engine/types';
+export { createEmbeddingEngine, EmbeddingEngine } from './embeddings/engine';
+export type { PoolingConfig, PoolingMode } from './embeddings/pooling';
+export type {
+  CreateEmbeddingResponse,
+  Embedding,
+  EmbeddingEngineOptions,
+  EmbeddingRequest,
+  Embeddings,
+  FillMaskOptions,
+  FillMaskResult,
+} from './embeddings/types';
 export { acquireGpu } from './gpu/device';
 export { urlFiles, memoryFiles, type ModelFiles } from './model/files';
 // Every class of the error table (src/errors.ts), which test/errors.test.ts keeps in step with this list.

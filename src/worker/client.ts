@@ -17,7 +17,16 @@ import type {
 import { DeviceLostError } from '../gpu/errors';
 import type { ChatEngine } from './chat-engine';
 import { reviveError, serializeError } from './errors';
-import { WorkerStartError, type ClientMessage, type EngineInfo, type LoadEngineOptions, type LoadProgress, type WorkerMessage } from './protocol';
+import type { Embeddings, FillMaskOptions, FillMaskResult } from '../embeddings/types';
+import {
+  WorkerStartError,
+  type ClientMessage,
+  type EmbeddingEngineInfo,
+  type LoadEmbeddingEngineOptions,
+  type LoadEngineOptions,
+  type LoadProgress,
+  type WorkerMessage,
+} from './protocol';
 
 /** How long dispose() lets the worker free the GPU memory itself before terminating it. */
 const DISPOSE_TIMEOUT_MS = 5000;
@@ -89,8 +98,29 @@ class Channel<T> {
   }
 }
 
-export async function createWorkerEngine(url: string, options: WorkerEngineOptions): Promise<ChatEngine> {
-  const { worker, onProgress, signal, ...loadOptions } = options;
+/** The page's end of a worker running serveEngine(): request ids, their handlers, aborts, and the worker's end. */
+interface Connection {
+  readonly lost: Promise<DeviceLostError>;
+  nextId(): number;
+  send(message: ClientMessage): void;
+  /** Registers the handler of request `id`, or answers it at once with the error that killed the worker. */
+  listen(id: number, handler: (message: WorkerMessage) => void): void;
+  /** Whether request `id` still waits for answers. */
+  pending(id: number): boolean;
+  forget(id: number): void;
+  /** Sends `abort` for request `id` when `signal` fires; returns the cleanup. Call after sending the request. */
+  forwardAbort(id: number, signal: AbortSignal | undefined): () => void;
+  /** Frees the engine in the worker (or gives it DISPOSE_TIMEOUT_MS), then ends the worker. */
+  dispose(): Promise<void>;
+}
+
+/** Connects to `worker` and loads an engine there: `load` sends the load message, `loaded` picks the answer's info. */
+async function openWorker<Info>(
+  options: Pick<WorkerEngineOptions, 'worker' | 'onProgress' | 'signal'>,
+  load: (id: number) => ClientMessage,
+  loaded: (message: WorkerMessage) => Info | undefined,
+): Promise<{ connection: Connection; info: Info }> {
+  const { worker, onProgress, signal } = options;
   const handlers = new Map<number, (message: WorkerMessage) => void>();
   let nextId = 1;
   /** Once set (the worker crashed, or the engine was disposed), every request fails with it. */
@@ -111,13 +141,11 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
     handlers.clear();
   }
 
-  /** Registers the handler of request `id`, or answers it at once with the error that killed the worker. */
   function listen(id: number, handler: (message: WorkerMessage) => void): void {
     if (dead) handler({ type: 'error', id, error: serializeError(dead) });
     else handlers.set(id, handler);
   }
 
-  /** Sends `abort` for request `id` when `signal` fires; returns the cleanup. Call after sending the request. */
   function forwardAbort(id: number, abortSignal: AbortSignal | undefined): () => void {
     if (!abortSignal) return () => {};
     const onAbort = () => {
@@ -150,35 +178,84 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
   });
   worker.addEventListener('messageerror', () => kill(new Error('The engine worker sent a message that could not be read.')));
 
-  let info: EngineInfo;
+  const connection: Connection = {
+    lost,
+    nextId: () => nextId++,
+    send,
+    listen,
+    pending: (id) => handlers.has(id),
+    forget: (id) => void handlers.delete(id),
+    forwardAbort,
+    async dispose() {
+      if (dead) return;
+      await new Promise<void>((resolve) => {
+        const id = nextId++;
+        listen(id, (message) => {
+          if (message.type === 'done' || message.type === 'error') resolve();
+        });
+        send({ type: 'dispose', id });
+        // A worker stuck on a hung GPU call must not keep its memory: end it anyway.
+        setTimeout(resolve, DISPOSE_TIMEOUT_MS);
+      });
+      worker.terminate();
+      kill(new EngineDisposedError());
+    },
+  };
+
   try {
     signal?.throwIfAborted();
     const aborted = new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
     await Promise.race([ready, aborted]);
-    info = await new Promise<EngineInfo>((resolve, reject) => {
+    const info = await new Promise<Info>((resolve, reject) => {
       const id = nextId++;
       let stopForwarding = () => {};
       listen(id, (message) => {
-        switch (message.type) {
-          case 'progress':
-            return onProgress?.(message.progress);
-          case 'loaded':
-            handlers.delete(id);
-            stopForwarding();
-            return resolve(message.info);
-          case 'error':
-            handlers.delete(id);
-            stopForwarding();
-            return reject(reviveError(message.error));
-        }
+        if (message.type === 'progress') return onProgress?.(message.progress);
+        const answer = loaded(message);
+        if (answer === undefined && message.type !== 'error') return;
+        handlers.delete(id);
+        stopForwarding();
+        if (message.type === 'error') return reject(reviveError(message.error));
+        if (answer !== undefined) resolve(answer);
       });
-      send({ type: 'load', id, url, options: loadOptions });
+      send(load(id));
       stopForwarding = forwardAbort(id, signal);
     });
+    return { connection, info };
   } catch (e) {
     worker.terminate();
     throw e;
   }
+}
+
+/** A request with one answer: `pick` takes the result from the answering message. */
+function call<T>(connection: Connection, request: (id: number) => ClientMessage, pick: (message: WorkerMessage) => T | undefined, signal?: AbortSignal): Promise<T> {
+  const id = connection.nextId();
+  return new Promise<T>((resolve, reject) => {
+    let stopForwarding = () => {};
+    connection.listen(id, (message) => {
+      const answer = pick(message);
+      if (answer === undefined && message.type !== 'error') return;
+      connection.forget(id);
+      stopForwarding();
+      if (message.type === 'error') reject(reviveError(message.error));
+      else if (answer !== undefined) resolve(answer);
+    });
+    if (connection.pending(id)) {
+      connection.send(request(id));
+      stopForwarding = connection.forwardAbort(id, signal);
+    }
+  });
+}
+
+export async function createWorkerEngine(url: string, options: WorkerEngineOptions): Promise<ChatEngine> {
+  const { worker, onProgress, signal, ...loadOptions } = options;
+  const { connection, info } = await openWorker(
+    { worker, onProgress, signal },
+    (id) => ({ type: 'load', id, url, options: loadOptions }),
+    (message) => (message.type === 'loaded' ? message.info : undefined),
+  );
+  const { send, listen, forwardAbort } = connection;
 
   function create(request: ChatCompletionRequest & { stream: true }, options?: RequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
   function create(request: ChatCompletionRequest & { stream?: false | null }, options?: RequestOptions): Promise<ChatCompletion>;
@@ -186,13 +263,13 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
   function create(request: ChatCompletionRequest, requestOptions: RequestOptions = {}): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>> {
     const { signal: requestSignal, ...wire } = request;
     const abortSignal = requestOptions.signal ?? requestSignal;
-    const id = nextId++;
+    const id = connection.nextId();
     const chunks = new Channel<ChatCompletionChunk>();
     return new Promise((resolve, reject) => {
       let accepted = false;
       let stopForwarding = () => {};
       const finish = () => {
-        handlers.delete(id);
+        connection.forget(id);
         stopForwarding();
       };
       listen(id, (message) => {
@@ -201,7 +278,7 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
             accepted = true;
             return resolve(
               chunks.drain(() => {
-                if (handlers.has(id)) send({ type: 'abort', id });
+                if (connection.pending(id)) send({ type: 'abort', id });
               }),
             );
           case 'chunk':
@@ -218,7 +295,7 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
           }
         }
       });
-      if (handlers.has(id)) {
+      if (connection.pending(id)) {
         send({ type: 'chat', id, request: wire });
         stopForwarding = forwardAbort(id, abortSignal);
       }
@@ -227,7 +304,7 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
 
   function generate(prompt: string | readonly number[], generateOptions: GenerateOptions = {}): GenerationStream {
     const { signal: abortSignal, ...wire } = generateOptions;
-    const id = nextId++;
+    const id = connection.nextId();
     const deltas = new Channel<GenerationDelta>();
     const { result, settle, fail } = pendingResult();
     let stopForwarding = () => {};
@@ -238,11 +315,11 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
         case 'generation-result':
           return settle(message.result);
         case 'done':
-          handlers.delete(id);
+          connection.forget(id);
           stopForwarding();
           return deltas.end();
         case 'error': {
-          handlers.delete(id);
+          connection.forget(id);
           stopForwarding();
           const error = reviveError(message.error);
           fail(error);
@@ -250,12 +327,12 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
         }
       }
     });
-    if (handlers.has(id)) {
+    if (connection.pending(id)) {
       send({ type: 'generate', id, prompt: typeof prompt === 'string' ? prompt : [...prompt], options: wire });
       stopForwarding = forwardAbort(id, abortSignal);
     }
     const iterator = deltas.drain(() => {
-      if (handlers.has(id)) send({ type: 'abort', id });
+      if (connection.pending(id)) send({ type: 'abort', id });
       fail(consumerStopped());
     });
     return { result, [Symbol.asyncIterator]: () => iterator };
@@ -265,21 +342,60 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
     info,
     chat: { completions: { create } },
     generate,
-    lost,
+    lost: connection.lost,
     simulateDeviceLoss: () => send({ type: 'simulate-device-loss' }),
-    async dispose() {
-      if (dead) return;
-      await new Promise<void>((resolve) => {
-        const id = nextId++;
-        listen(id, (message) => {
-          if (message.type === 'done' || message.type === 'error') resolve();
-        });
-        send({ type: 'dispose', id });
-        // A worker stuck on a hung GPU call must not keep its memory: end it anyway.
-        setTimeout(resolve, DISPOSE_TIMEOUT_MS);
-      });
-      worker.terminate();
-      kill(new EngineDisposedError());
+    dispose: () => connection.dispose(),
+  };
+}
+
+export interface WorkerEmbeddingEngineOptions extends LoadEmbeddingEngineOptions {
+  /** A worker running serveEngine(); the engine owns it from now on and terminates it on dispose or failure. */
+  worker: Worker;
+  onProgress?: (progress: LoadProgress) => void;
+  /** Cancels the load. */
+  signal?: AbortSignal;
+}
+
+/** An EmbeddingEngine in a worker: the same `embeddings.create` and `fillMask`, answered by messages. */
+export interface WorkerEmbeddingEngine {
+  readonly info: EmbeddingEngineInfo;
+  readonly embeddings: Embeddings;
+  fillMask(text: string, options?: FillMaskOptions): Promise<FillMaskResult[]>;
+  /** Resolves (never rejects) when the GPU device is lost; the engine is unusable from then on. */
+  readonly lost: Promise<DeviceLostError>;
+  /** Frees the GPU memory once running requests end, then ends the worker. */
+  dispose(): Promise<void>;
+}
+
+/** Loads the model at `url` for embeddings (createEmbeddingEngine) in `options.worker`. */
+export async function createWorkerEmbeddingEngine(url: string, options: WorkerEmbeddingEngineOptions): Promise<WorkerEmbeddingEngine> {
+  const { worker, onProgress, signal, ...loadOptions } = options;
+  const { connection, info } = await openWorker(
+    { worker, onProgress, signal },
+    (id) => ({ type: 'load-embeddings', id, url, options: loadOptions }),
+    (message) => (message.type === 'embeddings-loaded' ? message.info : undefined),
+  );
+  return {
+    info,
+    embeddings: {
+      create: (request, requestOptions = {}) =>
+        call(
+          connection,
+          (id) => ({ type: 'embeddings', id, request }),
+          (message) => (message.type === 'embeddings-response' ? message.response : undefined),
+          requestOptions.signal,
+        ),
     },
+    fillMask: (text, fillOptions = {}) => {
+      const { signal: fillSignal, ...wire } = fillOptions;
+      return call(
+        connection,
+        (id) => ({ type: 'fill-mask', id, text, options: wire }),
+        (message) => (message.type === 'fill-mask-results' ? message.results : undefined),
+        fillSignal,
+      );
+    },
+    lost: connection.lost,
+    dispose: () => connection.dispose(),
   };
 }

@@ -3,9 +3,10 @@
  * model's files through the IndexedDB cache, so the weights are downloaded once and later loads make no
  * requests, then onto the GPU.
  */
+import { createEmbeddingEngine, type EmbeddingEngine } from '../embeddings/engine';
 import { createEngine, type Engine } from '../engine/engine';
 import { openCachedModel } from '../storage';
-import type { EngineInfo, LoadEngineOptions, LoadProgress } from './protocol';
+import type { EmbeddingEngineInfo, EngineInfo, LoadEmbeddingEngineOptions, LoadEngineOptions, LoadProgress } from './protocol';
 
 export interface LoadCachedEngineOptions extends LoadEngineOptions {
   onProgress?: (progress: LoadProgress) => void;
@@ -27,6 +28,28 @@ export async function loadCachedEngine(url: string, options: LoadCachedEngineOpt
     signal,
     onProgress: (p) => onProgress?.({ phase: 'load', stage: p.stage, loaded: p.done, total: p.total, tensor: p.tensor }),
   });
+}
+
+export interface LoadCachedEmbeddingEngineOptions extends LoadEmbeddingEngineOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** loadCachedEngine's counterpart for embeddings: the files through the cache, then createEmbeddingEngine. */
+export async function loadCachedEmbeddingEngine(url: string, options: LoadCachedEmbeddingEngineOptions = {}): Promise<EmbeddingEngine> {
+  const { onProgress, signal, modelId, ...engineOptions } = options;
+  const files = await openCachedModel(url, { modelId, signal, onProgress: (p) => onProgress?.({ phase: 'download', ...p }) });
+  signal?.throwIfAborted();
+  return createEmbeddingEngine(files, {
+    ...engineOptions,
+    signal,
+    onProgress: (p) => onProgress?.({ phase: 'load', stage: p.stage, loaded: p.done, total: p.total, tensor: p.tensor }),
+  });
+}
+
+export function embeddingEngineInfo(engine: EmbeddingEngine, modelId: string): EmbeddingEngineInfo {
+  const { kind, hiddenSize, maxInputTokens, pooling } = engine;
+  return { modelId, kind, hiddenSize, maxInputTokens, pooling, adapterName: engine.gpu.adapterName };
 }
 
 export function engineInfo(engine: Engine, modelId: string): EngineInfo {

@@ -14,6 +14,9 @@ import type {
   GenerationResult,
 } from '../engine/types';
 import type { BackendChoice } from '../engine/backend';
+import type { EmbeddingModel } from '../embeddings/engine';
+import type { PoolingConfig } from '../embeddings/pooling';
+import type { CreateEmbeddingResponse, EmbeddingEngineOptions, EmbeddingRequest, FillMaskOptions, FillMaskResult } from '../embeddings/types';
 import type { ContextLimit } from '../model/memory';
 import type { DownloadProgress } from '../storage';
 
@@ -55,6 +58,26 @@ export interface LoadEngineOptions {
   backend?: EngineOptions['backend'];
 }
 
+/** What the page needs to know about an engine loaded for embeddings. */
+export interface EmbeddingEngineInfo {
+  modelId: string;
+  /** 'encoder' (BERT) or 'decoder' (Qwen3-Embedding). */
+  kind: EmbeddingModel['kind'];
+  /** Width of the embeddings before any `dimensions` cut. */
+  hiddenSize: number;
+  /** Most tokens one input may have. */
+  maxInputTokens: number;
+  pooling: PoolingConfig;
+  adapterName: string;
+}
+
+export interface LoadEmbeddingEngineOptions extends Pick<EmbeddingEngineOptions, 'dtype' | 'contextLength' | 'maxBatchTokens'> {
+  /** Key of the model in the cache; default: derived from the URL by the cache. */
+  modelId?: string;
+}
+
+export type WireFillMaskOptions = Omit<FillMaskOptions, 'signal'>;
+
 /** An error as it crosses the thread boundary: rebuilt on the other side by `name` (see errors.ts). */
 export interface SerializedError {
   name: string;
@@ -72,6 +95,10 @@ export type ClientMessage =
   | { type: 'load'; id: number; url: string; options: LoadEngineOptions }
   | { type: 'chat'; id: number; request: WireChatRequest }
   | { type: 'generate'; id: number; prompt: string | number[]; options: WireGenerateOptions }
+  /** Loads the model for embeddings (and fill-mask) instead of chat: createEmbeddingEngine in the worker. */
+  | { type: 'load-embeddings'; id: number; url: string; options: LoadEmbeddingEngineOptions }
+  | { type: 'embeddings'; id: number; request: EmbeddingRequest }
+  | { type: 'fill-mask'; id: number; text: string; options: WireFillMaskOptions }
   /** Stops request `id`: a running generation ends with finish_reason 'abort', a load fails with AbortError. */
   | { type: 'abort'; id: number }
   | { type: 'dispose'; id: number }
@@ -90,6 +117,9 @@ export type WorkerMessage =
   | { type: 'completion'; id: number; completion: ChatCompletion }
   | { type: 'delta'; id: number; delta: GenerationDelta }
   | { type: 'generation-result'; id: number; result: GenerationResult }
+  | { type: 'embeddings-loaded'; id: number; info: EmbeddingEngineInfo }
+  | { type: 'embeddings-response'; id: number; response: CreateEmbeddingResponse }
+  | { type: 'fill-mask-results'; id: number; results: FillMaskResult[] }
   /** The request ended: the last chunk or delta was sent, or the engine was disposed. */
   | { type: 'done'; id: number }
   | { type: 'error'; id: number; error: SerializedError }

@@ -1,18 +1,30 @@
 /**
- * The worker half: one engine per worker, driven by ClientMessages. Generation streams back chunk by chunk
- * as the engine produces them; aborts arrive as messages and reach the engine through an AbortController
- * per request, so a stop behaves exactly as `signal.abort()` does in the same thread.
+ * The worker half: one engine per worker (for chat, or for embeddings and fill-mask), driven by ClientMessages.
+ * Generation streams back chunk by chunk as the engine produces them; aborts arrive as messages and reach the
+ * engine through an AbortController per request, so a stop behaves exactly as `signal.abort()` does in the same thread.
  */
+import type { EmbeddingEngine } from '../embeddings/engine';
+import { UnsupportedTaskError } from '../embeddings/errors';
 import type { Engine } from '../engine/engine';
 import { EngineDisposedError } from '../engine/errors';
 import { serializeError } from './errors';
-import { engineInfo, loadCachedEngine } from './load';
-import type { ClientMessage, WorkerEndpoint, WorkerMessage } from './protocol';
+import { embeddingEngineInfo, engineInfo, loadCachedEmbeddingEngine, loadCachedEngine } from './load';
+import type { ClientMessage, LoadProgress, WorkerEndpoint, WorkerMessage } from './protocol';
 
 type Message<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
-export function serveEngine(endpoint: WorkerEndpoint): void {
-  let engine: Engine | undefined;
+/** How the worker loads each kind of engine: through the model cache by default (tests load from memory). */
+export interface EngineLoaders {
+  chat: typeof loadCachedEngine;
+  embeddings: typeof loadCachedEmbeddingEngine;
+}
+
+const CACHED: EngineLoaders = { chat: loadCachedEngine, embeddings: loadCachedEmbeddingEngine };
+
+type Served = { task: 'chat'; engine: Engine } | { task: 'embeddings'; engine: EmbeddingEngine };
+
+export function serveEngine(endpoint: WorkerEndpoint, loaders: EngineLoaders = CACHED): void {
+  let served: Served | undefined;
   let loading = false;
   const controllers = new Map<number, AbortController>();
   const post = (message: WorkerMessage) => endpoint.postMessage(message);
@@ -31,29 +43,49 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     }
   }
 
-  function current(): Engine {
-    if (!engine) throw new EngineDisposedError();
-    return engine;
+  function chatEngine(): Engine {
+    if (!served) throw new EngineDisposedError();
+    if (served.task !== 'chat') throw new UnsupportedTaskError('generation', 'it was loaded for embeddings (createWorkerEmbeddingEngine)');
+    return served.engine;
+  }
+
+  function embeddingEngine(): EmbeddingEngine {
+    if (!served) throw new EngineDisposedError();
+    if (served.task !== 'embeddings') throw new UnsupportedTaskError('embeddings', 'it was loaded for chat; load it with createWorkerEmbeddingEngine');
+    return served.engine;
+  }
+
+  /** The one engine of this worker, loaded by `load` with progress posted under request `id`. */
+  async function loadOnce<S extends Served>(id: number, load: (onProgress: (progress: LoadProgress) => void) => Promise<S>): Promise<S> {
+    if (served || loading) throw new Error('This worker already has an engine; start a new worker for another model.');
+    loading = true;
+    try {
+      const loaded = await load((progress) => post({ type: 'progress', id, progress }));
+      served = loaded;
+      void loaded.engine.gpu?.lost.then((error) => post({ type: 'device-lost', error: serializeError(error) }));
+      return loaded;
+    } finally {
+      loading = false;
+    }
   }
 
   async function load({ id, url, options }: Message<'load'>): Promise<void> {
     await track(id, async (signal) => {
-      if (engine || loading) throw new Error('This worker already has an engine; start a new worker for another model.');
-      loading = true;
-      try {
-        const loaded = await loadCachedEngine(url, { ...options, signal, onProgress: (progress) => post({ type: 'progress', id, progress }) });
-        engine = loaded;
-        void loaded.gpu?.lost.then((error) => post({ type: 'device-lost', error: serializeError(error) }));
-        post({ type: 'loaded', id, info: engineInfo(loaded, options.modelId ?? url) });
-      } finally {
-        loading = false;
-      }
+      const { engine } = await loadOnce(id, async (onProgress) => ({ task: 'chat' as const, engine: await loaders.chat(url, { ...options, signal, onProgress }) }));
+      post({ type: 'loaded', id, info: engineInfo(engine, options.modelId ?? url) });
+    });
+  }
+
+  async function loadEmbeddings({ id, url, options }: Message<'load-embeddings'>): Promise<void> {
+    await track(id, async (signal) => {
+      const { engine } = await loadOnce(id, async (onProgress) => ({ task: 'embeddings' as const, engine: await loaders.embeddings(url, { ...options, signal, onProgress }) }));
+      post({ type: 'embeddings-loaded', id, info: embeddingEngineInfo(engine, options.modelId ?? url) });
     });
   }
 
   async function chat({ id, request }: Message<'chat'>): Promise<void> {
     await track(id, async (signal) => {
-      const completions = current().chat.completions;
+      const completions = chatEngine().chat.completions;
       if (request.stream) {
         const chunks = await completions.create({ ...request, stream: true }, { signal });
         post({ type: 'accepted', id });
@@ -67,7 +99,7 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
 
   async function generate({ id, prompt, options }: Message<'generate'>): Promise<void> {
     await track(id, async (signal) => {
-      const stream = current().generate(prompt, { ...options, signal });
+      const stream = chatEngine().generate(prompt, { ...options, signal });
       post({ type: 'accepted', id });
       for await (const delta of stream) post({ type: 'delta', id, delta });
       post({ type: 'generation-result', id, result: await stream.result });
@@ -75,10 +107,22 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     });
   }
 
+  async function embeddings({ id, request }: Message<'embeddings'>): Promise<void> {
+    await track(id, async (signal) => {
+      post({ type: 'embeddings-response', id, response: await embeddingEngine().embeddings.create(request, { signal }) });
+    });
+  }
+
+  async function fillMask({ id, text, options }: Message<'fill-mask'>): Promise<void> {
+    await track(id, async (signal) => {
+      post({ type: 'fill-mask-results', id, results: await embeddingEngine().fillMask(text, { ...options, signal }) });
+    });
+  }
+
   async function dispose({ id }: Message<'dispose'>): Promise<void> {
     for (const controller of controllers.values()) controller.abort();
-    const disposing = engine;
-    engine = undefined;
+    const disposing = served?.engine;
+    served = undefined;
     try {
       await disposing?.dispose();
       disposing?.gpu?.device.destroy();
@@ -93,16 +137,22 @@ export function serveEngine(endpoint: WorkerEndpoint): void {
     switch (message.type) {
       case 'load':
         return void load(message);
+      case 'load-embeddings':
+        return void loadEmbeddings(message);
       case 'chat':
         return void chat(message);
       case 'generate':
         return void generate(message);
+      case 'embeddings':
+        return void embeddings(message);
+      case 'fill-mask':
+        return void fillMask(message);
       case 'abort':
         return controllers.get(message.id)?.abort();
       case 'dispose':
         return void dispose(message);
       case 'simulate-device-loss':
-        return engine?.gpu?.device.destroy();
+        return served?.engine.gpu?.device.destroy();
     }
   });
   post({ type: 'ready' });

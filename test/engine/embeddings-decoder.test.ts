@@ -11,7 +11,10 @@ import { InvalidOptionError } from '../../src/engine/errors';
 import { writeSafetensors } from '../../src/dev/safetensors-writer';
 import { randomModel, type RandomModelOptions } from '../../src/dev/random-model';
 import { parseModelConfig } from '../../src/model/config';
-import { memoryFiles } from '../../src/model/files';
+import { memoryFiles, type ModelFiles } from '../../src/model/files';
+import { reviveError } from '../../src/worker/errors';
+import type { ClientMessage, WorkerMessage } from '../../src/worker/protocol';
+import { serveEngine } from '../../src/worker/serve';
 import { createReferenceModel } from '../../src/model/reference';
 import { loadCanonicalWeights, tensorMapReader } from '../../src/model/weights';
 import { compare } from '../../src/selftest/compare';
@@ -58,9 +61,10 @@ function embeddingTokenizerJson(): string {
 const seed = freshSeed();
 const { config, tensors } = randomModel('qwen3', SHAPE, seed);
 let engine: EmbeddingEngine;
+let files: ModelFiles;
 beforeAll(async () => {
   const st = 'sentence_transformers.models.';
-  const files = memoryFiles(
+  files = memoryFiles(
     'qwen3-embedding-shaped',
     new Map<string, string | Uint8Array>([
       ['config.json', JSON.stringify({ ...config, architectures: ['Qwen3Model'] })],
@@ -122,5 +126,56 @@ describe('embeddings from a decoder (Qwen3-Embedding layout)', () => {
     expectClose(cut, Float32Array.from(full.slice(0, 8), (v) => v / norm));
     await expect(engine.embeddings.create({ input: 'x', dimensions: 33 })).rejects.toThrow(InvalidOptionError);
     await expect(engine.fillMask('x [MASK]')).rejects.toThrow(UnsupportedTaskError);
+  });
+});
+
+/** The little-endian float32 values of OpenAI's base64 encoding. */
+function decodeBase64(text: string): Float32Array {
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const view = new DataView(bytes.buffer);
+  return Float32Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(4 * i, true));
+}
+
+describe('embeddings through the worker protocol', () => {
+  it('loads for embeddings, answers embeddings (base64 decodes to the float result) and refuses chat and fill-mask by type', async () => {
+    const expected = (await engine.embeddings.create({ input: ['one text', 'another, longer text'] })).data.map((d) => d.embedding as number[]);
+    const { port1, port2 } = new MessageChannel();
+    const gpu = await testGpu();
+    serveEngine(port1, {
+      chat: () => Promise.reject(new Error('not used')),
+      embeddings: (_url, options) => createEmbeddingEngine(files, { dtype: options?.dtype, signal: options?.signal, gpu, contextLength: 128 }),
+    });
+    const answers = new Map<number, WorkerMessage[]>();
+    const waiters = new Map<number, (m: WorkerMessage) => void>();
+    port2.addEventListener('message', (event: MessageEvent<WorkerMessage>) => {
+      const m = event.data;
+      if (!('id' in m)) return;
+      answers.set(m.id, [...(answers.get(m.id) ?? []), m]);
+      if (m.type !== 'progress') waiters.get(m.id)?.(m);
+    });
+    port2.start();
+    const ask = (message: ClientMessage & { id: number }) =>
+      new Promise<WorkerMessage>((resolve) => {
+        waiters.set(message.id, resolve);
+        port2.postMessage(message);
+      });
+    try {
+      const loaded = await ask({ type: 'load-embeddings', id: 1, url: 'memory', options: {} });
+      expect(loaded).toMatchObject({ type: 'embeddings-loaded', info: { kind: 'decoder', hiddenSize: 32, maxInputTokens: 128, pooling: { mode: 'lasttoken' } } });
+      const answer = await ask({ type: 'embeddings', id: 2, request: { input: ['one text', 'another, longer text'], encoding_format: 'base64' } });
+      if (answer.type !== 'embeddings-response') throw new Error(`expected embeddings, got ${JSON.stringify(answer)}`);
+      for (const [i, d] of answer.response.data.entries()) {
+        expect(typeof d.embedding).toBe('string');
+        expect([...decodeBase64(d.embedding as string)]).toEqual([...Float32Array.from(expected[i])]);
+      }
+      for (const [id, message] of [[3, { type: 'fill-mask', id: 3, text: '[MASK]', options: {} }], [4, { type: 'generate', id: 4, prompt: 'x', options: {} }]] as const) {
+        const refused = await ask(message);
+        if (refused.type !== 'error') throw new Error(`request ${id} was not refused`);
+        expect(reviveError(refused.error)).toBeInstanceOf(UnsupportedTaskError);
+      }
+    } finally {
+      await ask({ type: 'dispose', id: 5 });
+      port2.close();
+    }
   });
 });
