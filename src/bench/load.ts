@@ -4,10 +4,12 @@
  * to a temp folder when absent: F16 and BF16, each as one model.safetensors and as 2 shards. Then, in one
  * run: the time to simply read every weight byte (the floor, page cache warm), and a load of each checkpoint
  * in each dtype with per-stage seconds and bytes (from onProgress), peak JS heap + ArrayBuffers, peak RSS and
- * GPU bytes. Options: --checkpoints=f16,bf16,f16-sharded,bf16-sharded --dtypes=f16,q8,q4 --no-tune
+ * GPU bytes. Then the chat page (production build, headless Chromium on SwiftShader) loading stories260K: time
+ * to ready on the first visit (downloading into IndexedDB) and on reload (from the cache), with when each load
+ * stage ran. Options: --checkpoints=f16,bf16,f16-sharded,bf16-sharded --dtypes=f16,q8,q4 --no-tune --no-page
  * --dir=<folder>. Prints a table and writes bench-output/load.json.
  */
-import { copyFileSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +18,8 @@ import { f32ToF16Bits } from '../gpu/f16';
 import { acquireNodeGpu } from '../gpu/node';
 import { folderFiles } from '../model/files-node';
 import { loadModel } from '../model/load';
+import { startPreviewBrowser } from '../dev/browser';
+import type { ChatPageState } from '../ui/chat/app';
 
 /** TinyLlama/TinyLlama-1.1B-Chat-v1.0's config.json (the fields the loader reads). */
 const TINYLLAMA_CONFIG = {
@@ -275,6 +279,101 @@ async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDty
   }
 }
 
+interface PageLoad {
+  visit: 'first' | 'reload';
+  /** From navigation to the page saying ready. */
+  seconds: number;
+  /** From the download's last progress event to ready (the first visit's target), or null when nothing downloaded. */
+  afterDownloadSeconds: number | null;
+  /** From navigation to the page starting the load (app start-up). */
+  startSeconds: number;
+  /**
+   * CPU seconds Chromium's processes spent meanwhile (all threads, GPU process included): on a shared machine
+   * the wall times stretch with the load of others, this much less.
+   */
+  browserCpuSeconds: number;
+  /** Each stage's first and last progress event, seconds from the load's start. */
+  stages: Record<string, { first: number; last: number }>;
+}
+
+/** CPU seconds (user + system, reaped children included) of every process descended from this one (Linux). */
+function descendantCpuSeconds(): number {
+  const stats = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((pid) => {
+      try {
+        // Fields after the parenthesised command name: state ppid ... utime(14) stime(15) cutime(16) cstime(17).
+        const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+        return [{ pid: Number(pid), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) }];
+      } catch {
+        return []; // exited meanwhile
+      }
+    });
+  const children = new Map<number, typeof stats>();
+  for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
+  let ticks = 0;
+  const visit = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      ticks += c.ticks;
+      visit(c.pid);
+    }
+  };
+  visit(process.pid);
+  return ticks / 100; // USER_HZ
+}
+
+/** The chat page's time to ready for its default model (stories260K), first visit then reload, in one browser. */
+async function benchPage(): Promise<PageLoad[]> {
+  const harness = await startPreviewBrowser();
+  try {
+    const { page } = await harness.newPage();
+    const visit = async (kind: PageLoad['visit']): Promise<PageLoad> => {
+      const t0 = performance.now();
+      const cpu0 = descendantCpuSeconds();
+      if (kind === 'first') await page.goto(harness.url('/'));
+      else await page.reload();
+      await page.waitForFunction(() => window.__chat?.status === 'ready' || window.__chat?.status === 'error', undefined, { timeout: 600_000 });
+      const seconds = (performance.now() - t0) / 1000;
+      const browserCpuSeconds = descendantCpuSeconds() - cpu0;
+      const state = await page.evaluate(() => {
+        const chat = window.__chat as ChatPageState;
+        return { status: chat.status, error: chat.error, timeline: chat.loadTimeline, sinceNavigation: performance.now() };
+      });
+      if (state.status !== 'ready') throw new Error(`the chat page failed to load: ${state.error?.name}: ${state.error?.message}`);
+      const { stages: ms, readyMs } = state.timeline;
+      const loadMs = readyMs ?? 0;
+      const stages = Object.fromEntries(Object.entries(ms).map(([name, s]) => [name, { first: s.first / 1000, last: s.last / 1000 }]));
+      const download = ms.download;
+      return {
+        visit: kind,
+        seconds,
+        afterDownloadSeconds: download ? (loadMs - download.last) / 1000 : null,
+        startSeconds: seconds - loadMs / 1000,
+        browserCpuSeconds,
+        stages,
+      };
+    };
+    return [await visit('first'), await visit('reload')];
+  } finally {
+    await harness.close();
+  }
+}
+
+function formatPageTable(loads: PageLoad[]): string {
+  const stageNames = [...new Set(loads.flatMap((l) => Object.keys(l.stages)))];
+  const header = ['visit', 'ready s', 'after download s', 'app start s', 'browser CPU s', ...stageNames.map((s) => `${s} s (from–to)`)];
+  const rows = loads.map((l) => [
+    l.visit,
+    l.seconds.toFixed(2),
+    l.afterDownloadSeconds === null ? '–' : l.afterDownloadSeconds.toFixed(2),
+    l.startSeconds.toFixed(2),
+    l.browserCpuSeconds.toFixed(1),
+    ...stageNames.map((s) => (l.stages[s] ? `${l.stages[s].first.toFixed(2)}–${l.stages[s].last.toFixed(2)}` : '–')),
+  ]);
+  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
 function formatTable(results: LoadResult[], floor: Record<string, { seconds: number; bytes: number }>): string {
   const stageNames = [...new Set(results.flatMap((r) => Object.keys(r.stages)))];
   const header = ['checkpoint', 'dtype', 'total s', '× read floor', ...stageNames.map((s) => `${s} s (done/total)`), 'peak JS MiB', 'GPU MiB'];
@@ -300,10 +399,11 @@ export async function main(argv: string[]): Promise<number> {
       checkpoints: { type: 'string', default: CHECKPOINTS.join(',') },
       dtypes: { type: 'string', default: LOAD_DTYPES.join(',') },
       'no-tune': { type: 'boolean', default: false },
+      'no-page': { type: 'boolean', default: false },
       dir: { type: 'string', default: join(tmpdir(), 'webgpu-llm-bench-load') },
     },
   });
-  const checkpoints = values.checkpoints.split(',').map((c) => {
+  const checkpoints = values.checkpoints.split(',').filter(Boolean).map((c) => {
     if (!(CHECKPOINTS as readonly string[]).includes(c)) throw new Error(`unknown checkpoint ${c}; choose from ${CHECKPOINTS.join(', ')}`);
     return c as CheckpointName;
   });
@@ -337,9 +437,14 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   console.log(`\n${formatTable(results, floor)}`);
+  let page: PageLoad[] | undefined;
+  if (!values['no-page']) {
+    page = await benchPage();
+    console.log(`\nchat page, stories260K, headless Chromium (SwiftShader):\n${formatPageTable(page)}`);
+  }
   mkdirSync('bench-output', { recursive: true });
   const date = new Date().toISOString();
-  writeFileSync('bench-output/load.json', JSON.stringify({ adapter, date, tune: !values['no-tune'], floor, results }, null, 2));
+  writeFileSync('bench-output/load.json', JSON.stringify({ adapter, date, tune: !values['no-tune'], floor, results, page }, null, 2));
   console.log('wrote bench-output/load.json');
   return 0;
 }

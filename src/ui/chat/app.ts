@@ -51,6 +51,11 @@ export interface ChatPageState {
   progressEvents: number;
   /** The last download progress event of the current load; null when nothing was downloaded. */
   lastDownload: LoadProgress | null;
+  /**
+   * When the current load's stages ran: milliseconds from its start to each stage's first and last progress
+   * event ('download', or the load's 'read', 'upload', 'quantize', 'compile'), and to ready.
+   */
+  loadTimeline: { stages: Record<string, { first: number; last: number }>; readyMs: number | null };
   /** The conversation as sent to the engine (without the system prompt). */
   readonly messages: readonly ChatCompletionMessageParam[];
   readonly lastRequest: TurnRequest | null;
@@ -128,6 +133,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     info: null,
     progressEvents: 0,
     lastDownload: null,
+    loadTimeline: { stages: {}, readyMs: null },
     get messages() {
       return conversation.messages;
     },
@@ -222,6 +228,8 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   let engine: ChatEngine | null = null;
   let loadedEntry: { entry: ModelEntry; dtype: DtypeChoice } | null = null;
   let loadController: AbortController | undefined;
+  /** performance.now() when the current load started (the timeline's zero). */
+  let loadStart = 0;
   let store: ConversationStore | null = null;
   /** The conversation on screen as saved: null until its first message. `title` is set once renamed. */
   let current: { id: string; createdAt: number; title: string | null; model: string | null } | null = null;
@@ -493,6 +501,9 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   function showProgress(p: LoadProgress): void {
     state.progressEvents++;
+    const at = performance.now() - loadStart;
+    const stage = (state.loadTimeline.stages[p.phase === 'download' ? 'download' : p.stage] ??= { first: at, last: at });
+    stage.last = at;
     // Slices are uploaded (and quantized) as they are read: the read stage's bytes carry the bar.
     if (p.phase === 'load' && (p.stage === 'upload' || p.stage === 'quantize')) return;
     if (p.phase === 'download') state.lastDownload = p;
@@ -533,6 +544,8 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     state.info = null;
     state.progressEvents = 0;
     state.lastDownload = null;
+    state.loadTimeline = { stages: {}, readyMs: null };
+    loadStart = performance.now();
     loadedEntry = { entry, dtype };
     setStatus('loading');
     progressText.textContent = `Starting ${entry.name}…`;
@@ -558,6 +571,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       state.info = loaded.info;
       localStorage.setItem(LAST_MODEL_KEY, entry.id);
       showInfo(loaded.info);
+      state.loadTimeline.readyMs = performance.now() - loadStart;
       setStatus('ready');
       void loaded.lost.then((error) => {
         if (engine !== loaded) return;
