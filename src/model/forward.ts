@@ -163,12 +163,19 @@ export class GpuModel implements LanguageModel {
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
           : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
+      // Both plans at once, so their pipelines compile side by side.
       const prepare = async (weights: GpuWeights): Promise<[Plan, Plan]> => {
-        const prefill = await preparePlan(gpu, spec, weights, state, chunk, shapes);
-        options.onProgress?.({ stage: 'compile', done: 1, total: 2 });
-        const decode = await preparePlan(gpu, spec, weights, state, 1, shapes);
-        options.onProgress?.({ stage: 'compile', done: 2, total: 2 });
-        return [prefill, decode];
+        let done = 0;
+        const plan = async (maxT: number) => {
+          const p = await preparePlan(gpu, spec, weights, state, maxT, shapes);
+          options.onProgress?.({ stage: 'compile', done: ++done, total: 2 });
+          return p;
+        };
+        const plans = await Promise.allSettled([plan(chunk), plan(1)]);
+        const failed = plans.find((p) => p.status === 'rejected');
+        if (!failed) return plans.map((p) => (p as PromiseFulfilledResult<Plan>).value) as [Plan, Plan];
+        for (const p of plans) if (p.status === 'fulfilled') disposePlan(p.value);
+        throw failed.reason;
       };
       plans = prepare(allocated);
       // Awaited once the weights are in; a failure meanwhile must not surface as an unhandled rejection.

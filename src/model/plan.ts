@@ -69,6 +69,11 @@ function follow<F extends string>(d: Pick<KernelDispatch<F>, 'set' | 'encode' | 
   return { dispatch: d, update };
 }
 
+/** The steps of launches prepared concurrently, in the order given. */
+async function steps(...parts: Promise<Step | Step[]>[]): Promise<Step[]> {
+  return (await Promise.all(parts)).flat();
+}
+
 /** A launch that does not change with the chunk (the head runs on one row whatever the chunk). */
 function fixed(dispatch: Step['dispatch']): Step {
   return { dispatch, update: () => {} };
@@ -86,12 +91,12 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   /** One launch, or one per part of a split matrix, each writing its columns of y. */
   const matmul = async ({ w: weight, ...args }: Projection): Promise<Step[]> => {
     const parts = rowParts(weight);
-    const steps: Step[] = [];
-    for (const { tensor, firstRow } of parts) {
-      const outputSlice = parts.length > 1 ? { column: firstRow, width: weight.shape[0] } : undefined;
-      steps.push(follow(await prepareMatmul(gpu, { ...args, ...shapeArgs, w: tensor, outputSlice }), 'M'));
-    }
-    return steps;
+    return Promise.all(
+      parts.map(async ({ tensor, firstRow }) => {
+        const outputSlice = parts.length > 1 ? { column: firstRow, width: weight.shape[0] } : undefined;
+        return follow(await prepareMatmul(gpu, { ...args, ...shapeArgs, w: tensor, outputSlice }), 'M');
+      }),
+    );
   };
   /**
    * `w`·norm(input) (+ bias): launches with RMSNorm fused into the projection's input, or (LayerNorm) a
@@ -100,27 +105,27 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   const normThenProject = async (input: Tensor, weight: Tensor, bias: Tensor | undefined, normed: Tensor | undefined, projection: Omit<Projection, 'x'>): Promise<Step[]> => {
     if (spec.norm.kind === 'rms') return matmul({ ...projection, x: input, norm: { weight, eps } });
     if (!normed) throw new ShapeError('model', 'LayerNorm models need a buffer for the normalised rows');
-    const norm = await prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps });
-    return [follow(norm, 'rows'), ...(await matmul({ ...projection, x: normed }))];
+    return steps(prepareNorm(gpu, { x: input, out: normed, weight, bias, kind: 'layer', eps }).then((norm) => follow(norm, 'rows')), matmul({ ...projection, x: normed }));
   };
 
+  // Every launch is prepared at once and the steps kept in order: each kernel's first pipeline compiles
+  // beside the others' (createComputePipelineAsync) rather than after them, which is most of a small
+  // model's load on a software adapter.
   // A split embedding is gathered by one launch per part, each writing the rows whose ids it holds.
-  const body: Step[] = [];
-  for (const { tensor, firstRow } of rowParts(w.embedding)) {
+  const embedding = rowParts(w.embedding).map(async ({ tensor, firstRow }) => {
     const part = { firstRow, totalRows: spec.vocabSize };
     const embed = { ids: rows(s.ids, maxT), table: tensor, part, out: x, posTable: w.positionEmbedding, scale: spec.embeddingScale };
-    body.push(follow(await prepareEmbedding(gpu, embed), 'rows', 'pos'));
-  }
+    return follow(await prepareEmbedding(gpu, embed), 'rows', 'pos');
+  });
   const o = s.o && rows(s.o, maxT);
   /** x += projection (+ bias), or, with Gemma's post-norms, x += norm(projection) through `o`. */
   const projectIntoResidual = async (args: Omit<Projection, 'y' | 'accumulate'>, postNorm: Tensor | undefined): Promise<Step[]> => {
     if (!postNorm) return matmul({ ...args, y: x, accumulate: true });
     if (!o) throw new ShapeError('model', 'post-norm models need a buffer for the projection');
-    const norm = await prepareNorm(gpu, { x: o, out: x, weight: postNorm, kind: 'rms', eps, accumulate: true });
-    return [...(await matmul({ ...args, y: o })), follow(norm, 'rows')];
+    return steps(matmul({ ...args, y: o }), prepareNorm(gpu, { x: o, out: x, weight: postNorm, kind: 'rms', eps, accumulate: true }).then((norm) => follow(norm, 'rows')));
   };
 
-  for (const [l, L] of w.layers.entries()) {
+  const layers = w.layers.map((L, l) => {
     const [kCache, vCache] = [s.kv.keys[l], s.kv.values[l]];
     const wUp = L.wGateUp ?? L.wUp;
     if (!wUp) throw new ShapeError('model', `layer ${l} has no MLP up projection`);
@@ -128,32 +133,36 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     const { window, rope, local } = spec.layerAttention[l];
     const rotaryDim = rope ? ((local ? spec.localRope : spec.rope)?.rotaryDim ?? 0) : 0;
     const table = local ? w.localRopeTable : w.ropeTable;
-    body.push(
+    return steps(
       // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
-      ...(await normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv })),
-      follow(await prepareRope(gpu, { ...cache, qkv, q, table, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }), 'T', 'pos'),
-      follow(await prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials }), 'T', 'pos'),
-      ...(await projectIntoResidual({ x: flatten(attn), w: L.wo, bias: L.bo }, L.postAttnNorm)),
+      normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv }),
+      prepareRope(gpu, { ...cache, qkv, q, table, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }).then((d) => follow(d, 'T', 'pos')),
+      prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials }).then((d) => follow(d, 'T', 'pos')),
+      projectIntoResidual({ x: flatten(attn), w: L.wo, bias: L.bo }, L.postAttnNorm),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
       // (GPT-2) and GeGLU (Gemma) are a launch of their own.
-      ...(await normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up })),
+      normThenProject(x, L.mlpNorm, L.mlpNormBias, xn, { w: wUp, bias: L.bGateUp ?? L.bUp, y: up }),
       ...(act
         ? [
-            follow(await prepareGelu(gpu, { x: up, out: act, gated: spec.gatedMlp }), 'rows'),
-            ...(await projectIntoResidual({ x: act, w: L.wDown, bias: L.bDown }, L.postMlpNorm)),
+            prepareGelu(gpu, { x: up, out: act, gated: spec.gatedMlp }).then((d) => follow(d, 'rows')),
+            projectIntoResidual({ x: act, w: L.wDown, bias: L.bDown }, L.postMlpNorm),
           ]
-        : await projectIntoResidual({ x: up, w: L.wDown, bias: L.bDown, swiglu: true }, L.postMlpNorm)),
+        : [projectIntoResidual({ x: up, w: L.wDown, bias: L.bDown, swiglu: true }, L.postMlpNorm)]),
     );
-  }
+  });
 
   const lastRow = maxT === 1 ? x : s.last;
-  const head = (await normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits })).map((step) => fixed(step.dispatch));
-  const finalNorm = await prepareNorm(gpu, { x: lastRow, out: s.lastNorm, weight: w.finalNorm, bias: w.finalNormBias, kind: spec.norm.kind, eps });
-  const hidden = [fixed(finalNorm)];
-  if (s.maskedIds) head.push(fixed(await prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds })));
-  const topk = s.topValues && s.topIndices ? await prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
+  const headSteps = steps(
+    normThenProject(lastRow, w.finalNorm, w.finalNormBias, s.lastNorm, { w: w.lmHead, y: s.logits }).then((head) => head.map((step) => fixed(step.dispatch))),
+    ...(s.maskedIds ? [prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds }).then(fixed)] : []),
+  );
+  const finalNorm = prepareNorm(gpu, { x: lastRow, out: s.lastNorm, weight: w.finalNorm, bias: w.finalNormBias, kind: spec.norm.kind, eps });
+  const topkDispatch = s.topValues && s.topIndices ? prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
+  const argmax = prepareArgmax(gpu, { logits: s.logits, out: s.next });
+  const [body, head, norm, topk, token] = await Promise.all([steps(...embedding, ...layers), headSteps, finalNorm, topkDispatch, argmax]);
+  const hidden = [fixed(norm)];
   const select = {
-    token: [fixed(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))],
+    token: [fixed(token)],
     topk: topk ? [fixed(topk)] : [],
     logits: [],
   };

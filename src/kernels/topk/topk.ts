@@ -138,9 +138,10 @@ export async function prepareTopK(gpu: Gpu, a: TopKArgs): Promise<TopKDispatch> 
   const scratch = a.scratch ?? (await createTensor(gpu, 'topk scratch', 'u32', shape));
   const resources = { logits: a.logits.buffer, scratch: scratch.buffer, values: a.values.buffer, indices: a.indices.buffer };
   const params = { V, K: k };
-  const stages = [
-    await KernelDispatch.create(gpu, topKKernel, { merge: false }, params, resources, () => shape[0]),
-    await KernelDispatch.create(gpu, topKKernel, { merge: true }, params, resources, () => 1),
-  ] as const;
+  // Both stages' pipelines compile at once.
+  const stages = await Promise.all([
+    KernelDispatch.create(gpu, topKKernel, { merge: false }, params, resources, () => shape[0]),
+    KernelDispatch.create(gpu, topKKernel, { merge: true }, params, resources, () => 1),
+  ]);
   return new TopKDispatch(stages, scratch, capacity, V);
 }
