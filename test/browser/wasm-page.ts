@@ -3,7 +3,7 @@
  * - `model`: stories260K on WasmModel (llama.cpp in WebAssembly; `dtype=q8|q4` as Q8_0/Q4_0) against the greedy
  *   golden and, position by position, against the independent CPU reference's next-token distribution;
  * - `engine`: createEngine with the default backend choice, and the engine's API on top of what it chose
- * (greedy golden, usage, KV reuse, stop strings, seeded sampling through top-k and full logits, abort, the
+ *   (greedy golden, usage, KV reuse, stop strings, seeded sampling through top-k and full logits, abort, the
  *   queue, chat);
  * - `webgpu`: what auto picks here, and createEngine with backend 'webgpu'.
  * Exposes the outcome as `window.__wasm`.
