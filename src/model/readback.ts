@@ -34,8 +34,9 @@ export function copyToStaging(encoder: GPUCommandEncoder, state: RunState, read:
   }
   const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
   const source = read === 'token' ? state.next.buffer : state.logits.buffer;
-  encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
-  return staging.size;
+  // The logits staging is also the hidden-state one, so it can be longer than the logits (D > V).
+  encoder.copyBufferToBuffer(source, 0, staging, 0, source.size);
+  return source.size;
 }
 
 /** Maps the staging buffer of `read` (after the submit that filled it) and copies the result out. */
@@ -64,7 +65,7 @@ export function readStagedHidden(gpu: Gpu, state: RunState): Promise<Float32Arra
 }
 
 export function readStagedLogits(gpu: Gpu, state: RunState): Promise<Float32Array> {
-  return mapStaging(gpu, state.logitsReadback, (m) => new Float32Array(m.slice(0)));
+  return mapStaging(gpu, state.logitsReadback, (m) => new Float32Array(m.slice(0, state.logits.buffer.size)));
 }
 
 async function mapStaging<T>(gpu: Gpu, staging: GPUBuffer, read: (mapped: ArrayBuffer) => T): Promise<T> {
