@@ -11,6 +11,7 @@ import {
   ConversationStore,
   markInterrupted,
   memoryBackend,
+  openConversationStore,
   ThrottledSaver,
   titleFrom,
   type ConversationRecord,
@@ -123,6 +124,15 @@ describe('ConversationStore', () => {
     expect(problems[1].message).toContain('disk on fire');
     backend.failWith = undefined;
     expect((await store.list()).map((s) => s.id)).toEqual(['a']);
+  });
+
+  it('where there is no IndexedDB (as in Node) says so and keeps conversations in memory', async () => {
+    const problems: StoreProblem[] = [];
+    const store = await openConversationStore((p) => problems.push(p));
+    expect(problems).toEqual([{ kind: 'unavailable', message: expect.stringMatching(/cannot be saved.*no IndexedDB.*until the page closes/) }]);
+    expect(store.persistent).toBe(false);
+    await expect(store.save(record('a', 1, entries('in memory')))).resolves.toBe(true);
+    expect((await store.list()).map((s) => s.title)).toEqual(['in memory']);
   });
 
   it('titles a conversation by its first user message', () => {

@@ -238,7 +238,10 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   let editing = false;
 
   const saver = new ThrottledSaver(async (record) => {
-    if (await store?.save(record)) state.saves++;
+    if (!(await store?.save(record))) return;
+    state.saves++;
+    // Saving works again (a conversation deleted, space freed): the earlier problem no longer holds.
+    if (store?.persistent) reportStorageProblem(null);
   }, SAVE_INTERVAL_MS);
 
   function record(entries: readonly ConversationEntry[], writing: boolean): ConversationRecord | null {
@@ -254,10 +257,10 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     else localStorage.removeItem(CONVERSATION_KEY);
   }
 
-  function reportStorageProblem(problem: StoreProblem): void {
+  function reportStorageProblem(problem: StoreProblem | null): void {
     state.storageProblem = problem;
-    storageNote.hidden = false;
-    storageNote.textContent = problem.message;
+    storageNote.hidden = !problem;
+    storageNote.textContent = problem?.message ?? '';
   }
 
   function setStatus(status: ChatStatus): void {
@@ -385,7 +388,10 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     field.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') void renderConversationList();
     });
-    queueMicrotask(() => field.select());
+    queueMicrotask(() => {
+      field.focus();
+      field.select();
+    });
     return form;
   }
 
