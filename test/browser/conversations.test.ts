@@ -118,6 +118,10 @@ it('edits and resends the last message, regenerates the last reply, copies a rep
   await page.click('.message.user .edit');
   await expect(page.locator('.composer textarea').inputValue()).resolves.toBe(PROMPT);
   await expect(page.locator('.edit-note').isVisible()).resolves.toBe(true);
+  await page.press('.composer textarea', 'Escape');
+  await expect(page.locator('.composer textarea').inputValue()).resolves.toBe('');
+  await expect(page.locator('.edit-note').isHidden()).resolves.toBe(true);
+  await page.click('.message.user .edit');
   await send('Once upon a time, a cat');
   const edited = await chatState();
   expect(edited.messages.map((m) => m.role)).toEqual(['user', 'assistant']);

@@ -333,6 +333,14 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     input.removeAttribute('aria-describedby');
   }
 
+  /** Leaves the edit without sending: the text being edited goes from the input box. */
+  function cancelEditing(): void {
+    if (!editing) return;
+    stopEditing();
+    input.value = '';
+    resizeInput();
+  }
+
   function regenerate(): void {
     const tools = turnTools();
     if (state.status !== 'ready' || conversation.busy || tools === undefined) return;
@@ -403,7 +411,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       await renderConversationList();
       return;
     }
-    stopEditing();
+    cancelEditing();
     conversation.restore(saved.entries);
     clearBanner('context');
     setCurrent({ id: saved.id, createdAt: saved.createdAt, title: saved.title === titleFrom(saved.entries) ? null : saved.title, model: saved.model });
@@ -702,7 +710,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
 
   /** Empties the screen for a new conversation; the one it showed stays saved. */
   function startNewChat(): void {
-    stopEditing();
+    cancelEditing();
     conversation.clear();
     setCurrent(null);
     clearBanner('context');
@@ -735,16 +743,12 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       composer.requestSubmit();
-    } else if (event.key === 'Escape' && editing) {
-      stopEditing();
-      input.value = '';
-      resizeInput();
+    } else if (event.key === 'Escape') {
+      cancelEditing();
     }
   });
   cancelEditButton.addEventListener('click', () => {
-    stopEditing();
-    input.value = '';
-    resizeInput();
+    cancelEditing();
     input.focus();
   });
   // A last save of the reply being written, where the browser lets it finish.
