@@ -10,15 +10,19 @@
  */
 import { acquireGpu, type Gpu } from '../gpu/device';
 import type { ModelSource } from '../engine/types';
-import { urlFiles } from '../model/files';
-import { loadModel } from '../model/load';
+import { ARCHITECTURES } from '../model/architectures';
+import { ModelConfigError } from '../model/config';
+import { loadEncoderModel } from '../model/encoder/load';
+import { ModelFileMissingError, urlFiles, type ModelFiles } from '../model/files';
+import { isJsonObject } from '../util/json';
+import { loadModel, undecodableIds } from '../model/load';
 import type { EncoderInput, EncoderModel } from '../model/encoder/encoder-model';
 import type { GpuModel } from '../model/forward';
 import { EngineDisposedError } from '../engine/errors';
 import { RequestQueue } from '../engine/queue';
 import { InvalidRequestError } from '../chat/messages';
 import { InvalidOptionError } from '../sampling/options';
-import { InputTooLongError, type Tokenizer, type TypedIds } from '../tokenizer/tokenizer';
+import { InputTooLongError, loadTokenizer, TokenizerError, type Tokenizer, type TypedIds } from '../tokenizer/tokenizer';
 import { UnsupportedTaskError } from './errors';
 import { finishEmbedding, pool, readPoolingConfig, type PoolingConfig } from './pooling';
 import type { CreateEmbeddingResponse, EmbeddingEngineOptions, EmbeddingRequest, Embeddings, FillMaskOptions, FillMaskResult, RequestOptions } from './types';
@@ -52,14 +56,14 @@ export class EmbeddingEngine {
     private readonly runner: EmbeddingModel,
     /** How hidden states become an embedding, and where that choice came from. */
     readonly pooling: PoolingConfig,
-    /** tokenizer_config.json's model_max_length, when it says one (it may be lower than the model's positions). */
-    tokenizerMaxLength?: number,
+    /** The tokenizer's or sentence-transformers' limit on input tokens, where lower than the model's own. */
+    inputLimit = Infinity,
   ) {
     if (runner.kind === 'decoder' && pooling.mode !== 'lasttoken') {
       throw new UnsupportedTaskError('embeddings', `${pooling.source} asks for ${pooling.mode} pooling; decoders are served with last-token pooling only`);
     }
     const modelMax = runner.kind === 'encoder' ? Math.min(runner.model.config.maxPositions, runner.model.maxBatchTokens) : runner.model.contextLength;
-    this.maxInputTokens = Math.min(modelMax, tokenizerMaxLength ?? Infinity);
+    this.maxInputTokens = Math.min(modelMax, inputLimit);
     this.hiddenSize = runner.kind === 'encoder' ? runner.model.config.hiddenSize : runner.model.spec.hiddenSize;
     this.vocabSize = runner.kind === 'encoder' ? runner.model.config.vocabSize : runner.model.spec.vocabSize;
     this.embeddings = { create: (request, options) => this.createEmbeddings(request, options) };
@@ -163,7 +167,8 @@ export class EmbeddingEngine {
 
   /**
    * The most likely tokens for the text's one mask token (`[MASK]`, or tokenizer_config.json's mask_token), as
-   * Hugging Face's fill-mask pipeline gives them: probabilities from a softmax over the whole vocabulary.
+   * Hugging Face's fill-mask pipeline gives them: probabilities from a softmax over the vocabulary (the ids the
+   * tokenizer can spell).
    */
   async fillMask(text: string, options: FillMaskOptions = {}): Promise<FillMaskResult[]> {
     if (this.disposed) throw new EngineDisposedError();
@@ -189,6 +194,8 @@ export class EmbeddingEngine {
     } finally {
       release();
     }
+    // Ids the tokenizer has no token for (a vocabulary padded past the tokenizer's) are never candidates.
+    for (const id of undecodableIds(this.tokenizer, logits.length)) logits[id] = -Infinity;
     const probs = softmax(logits);
     const best = topIndices(probs, topK);
     return best.map((id) => {
@@ -262,23 +269,55 @@ export function float32Base64(values: Float32Array): string {
 }
 
 /**
- * Loads a model for embeddings (and fill-mask): config.json's model_type picks the path. Decoders (Qwen3-Embedding:
- * model_type qwen3, and any other architecture the chat engine runs) load as for generation, with last-token
- * pooling; the pooling and normalisation come from the repo's sentence-transformers files (./pooling.ts).
+ * Loads a model for embeddings (and fill-mask); config.json's model_type picks the path. A decoder type the chat
+ * engine runs (Qwen3-Embedding: qwen3) loads as for generation and is pooled on its last token; anything else is
+ * loaded as an encoder (BERT; its relatives are refused by name). Pooling and normalisation come from the repo's
+ * sentence-transformers files (./pooling.ts); the longest input is the least of the model's positions, the
+ * tokenizer's model_max_length and sentence-transformers' max_seq_length.
  */
 export async function createEmbeddingEngine(source: ModelSource, options: EmbeddingEngineOptions = {}): Promise<EmbeddingEngine> {
   const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
   const gpu = options.gpu ?? (await acquireGpu());
-  const { dtype, contextLength, memoryBudget, onProgress, signal } = options;
-  const loaded = await loadModel(gpu, files, { dtype, contextLength, memoryBudget, onProgress, signal });
-  try {
-    const pooling = await readPoolingConfig(files, true);
-    const runner: EmbeddingModel = { kind: 'decoder', model: loaded.model };
-    return new EmbeddingEngine(gpu, files.name, loaded.tokenizer, runner, pooling, modelMaxLength(loaded.tokenizerConfig));
-  } catch (e) {
-    loaded.model.destroy();
-    throw e;
+  const { dtype, contextLength, memoryBudget, maxBatchTokens, onProgress, signal } = options;
+  const config = await readJsonFile(files, 'config.json');
+  if (config === undefined) throw new ModelFileMissingError(files.name, 'config.json');
+  const decoder = isJsonObject(config) && typeof config.model_type === 'string' && config.model_type in ARCHITECTURES;
+  const stConfig = await readJsonFile(files, 'sentence_bert_config.json');
+  const stMaxLength = isJsonObject(stConfig) ? positiveInteger(stConfig.max_seq_length) : undefined;
+  if (decoder) {
+    const loaded = await loadModel(gpu, files, { dtype, contextLength, memoryBudget, onProgress, signal });
+    try {
+      const pooling = await readPoolingConfig(files, true);
+      const limit = Math.min(modelMaxLength(loaded.tokenizerConfig) ?? Infinity, stMaxLength ?? Infinity);
+      return new EmbeddingEngine(gpu, files.name, loaded.tokenizer, { kind: 'decoder', model: loaded.model }, pooling, limit);
+    } catch (e) {
+      loaded.model.destroy();
+      throw e;
+    }
   }
+  const tokenizerJson = await files.text('tokenizer.json');
+  if (tokenizerJson === undefined) throw new ModelFileMissingError(files.name, 'tokenizer.json');
+  const tokenizerConfig = (await readJsonFile(files, 'tokenizer_config.json')) ?? {};
+  if (!isJsonObject(tokenizerConfig)) throw new TokenizerError('tokenizer_config.json must hold a JSON object');
+  const tokenizer = loadTokenizer({ tokenizerJson, tokenizerConfig });
+  const pooling = await readPoolingConfig(files, false);
+  const model = await loadEncoderModel(gpu, files, { dtype, maxBatchTokens, onProgress, signal });
+  const limit = Math.min(modelMaxLength(tokenizerConfig) ?? Infinity, stMaxLength ?? Infinity);
+  return new EmbeddingEngine(gpu, files.name, tokenizer, { kind: 'encoder', model }, pooling, limit);
+}
+
+async function readJsonFile(files: ModelFiles, file: string): Promise<unknown> {
+  const text = await files.text(file);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ModelConfigError(file, `is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+function positiveInteger(n: unknown): number | undefined {
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 /** tokenizer_config.json's model_max_length where it is a real limit (transformers writes 1e30 for "none"). */
