@@ -3,7 +3,8 @@
  * SwiftShader by default). Options: --models=stories260K,SmolLM2-135M,Qwen2.5-0.5B,Llama-3.2-1B
  * (and TinyLlama-1.1B) --dtypes=f32,f16,q8,q4 --full (all positions; the default on a software adapter is a short
  * plan) --prefill=128,512 --decode-at=0,2048 --decode-tokens=4 (override the plan, e.g. for a 1B model on a
- * software adapter)
+ * software adapter) --decode-fill=prefill (prefill the tokens before each decode position; by default decode
+ * takes the cache as filled, see ModelBenchPlan.decodeFill)
  * --readme (rewrite the README's performance section from this run) --no-browser (skip the headless
  * Chromium run of the same plan). Prints a Markdown table and writes
  * bench-output/model.json.
@@ -71,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       prefill: { type: 'string' },
       'decode-at': { type: 'string' },
       'decode-tokens': { type: 'string' },
+      'decode-fill': { type: 'string', default: 'assume' },
     },
   });
   const gpu = await acquireNodeGpu();
@@ -81,7 +83,9 @@ export async function main(argv: string[]): Promise<number> {
     prefillLengths: values.prefill ? numbers(values.prefill) : base.prefillLengths,
     decodePositions: values['decode-at'] ? numbers(values['decode-at']) : base.decodePositions,
     decodeTokens: values['decode-tokens'] ? Number.parseInt(values['decode-tokens'], 10) : base.decodeTokens,
+    decodeFill: values['decode-fill'] === 'prefill' ? 'prefill' : 'assume',
   };
+  if (values['decode-fill'] !== 'prefill' && values['decode-fill'] !== 'assume') throw new Error('--decode-fill is assume or prefill');
   const counts = [...plan.prefillLengths, ...plan.decodePositions, plan.decodeTokens];
   if (!counts.every((n) => Number.isInteger(n) && n >= 0) || plan.decodeTokens < 2) {
     throw new Error('--prefill and --decode-at take non-negative integers, --decode-tokens an integer ≥ 2');

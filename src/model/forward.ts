@@ -89,6 +89,13 @@ export interface ForwardStats {
   gpuMs: number;
 }
 
+/**
+ * Benchmarks only (the package does not export it): the key of GpuModel's method that takes positions
+ * 0..length-1 as cached whatever the cache holds, so decode can be timed deep into the context without
+ * prefilling it first (attention costs the same whatever values it reads).
+ */
+export const ASSUME_CACHED = Symbol('assumeCached');
+
 export class GpuModel implements LanguageModel {
   readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
   /** Bytes of every GPU buffer the model holds: weights, KV cache, activations (allocated once, at load). */
@@ -205,6 +212,14 @@ export class GpuModel implements LanguageModel {
   /** Positions of the KV cache that hold processed tokens. */
   get cachedLength(): number {
     return this.state.kv.length;
+  }
+
+  /** See ASSUME_CACHED: the next forward call starts at `length`, over whatever the cache holds before it. */
+  [ASSUME_CACHED](length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length >= this.contextLength) {
+      throw new ShapeError('model', `cannot take ${length} positions as cached in a context of ${this.contextLength}`);
+    }
+    this.state.kv.length = length;
   }
 
   /** Forgets cached positions from `length` on, so the next forward call starts there. */
