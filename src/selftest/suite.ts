@@ -7,6 +7,7 @@ import type { Gpu, GpuFeatures } from '../gpu/device';
 import { checkArgmax } from '../kernels/argmax/check';
 import { checkAttention } from '../kernels/attention/check';
 import { checkEmbedding } from '../kernels/embedding/check';
+import { checkEncoderAttention } from '../kernels/encoder_attention/check';
 import { checkGelu } from '../kernels/gelu/check';
 import { checkMaskLogits } from '../kernels/mask_logits/check';
 import { checkMatmul, type MatmulCase } from '../kernels/matmul/check';
@@ -74,6 +75,12 @@ const attentionCases: SelftestCase[] = [
   { nHeads: 14, nKvHeads: 2, headDim: 128, maxContext: 8192, T: 1, pos: 8191 },
 ].map((c) => named(`attention nH=${c.nHeads} nKV=${c.nKvHeads} hd=${c.headDim} T=${c.T} pos=${c.pos}`, (gpu, seed) => checkAttention(gpu, c, seed)));
 
+/** BERT's bidirectional attention over a packed batch: MiniLM's and BERT-base's head widths, lengths across the blocks. */
+const encoderAttentionCases: SelftestCase[] = [
+  { nHeads: 12, headDim: 32, lengths: [128, 1, 17] },
+  { nHeads: 12, headDim: 64, lengths: [65, 130] },
+].map((c) => named(`encoder attention heads=${c.nHeads}×${c.headDim} lengths=${c.lengths}`, (gpu, seed) => checkEncoderAttention(gpu, c, seed)));
+
 const normCases: SelftestCase[] = [
   named('rmsnorm 7x576', (gpu, seed) => checkNorm(gpu, { rows: 7, D: 576, kind: 'rms', eps: 0.5 }, seed)),
   named('rmsnorm 1x2049', (gpu, seed) => checkNorm(gpu, { rows: 1, D: 2049, kind: 'rms' }, seed)),
@@ -103,7 +110,7 @@ const smallOpCases: SelftestCase[] = [
 ];
 
 /** Every kernel, a few odd shapes each: the self-test page and test/browser/selftest.test.ts run them all. */
-export const SELFTEST_CASES: readonly SelftestCase[] = [...matmulCases, ...attentionCases, ...normCases, ...ropeCases, ...smallOpCases];
+export const SELFTEST_CASES: readonly SelftestCase[] = [...matmulCases, ...attentionCases, ...encoderAttentionCases, ...normCases, ...ropeCases, ...smallOpCases];
 
 export interface SuiteSelection {
   run: SelftestCase[];

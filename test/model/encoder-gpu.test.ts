@@ -12,6 +12,9 @@ import type { EncoderInput, EncoderModel } from '../../src/model/encoder/encoder
 import { loadEncoderModel } from '../../src/model/encoder/load';
 import { bertReference } from '../../src/model/encoder/reference';
 import { check } from '../../src/selftest/compare';
+import type { Gpu } from '../../src/gpu/device';
+import type { LoadProgress } from '../../src/model/upload';
+import { UnsupportedEncoderError } from '../../src/model/encoder/encoder-model';
 import { createRng } from '../../src/util/random';
 import { expectPass, freshSeed, testGpu } from '../gpu';
 
@@ -120,5 +123,63 @@ describe('BERT (BertModel layout as sentence-transformers ships it, f16 checkpoi
     } finally {
       encoder.destroy();
     }
+  });
+});
+
+/** Runs `body` counting the device's buffers created and not yet destroyed. */
+async function countingBuffers(gpu: Gpu, body: (live: () => number) => Promise<void>): Promise<void> {
+  const { device } = gpu;
+  let live = 0;
+  const create = device.createBuffer.bind(device);
+  device.createBuffer = (descriptor) => {
+    const buffer = create(descriptor);
+    live++;
+    const destroy = buffer.destroy.bind(buffer);
+    let destroyed = false;
+    buffer.destroy = () => {
+      if (!destroyed) live--;
+      destroyed = true;
+      destroy();
+    };
+    return buffer;
+  };
+  try {
+    await body(() => live);
+  } finally {
+    device.createBuffer = create;
+  }
+}
+
+describe('loading a BERT checkpoint', () => {
+  const model = randomBert({ ...SMALL_BERT, layers: 1 }, 7);
+
+  it('reports read, upload and compile; destroy() and an aborted load leave no GPU buffer behind', async () => {
+    const gpu = await testGpu();
+    // A first load makes the device's shared buffers (uniform pages, the placeholder binding), which later loads reuse.
+    (await loadEncoderModel(gpu, randomBertFiles(model))).destroy();
+    await countingBuffers(gpu, async (live) => {
+      const stages = new Set<string>();
+      const loaded = await loadEncoderModel(gpu, randomBertFiles(model), { onProgress: (p: LoadProgress) => stages.add(p.stage) });
+      expect([...stages]).toEqual(['read', 'upload', 'compile']);
+      expect(live()).toBeGreaterThan(0);
+      loaded.destroy();
+      expect(live()).toBe(0);
+
+      const abort = new AbortController();
+      const onProgress = (p: LoadProgress) => {
+        if (p.stage === 'read' && p.tensor?.includes('encoder.layer.0.output')) abort.abort();
+      };
+      await expect(loadEncoderModel(gpu, randomBertFiles(model), { onProgress, signal: abort.signal })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(live()).toBe(0);
+    });
+  });
+
+  it('refuses a RoBERTa folder by name before allocating anything', async () => {
+    const gpu = await testGpu();
+    await countingBuffers(gpu, async (live) => {
+      const roberta = { ...model, config: { ...model.config, model_type: 'roberta' } };
+      await expect(loadEncoderModel(gpu, randomBertFiles(roberta))).rejects.toBeInstanceOf(UnsupportedEncoderError);
+      expect(live()).toBe(0);
+    });
   });
 });
