@@ -10,7 +10,7 @@ import type { CompiledGrammar, GrammarCompiler, GrammarMatcher, TokenizerInfo } 
 import { InvalidRequestError } from '../chat/messages';
 import type { Tokenizer } from '../tokenizer/tokenizer';
 import type { GrammarSpec } from './response-format';
-import { loadXGrammar, type XGrammarApi } from './xgrammar';
+import { loadXGrammar, webAssemblyRefused, type XGrammarApi } from './xgrammar';
 
 /** One line (indent -1), ", " and ": " separators, no properties beyond the schema's. */
 const JSON_LAYOUT = [-1, [', ', ': '], true] as [number, [string, string], boolean];
@@ -58,7 +58,14 @@ export class GrammarEngine {
    * xgrammar rejects the schema or grammar (xgrammar prints its reason to the console).
    */
   async compile(spec: GrammarSpec, param: string): Promise<CompiledGrammar> {
-    const { api, compiler } = await this.compiler();
+    const { api, compiler } = await this.compiler().catch(async (e: unknown) => {
+      // xgrammar's own report of a refused compile is an emscripten abort that names no remedy.
+      if (!(await webAssemblyRefused())) throw e;
+      throw new InvalidRequestError(
+        `${param} needs the grammar engine (xgrammar, WebAssembly), which this page's Content-Security-Policy refuses: its script-src must allow 'wasm-unsafe-eval'`,
+        param,
+      );
+    });
     try {
       switch (spec.kind) {
         // One line, no free whitespace: a small model cannot wander into endless spaces; extra properties only where the schema allows them.

@@ -54,6 +54,19 @@ function loadInNode(proc: NodeProcess): XGrammarApi {
   return module.exports;
 }
 
+/** The smallest WebAssembly module: the magic number and version. */
+const EMPTY_MODULE = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+/** Whether this page refuses to compile WebAssembly (a Content-Security-Policy without 'wasm-unsafe-eval'). */
+export async function webAssemblyRefused(): Promise<boolean> {
+  try {
+    await WebAssembly.compile(EMPTY_MODULE);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 let loading: Promise<XGrammarApi> | undefined;
 
 export function loadXGrammar(): Promise<XGrammarApi> {

@@ -2,7 +2,8 @@
  * The chat page as `npm start` serves it (production build, `vite preview`, a strict CSP), in headless
  * Chromium: the default model (stories260K from the local models folder) downloads with progress into
  * IndexedDB, replies stream exactly what the engine produces, Stop stops, a reload loads from the cache,
- * hostile model output stays inert, a message the context cannot hold is taken back with New chat offered,
+ * hostile model output stays inert, JSON mode under this policy (no 'wasm-unsafe-eval') says what the policy
+ * lacks, a message the context cannot hold is taken back with New chat offered,
  * a lost device is recovered without losing the conversation.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -195,6 +196,21 @@ it('fits 1280 px and 360 px screens (screenshots)', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow).toBeLessThanOrEqual(0);
   await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+it('JSON mode under a policy without \'wasm-unsafe-eval\' says what the policy lacks and gives the message back', async () => {
+  const before = (await chatState()).messages;
+  await page.check('input[name=jsonMode]');
+  await send('Hello');
+  await page.locator('.banner.request').waitFor();
+  await waitForStatus('ready');
+  const state = await chatState();
+  expect(state.error).toMatchObject({ name: 'InvalidRequestError', kind: 'request', message: expect.stringContaining("'wasm-unsafe-eval'") });
+  expect(state.messages).toEqual(before);
+  await expect(page.locator('.composer textarea').inputValue()).resolves.toBe('Hello');
+  await page.uncheck('input[name=jsonMode]');
+  await page.fill('.composer textarea', '');
+  await page.click('.banner.request .dismiss');
 });
 
 it('takes back a message the context cannot hold, says the conversation is too long and offers New chat', async () => {
