@@ -12,6 +12,9 @@ import { ModelConfigError } from '../model/config';
 import type { ModelFiles } from '../model/files';
 import { isJsonObject, type JsonObject } from '../util/json';
 
+/** The sentence-transformers files an embedding load reads, where the repo has them (the Pooling folder as usually named). */
+export const SENTENCE_TRANSFORMERS_FILES = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json'] as const;
+
 export type PoolingMode = 'mean' | 'cls' | 'lasttoken' | 'max';
 
 export interface PoolingConfig {

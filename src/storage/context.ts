@@ -15,6 +15,8 @@ export interface Context {
   http: HttpOptions;
   signal: AbortSignal | undefined;
   chunkBytes: number;
+  /** Text files to fetch besides the standard ones, where the model has them. */
+  optionalTextFiles: readonly string[];
 }
 
 export interface ContextOptions {
@@ -23,6 +25,7 @@ export interface ContextOptions {
   modelId?: string;
   chunkBytes?: number;
   stallSeconds?: number;
+  optionalTextFiles?: readonly string[];
 }
 
 export function context(url: string, options: ContextOptions): Context {
@@ -40,6 +43,7 @@ export function context(url: string, options: ContextOptions): Context {
     http: { fetch: options.fetch, signal: options.signal, stallSeconds: options.stallSeconds },
     signal: options.signal,
     chunkBytes,
+    optionalTextFiles: options.optionalTextFiles ?? [],
   };
 }
 

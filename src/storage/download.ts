@@ -32,6 +32,11 @@ export interface OpenCachedModelOptions {
    * cache whatever URL is given.
    */
   modelId?: string;
+  /**
+   * Small text files to download besides config, tokenizer and weights where the model has them (an embedding
+   * model's sentence-transformers files). A model already cached keeps the files it was cached with.
+   */
+  optionalTextFiles?: readonly string[];
   /** Bytes per stored chunk for new downloads: 1 to 64 MiB, default 64 MiB. Small values exercise resume in tests. */
   chunkBytes?: number;
   /** Seconds without an answer or a byte before HttpError 'stalled' (default 30); loading again resumes. */

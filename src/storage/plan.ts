@@ -23,7 +23,10 @@ const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
 export async function plan(ctx: Context): Promise<{ entries: PlanEntry[]; absent: string[] }> {
   const probes = await Promise.all([
-    ...TEXT_FILES.map(async ([file, required]) => ({ file, entry: await probe(ctx, file, required, MAX_TEXT_BYTES) })),
+    ...[...TEXT_FILES, ...ctx.optionalTextFiles.map((file) => [file, false] as const)].map(async ([file, required]) => ({
+      file,
+      entry: await probe(ctx, file, required, MAX_TEXT_BYTES),
+    })),
     probe(ctx, SINGLE_WEIGHTS, false, undefined).then((entry) => ({ file: SINGLE_WEIGHTS, entry })),
   ]);
   const entries: PlanEntry[] = [];

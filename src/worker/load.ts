@@ -4,6 +4,7 @@
  * requests, then onto the GPU.
  */
 import { createEmbeddingEngine, type EmbeddingEngine } from '../embeddings/engine';
+import { SENTENCE_TRANSFORMERS_FILES } from '../embeddings/pooling';
 import { createEngine, type Engine } from '../engine/engine';
 import { openCachedModel } from '../storage';
 import type { EmbeddingEngineInfo, EngineInfo, LoadEmbeddingEngineOptions, LoadEngineOptions, LoadProgress } from './protocol';
@@ -38,7 +39,12 @@ export interface LoadCachedEmbeddingEngineOptions extends LoadEmbeddingEngineOpt
 /** loadCachedEngine's counterpart for embeddings: the files through the cache, then createEmbeddingEngine. */
 export async function loadCachedEmbeddingEngine(url: string, options: LoadCachedEmbeddingEngineOptions = {}): Promise<EmbeddingEngine> {
   const { onProgress, signal, modelId, ...engineOptions } = options;
-  const files = await openCachedModel(url, { modelId, signal, onProgress: (p) => onProgress?.({ phase: 'download', ...p }) });
+  const files = await openCachedModel(url, {
+    modelId,
+    signal,
+    optionalTextFiles: SENTENCE_TRANSFORMERS_FILES,
+    onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
+  });
   signal?.throwIfAborted();
   return createEmbeddingEngine(files, {
     ...engineOptions,

@@ -27,8 +27,10 @@ export interface OpenArgs {
   /** Breaks the body of `file` after `bytes`: a stream error ('network'), the caller's signal ('abort'), or no more bytes ('stall'). */
   breakAfter?: { file: string; bytes: number; how: 'network' | 'abort' | 'stall' };
   stallSeconds?: number;
-  /** Files to report besides the standard ones (shards). */
+  /** Files to report besides the standard ones (shards, optional text files). */
   extraFiles?: string[];
+  /** openCachedModel's optionalTextFiles. */
+  optionalTextFiles?: string[];
   /** Flips a byte of a stored chunk after the open, before the files are read. */
   corruptAfterOpen?: { modelId: string; file: string; chunk: number };
   /** Replaces navigator.storage.estimate() for this page. */
@@ -158,6 +160,7 @@ const api: StorageTestApi = {
         modelId: args.modelId,
         chunkBytes: args.chunkBytes,
         stallSeconds: args.stallSeconds,
+        optionalTextFiles: args.optionalTextFiles,
         signal: abort.signal,
         fetch: args.breakAfter ? breakingFetch(args.breakAfter, abort) : undefined,
         onProgress: (p) => progress.push(p),

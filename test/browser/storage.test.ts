@@ -247,6 +247,16 @@ describe('failed downloads are typed and cache nothing for the failed file', () 
     expect(await stored(page, ['manifest', modelId])).toHaveProperty('absent', ABSENT);
   });
 
+  it('downloads the optional text files asked for where the model has them, and lists the others as absent', async () => {
+    const { page } = await newPage();
+    const modules = '[{"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"}]';
+    await fake(page, 'modules.json', { status: 200, contentType: 'application/json', body: modules });
+    const result = await open(page, { optionalTextFiles: ['modules.json', '1_Pooling/config.json'], extraFiles: ['modules.json'] });
+    if (!result.ok) throw new Error(`open failed: ${result.error.message}`);
+    expect(result.files['modules.json']).toEqual({ size: modules.length, sha256: sha256(new TextEncoder().encode(modules)) });
+    expect(await stored(page, ['manifest', modelId])).toHaveProperty('absent', [...ABSENT, '1_Pooling/config.json']);
+  });
+
   it('a 206 to a request without Range', async () => {
     const { page } = await newPage();
     await page.route(`**/models/stories260K/${WEIGHTS}`, (route) =>
