@@ -26,6 +26,8 @@ export interface RandomBertOptions {
   layerNormEps?: number;
   /** Dtype of every tensor, as in a real checkpoint; default f32. */
   dtype?: WeightDtype;
+  /** An MLM decoder of its own (tie_word_embeddings false), under `cls.predictions.decoder.*`. */
+  untiedDecoder?: boolean;
 }
 
 /** all-MiniLM-L6-v2's shape (6 layers, 384 wide, 12 heads of 32, 1536 inner, 30522 tokens, 512 positions). */
@@ -73,6 +75,7 @@ export function randomBert(o: RandomBertOptions, seed: number): RandomBert {
     layer_norm_eps: o.layerNormEps ?? 1e-12,
     pad_token_id: 0,
     position_embedding_type: 'absolute',
+    ...(o.untiedDecoder ? { tie_word_embeddings: false } : {}),
   };
   const gen = new Generator(createRng(seed), o.dtype ?? 'f32');
   const D = o.hiddenSize;
@@ -102,7 +105,13 @@ export function randomBert(o: RandomBertOptions, seed: number): RandomBert {
   if (o.mlmHead) {
     linear(MLM_NAMES.transform, D, D, false);
     norm(MLM_NAMES.transformNorm, false);
-    tensors.set(MLM_NAMES.bias, gen.bias(o.vocabSize));
+    if (o.untiedDecoder) {
+      tensors.set(MLM_NAMES.decoder, gen.normal([o.vocabSize, D], embedStd));
+      // The bias under the decoder's name only, as a checkpoint may store the tied pair.
+      tensors.set(MLM_NAMES.bias[1], gen.bias(o.vocabSize));
+    } else {
+      tensors.set(MLM_NAMES.bias[0], gen.bias(o.vocabSize));
+    }
   }
   return { config, tensors };
 }

@@ -25,7 +25,7 @@ describe('BERT config', () => {
   it('reads all-MiniLM-L6-v2', () => {
     expect(parseEncoderConfig(MINILM, false)).toEqual({
       modelType: 'bert', hiddenSize: 384, layers: 6, heads: 12, headDim: 32, intermediateSize: 1536, vocabSize: 30522,
-      maxPositions: 512, typeVocabSize: 2, layerNormEps: 1e-12, hasMlmHead: false, padTokenId: 0, gelu: 'erf',
+      maxPositions: 512, typeVocabSize: 2, layerNormEps: 1e-12, hasMlmHead: false, padTokenId: 0, gelu: 'erf', tiedDecoder: true,
     });
     expect(parseEncoderConfig({ ...MINILM, hidden_act: 'gelu_new' }, true)).toMatchObject({ gelu: 'tanh', hasMlmHead: true });
   });

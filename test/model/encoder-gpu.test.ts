@@ -174,6 +174,20 @@ describe('loading a BERT checkpoint', () => {
     });
   });
 
+  it('an untied MLM decoder (tie_word_embeddings false) is read and used: logits equal the reference', async () => {
+    const seed = freshSeed();
+    const untied = randomBert({ ...SMALL_BERT, layers: 1, untiedDecoder: true }, seed);
+    const encoder = await loadEncoderModel(await testGpu(), randomBertFiles(untied));
+    try {
+      const [input] = randomInputs(seed, [20], SMALL_BERT.vocabSize);
+      const logits = await encoder.maskedLmLogits(input, [4, 19]);
+      const expected = referenceOf(untied)(input, [4, 19]).logits;
+      logits.forEach((l, i) => expectPass(check(`untied MLM logits ${i} seed ${seed}`, seed, HIDDEN_TOLERANCE, l, expected[i])));
+    } finally {
+      encoder.destroy();
+    }
+  });
+
   it('refuses a RoBERTa folder by name before allocating anything', async () => {
     const gpu = await testGpu();
     await countingBuffers(gpu, async (live) => {

@@ -44,6 +44,11 @@ export interface BertConfig extends EncoderConfig {
   readonly gelu: 'erf' | 'tanh';
   /** Width of one attention head: hiddenSize / heads. */
   readonly headDim: number;
+  /**
+   * The MLM decoder is the word embedding matrix [tie_word_embeddings, default true]: transformers then ignores a
+   * stored `cls.predictions.decoder.weight`, and so do we (no second copy of the vocabulary on the GPU).
+   */
+  readonly tiedDecoder: boolean;
 }
 
 function bounded(fields: Fields, key: string, max: number, fallback?: number): number {
@@ -87,6 +92,7 @@ export function parseEncoderConfig(json: unknown, hasMlmHead: boolean): BertConf
     hasMlmHead,
     padTokenId,
     gelu,
+    tiedDecoder: f.bool('tie_word_embeddings', true),
   };
 }
 
@@ -122,13 +128,14 @@ export const EMBEDDING_NAMES = {
 
 /**
  * The MLM head (BertForMaskedLM, BertForPreTraining), never under the `bert.` prefix. The decoder's weight is
- * tied to the word embeddings (checkpoints may omit it); its bias is `cls.predictions.bias`.
+ * tied to the word embeddings unless the config says otherwise (checkpoints may omit it); its bias is
+ * `cls.predictions.bias`, which transformers ties to `cls.predictions.decoder.bias` (read where only that is stored).
  */
 export const MLM_NAMES = {
   transform: 'cls.predictions.transform.dense',
   transformNorm: norm('cls.predictions.transform.LayerNorm'),
   decoder: 'cls.predictions.decoder.weight',
-  bias: 'cls.predictions.bias',
+  bias: ['cls.predictions.bias', 'cls.predictions.decoder.bias'],
 };
 
 /** The prefix of the encoder's tensors: 'bert.' in BertForMaskedLM/BertForPreTraining checkpoints, '' in BertModel ones. */

@@ -128,9 +128,8 @@ export async function loadEncoderModel(gpu: Gpu, files: ModelFiles, options: Loa
       weights.mlm = {
         transform: await linear(MLM_NAMES.transform, D, D, ''),
         transformNorm: await norm(MLM_NAMES.transformNorm, ''),
-        // Tied: a checkpoint that stores the decoder stores the word embeddings again.
-        decoder: names.has(MLM_NAMES.decoder) ? await upload(MLM_NAMES.decoder, await read(MLM_NAMES.decoder, [V, D]), [V, D], dtype) : word,
-        bias: await vector(MLM_NAMES.bias, V),
+        decoder: config.tiedDecoder ? word : await upload(MLM_NAMES.decoder, await read(MLM_NAMES.decoder, [V, D]), [V, D], dtype),
+        bias: await vector(firstPresent(MLM_NAMES.bias), V),
       };
     }
     options.signal?.throwIfAborted();

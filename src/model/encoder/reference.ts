@@ -7,7 +7,7 @@
  *   per layer (post-LN):
  *     a = LayerNorm(x + Attention(x)·Woᵀ + bo)        Attention: softmax(q·kᵀ/√hd)·v per head, every position
  *     x = LayerNorm(a + gelu(a·Wiᵀ + bi)·Wo2ᵀ + bo2)
- *   MLM head: logits = LayerNorm(gelu(x·Wtᵀ + bt))·Eᵀ + bias (E: the decoder weight, tied to `word`)
+ *   MLM head: logits = LayerNorm(gelu(x·Wtᵀ + bt))·Eᵀ + bias (E: `word` when tied, the default; else the decoder weight)
  */
 import { geluErf } from '../../kernels/gelu/reference';
 import { EMBEDDING_NAMES, layerNames, MLM_NAMES, type BertConfig, type NormNames } from './config';
@@ -142,10 +142,10 @@ export function bertReference(
 
   const logits: Float32Array[] = [];
   if (positions.length > 0) {
-    const decoder = w.optional(MLM_NAMES.decoder) ?? word;
+    const decoder = config.tiedDecoder ? word : w.tensor(MLM_NAMES.decoder, false);
     const transformW = w.tensor(`${MLM_NAMES.transform}.weight`, false);
     const transformB = w.tensor(`${MLM_NAMES.transform}.bias`, false);
-    const bias = w.tensor(MLM_NAMES.bias, false);
+    const bias = w.optional(MLM_NAMES.bias[0]) ?? w.tensor(MLM_NAMES.bias[1], false);
     for (const p of positions) {
       const t = linear(x.subarray(p * D, (p + 1) * D), 1, transformW, transformB, D, D).map(act);
       logits.push(linear(layerNorm(t, 1, D, w.norm(MLM_NAMES.transformNorm, false), eps), 1, decoder, bias, V, D));
