@@ -161,6 +161,8 @@ it('keeps the reply so far when the page is closed mid-reply, marked as interrup
   await page.fill('.composer textarea', PROMPT);
   await page.press('.composer textarea', 'Enter');
   const savesBefore = (await chatState()).saves;
+  // No actions while a reply is being written: an edit or regenerate would change the turn under it.
+  await expect(page.locator('.message-actions').count()).resolves.toBe(0);
   // Several saves of the reply while it streams, then the page goes.
   await page.waitForFunction((n) => window.__chat!.saves >= n + 3, savesBefore, { timeout: 60_000 });
   const { status, conversationId } = await chatState();

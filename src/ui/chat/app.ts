@@ -283,7 +283,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   /** Copy on every finished reply; Edit on the last message and Regenerate on the last reply while the model is ready. */
   function renderActions(): void {
     for (const { view } of shown) view.element.querySelector(':scope > .message-actions')?.remove();
-    if (conversation.busy) return;
+    if (conversation.busy || state.status === 'generating') return;
     const entries = conversation.entries;
     const ready = state.status === 'ready';
     let lastUser = entries.length - 1;
