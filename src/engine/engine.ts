@@ -257,7 +257,8 @@ export class Engine implements ChatBackend {
   }
 
   /**
-   * What to read back per token. Greedy with nothing reshaping the logits: the argmax (4 bytes). top_k with
+   * What to read back per token. Greedy with nothing reshaping the logits: the argmax (4 bytes), or with
+   * logprobs the top_logprobs best (at least one: the greedy token) and the log-sum-exp of the row. top_k with
    * only temperature before it: top_k + 1 candidates from the GPU (the extra one shows a tie at the cut),
    * which is exact because the penalties and biases that could reorder tokens are off. Otherwise the logits.
    */
@@ -266,8 +267,12 @@ export class Engine implements ChatBackend {
     const reorders =
       constrained || opts.repetitionPenalty !== 1 || opts.frequencyPenalty !== 0 || opts.presencePenalty !== 0 || opts.logitBias.size > 0;
     if (reorders) return { read: 'logits', k: 0 };
-    // Log-probabilities need the whole distribution, which the GPU's argmax does not give.
-    if (opts.temperature === 0) return opts.logprobs ? { read: 'logits', k: 0 } : { read: 'token', k: 0 };
+    if (opts.temperature === 0) {
+      if (!opts.logprobs) return { read: 'token', k: 0 };
+      // Greedy runs no processor here: the distribution is the logits' softmax, normalised on the GPU.
+      const k = Math.max(1, opts.topLogprobs);
+      return k <= this.loaded.model.topKCapacity ? { read: 'logprobs', k } : { read: 'logits', k: 0 };
+    }
     if (opts.topK > 0 && opts.topK < this.loaded.model.topKCapacity) return { read: 'topk', k: opts.topK + 1 };
     return { read: 'logits', k: 0 };
   }
@@ -291,6 +296,14 @@ export class Engine implements ChatBackend {
         const row = this.sparseLogits.fill(-Infinity);
         for (let i = 0; i < k; i++) if (indices[i] < row.length) row[indices[i]] = values[i];
         return sampler.sample(row);
+      }
+      case 'logprobs': {
+        const { values, indices, logSumExp } = result;
+        const token = indices[0];
+        sampler.history.push(token);
+        const top = Array.from(indices.subarray(0, sampler.options.topLogprobs), (id, i) => ({ id, logprob: values[i] - logSumExp }));
+        sampler.lastLogprobs = { logprob: values[0] - logSumExp, top };
+        return token;
       }
     }
   }
@@ -425,7 +438,7 @@ export class Engine implements ChatBackend {
         time_to_first_token_ms: tFirst - t0,
         prefill_tokens_per_second: (prefilled * 1000) / Math.max(tFirst - t0, 1e-3),
         decode_tokens_per_second: decodeSteps ? (decodeSteps * 1000) / Math.max(tEnd - tFirst, 1e-3) : 0,
-        readback_bytes_per_token: read === 'token' ? 4 : read === 'topk' ? 8 * k : this.spec.vocabSize * 4,
+        readback_bytes_per_token: read === 'token' ? 4 : read === 'topk' ? 8 * k : read === 'logprobs' ? 8 * k + 4 : this.spec.vocabSize * 4,
       },
     };
   }

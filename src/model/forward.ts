@@ -235,7 +235,7 @@ export class GpuModel implements LanguageModel {
    * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each.
    */
   async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0): Promise<ForwardResult> {
-    if (read === 'topk') this.setTopK(k);
+    if (read === 'topk' || read === 'logprobs') this.setTopK(k);
     const result = await this.run(tokens, read, () => readStaging(this.gpu, this.state, read, this.topK));
     if (!usable(result)) throw new NumericalError('forward', this.state.kv.length - 1);
     return result;

@@ -7,6 +7,7 @@
 import { LimitsExceededError, ShapeError } from '../gpu/errors';
 import { tensorBytes, type DType } from '../gpu/tensor';
 import { topKScratchShape } from '../kernels/topk/topk';
+import { topKStagingBytes } from './readback';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
 import { attentionPartialsShape } from '../kernels/attention/attention';
@@ -101,7 +102,8 @@ export function planMemory(spec: ModelSpec, o: MemoryPlanOptions): MemoryPlan {
     f32(V) +
     f32(Math.max(V, D)) + // the readback of logits or of the final hidden state
     2 * tensorBytes('u32', [1]) + // next token and its readback
-    (topK ? 2 * f32(topK) + 8 * topK + tensorBytes('u32', topKScratchShape(V, topK)) : 0) +
+    // Values and ids, their scratch, the log-sum-exp, and their readback.
+    (topK ? 2 * f32(topK) + tensorBytes('u32', topKScratchShape(V, topK)) + f32(1) + topKStagingBytes(topK) : 0) +
     (o.maskedTokens ? tensorBytes('u32', [o.maskedTokens]) : 0);
 
   const bytesPerToken =

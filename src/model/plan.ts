@@ -12,6 +12,7 @@ import { prepareArgmax } from '../kernels/argmax/argmax';
 import { prepareAttention } from '../kernels/attention/attention';
 import { prepareEmbedding } from '../kernels/embedding/embedding';
 import { prepareGelu } from '../kernels/gelu/gelu';
+import { prepareLogSumExp } from '../kernels/logsumexp/logsumexp';
 import { prepareMaskLogits } from '../kernels/mask_logits/mask_logits';
 import { prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
 import { prepareNorm } from '../kernels/norm/norm';
@@ -45,8 +46,11 @@ export interface Plan {
   head: Step[];
   /** The final norm of the last row alone, into `lastNorm`, without the LM head: for a hidden-state read. */
   hidden: Step[];
-  /** What follows the LM head for each kind of read: argmax, top-k, or nothing (the logits themselves). */
-  select: { token: Step[]; topk: Step[]; logits: Step[] };
+  /**
+   * What follows the LM head for each kind of read: argmax, top-k, top-k and the log-sum-exp, or nothing
+   * (the logits themselves).
+   */
+  select: { token: Step[]; topk: Step[]; logprobs: Step[]; logits: Step[] };
   /** The top-k launch, whose k a call may change. */
   topk?: TopKDispatch;
   applied: Chunk;
@@ -159,11 +163,13 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
   const finalNorm = prepareNorm(gpu, { x: lastRow, out: s.lastNorm, weight: w.finalNorm, bias: w.finalNormBias, kind: spec.norm.kind, eps });
   const topkDispatch = s.topValues && s.topIndices ? prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
   const argmax = prepareArgmax(gpu, { logits: s.logits, out: s.next });
-  const [body, head, norm, topk, token] = await Promise.all([steps(...embedding, ...layers), headSteps, finalNorm, topkDispatch, argmax]);
+  const logSumExpDispatch = s.logSumExp ? prepareLogSumExp(gpu, { logits: s.logits, out: s.logSumExp }) : undefined;
+  const [body, head, norm, topk, token, logSumExp] = await Promise.all([steps(...embedding, ...layers), headSteps, finalNorm, topkDispatch, argmax, logSumExpDispatch]);
   const hidden = [fixed(norm)];
   const select = {
     token: [fixed(token)],
     topk: topk ? [fixed(topk)] : [],
+    logprobs: topk && logSumExp ? [fixed(topk), fixed(logSumExp)] : [],
     logits: [],
   };
   return { maxT, body, head, hidden, select, topk, applied: { T: maxT, pos: 0 } };
@@ -177,5 +183,6 @@ export function applyChunk(plan: Plan, chunk: Chunk): void {
 }
 
 export function disposePlan(plan: Plan): void {
-  for (const step of [...plan.body, ...plan.head, ...plan.hidden, ...plan.select.token, ...plan.select.topk]) step.dispatch.dispose();
+  // select.logprobs is the top-k launch (disposed with select.topk) and the log-sum-exp.
+  for (const step of [...plan.body, ...plan.head, ...plan.hidden, ...plan.select.token, ...plan.select.topk, ...plan.select.logprobs.slice(1)]) step.dispatch.dispose();
 }

@@ -1,12 +1,13 @@
 /**
  * Reading results back: what a forward call copies into the MAP_READ staging buffers after its last launch
- * (the 4-byte token, the top-k candidates, or the logits), and how the host reads them out.
+ * (the 4-byte token, the top-k candidates, those and the log-sum-exp, or the logits), and how the host reads
+ * them out.
  */
 import type { Gpu } from '../gpu/device';
 import { ShapeError } from '../gpu/errors';
 import type { RunState } from './run-state';
 
-export type ForwardRead = 'token' | 'logits' | 'topk';
+export type ForwardRead = 'token' | 'logits' | 'topk' | 'logprobs';
 
 /** What a forward call ends with: a read for sampling, or the final-normed hidden state of the last token (embeddings). */
 export type Readout = ForwardRead | 'hidden';
@@ -15,7 +16,22 @@ export type ForwardResult =
   | { kind: 'token'; token: number }
   | { kind: 'logits'; logits: Float32Array }
   /** The k largest logits, best first (ties: lower id first), and their token ids. */
-  | { kind: 'topk'; values: Float32Array; indices: Uint32Array };
+  | { kind: 'topk'; values: Float32Array; indices: Uint32Array }
+  /**
+   * The k largest logits and their ids as for 'topk', and log Σ exp over the whole row: each candidate's
+   * log-probability is its value minus logSumExp, and the greedy token is indices[0].
+   */
+  | { kind: 'logprobs'; values: Float32Array; indices: Uint32Array; logSumExp: number };
+
+/** Where the top-k staging buffer holds the candidates' ids, and the log-sum-exp, for a capacity. */
+function topKStagingOffsets(capacity: number): { indices: number; logSumExp: number } {
+  return { indices: 4 * capacity, logSumExp: 8 * capacity };
+}
+
+/** Bytes of the top-k staging buffer: values, ids and the log-sum-exp. */
+export function topKStagingBytes(capacity: number): number {
+  return 8 * capacity + 4;
+}
 
 /** Records the copy of what `read` asks for into its staging buffer; returns the bytes it will read back. */
 export function copyToStaging(encoder: GPUCommandEncoder, state: RunState, read: Readout, k: number): number {
@@ -24,13 +40,16 @@ export function copyToStaging(encoder: GPUCommandEncoder, state: RunState, read:
     encoder.copyBufferToBuffer(state.lastNorm.buffer, 0, state.logitsReadback, 0, bytes);
     return bytes;
   }
-  if (read === 'topk') {
-    const { topValues, topIndices, topKReadback } = state;
-    if (!topValues || !topIndices || !topKReadback) throw new ShapeError('model', 'this model was loaded without topKCapacity');
+  if (read === 'topk' || read === 'logprobs') {
+    const { topValues, topIndices, topKReadback, logSumExp } = state;
+    if (!topValues || !topIndices || !topKReadback || !logSumExp) throw new ShapeError('model', 'this model was loaded without topKCapacity');
     const bytes = 4 * k;
+    const offsets = topKStagingOffsets(topValues.shape[0]);
     encoder.copyBufferToBuffer(topValues.buffer, 0, topKReadback, 0, bytes);
-    encoder.copyBufferToBuffer(topIndices.buffer, 0, topKReadback, topKReadback.size / 2, bytes);
-    return 2 * bytes;
+    encoder.copyBufferToBuffer(topIndices.buffer, 0, topKReadback, offsets.indices, bytes);
+    if (read === 'topk') return 2 * bytes;
+    encoder.copyBufferToBuffer(logSumExp.buffer, 0, topKReadback, offsets.logSumExp, 4);
+    return 2 * bytes + 4;
   }
   const staging = read === 'token' ? state.tokenReadback : state.logitsReadback;
   const source = read === 'token' ? state.next.buffer : state.logits.buffer;
@@ -46,15 +65,18 @@ export async function readStaging(gpu: Gpu, state: RunState, read: ForwardRead, 
       return { kind: 'token', token: await mapStaging(gpu, state.tokenReadback, (m) => new Uint32Array(m, 0, 1)[0]) };
     case 'logits':
       return { kind: 'logits', logits: await readStagedLogits(gpu, state) };
-    case 'topk': {
+    case 'topk':
+    case 'logprobs': {
       const staging = state.topKReadback;
-      if (!staging) throw new ShapeError('model', 'this model was loaded without topKCapacity');
+      if (!staging || !state.topValues) throw new ShapeError('model', 'this model was loaded without topKCapacity');
       const bytes = 4 * k;
-      return mapStaging(gpu, staging, (m) => ({
-        kind: 'topk',
-        values: new Float32Array(m.slice(0, bytes)),
-        indices: new Uint32Array(m.slice(staging.size / 2, staging.size / 2 + bytes)),
-      }));
+      const offsets = topKStagingOffsets(state.topValues.shape[0]);
+      return mapStaging(gpu, staging, (m) => {
+        const values = new Float32Array(m.slice(0, bytes));
+        const indices = new Uint32Array(m.slice(offsets.indices, offsets.indices + bytes));
+        if (read === 'topk') return { kind: 'topk', values, indices };
+        return { kind: 'logprobs', values, indices, logSumExp: new Float32Array(m, offsets.logSumExp, 1)[0] };
+      });
     }
   }
 }
@@ -90,6 +112,8 @@ export function usable(result: ForwardResult): boolean {
       return result.token !== NON_FINITE_TOKEN;
     case 'topk':
       return Number.isFinite(result.values[0]);
+    case 'logprobs':
+      return Number.isFinite(result.values[0]) && Number.isFinite(result.logSumExp);
     case 'logits': {
       let finite = false;
       for (const v of result.logits) {

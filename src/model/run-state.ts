@@ -9,6 +9,7 @@ import { attentionPartialsShape } from '../kernels/attention/attention';
 import type { ModelSpec } from './config';
 import type { KvDtype } from '../kernels/attention/kv-format';
 import { createKvCache, type KvCache } from './kv-cache';
+import { topKStagingBytes } from './readback';
 
 /** Activations, sized for the largest chunk and reused by every call (T = rows in use). */
 export interface RunState {
@@ -47,6 +48,8 @@ export interface RunState {
   topIndices?: Tensor;
   /** The top-k kernel's per-block candidates, shared by the prefill and decode launches. */
   topScratch?: Tensor;
+  /** [1] f32 log Σ exp of the logits, for a logprobs read (with the top-k, when there is a topKCapacity). */
+  logSumExp?: Tensor;
   /** MAP_READ staging for `next`, `logits` and the top-k candidates, reused by every readback. */
   tokenReadback: GPUBuffer;
   logitsReadback: GPUBuffer;
@@ -93,10 +96,11 @@ export async function createRunState(
     topValues: topKCapacity ? await t('top-k values', [topKCapacity]) : undefined,
     topIndices: topKCapacity ? await t('top-k indices', [topKCapacity], 'u32') : undefined,
     topScratch: topKCapacity ? await t('top-k scratch', topKScratchShape(V, topKCapacity), 'u32') : undefined,
+    logSumExp: topKCapacity ? await t('log-sum-exp', [1]) : undefined,
     tokenReadback: await staging('token readback', 4),
     // Also the staging of a hidden-state read (D floats).
     logitsReadback: await staging('logits readback', Math.max(V, D) * 4),
-    topKReadback: topKCapacity ? await staging('top-k readback', 8 * topKCapacity) : undefined,
+    topKReadback: topKCapacity ? await staging('top-k readback', topKStagingBytes(topKCapacity)) : undefined,
     kv,
   };
 }

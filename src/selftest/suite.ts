@@ -5,6 +5,7 @@
  */
 import type { Gpu, GpuFeatures } from '../gpu/device';
 import { checkArgmax } from '../kernels/argmax/check';
+import { checkLogSumExp } from '../kernels/logsumexp/check';
 import { checkAttention } from '../kernels/attention/check';
 import { checkEmbedding } from '../kernels/embedding/check';
 import { checkEncoderAttention } from '../kernels/encoder_attention/check';
@@ -102,6 +103,7 @@ const smallOpCases: SelftestCase[] = [
   named('embedding f32 V=1000 D=65', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 65, weights: 'f32' }, seed)),
   named('embedding f16-packed V=1000 D=576', (gpu, seed) => checkEmbedding(gpu, { maxRows: 7, V: 1000, D: 576, weights: 'f16-packed' }, seed)),
   named('argmax V=4097', (gpu, seed) => checkArgmax(gpu, { V: 4097 }, seed)),
+  named('logsumexp V=4097', (gpu, seed) => checkLogSumExp(gpu, { V: 4097 }, seed)),
   named('top-k k=40 V=32000 ties', (gpu, seed) => checkTopK(gpu, { V: 32000, k: 40, data: 'ties' }, seed)),
   named('top-k k=5/64 V=4097 NaN', (gpu, seed) => checkTopK(gpu, { V: 4097, k: 5, capacity: 64, data: 'nan' }, seed)),
   named('mask_logits V=151936 count=267', (gpu, seed) => checkMaskLogits(gpu, { V: 151936, count: 267 }, seed)),

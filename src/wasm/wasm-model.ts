@@ -155,7 +155,7 @@ export class WasmModel implements LanguageModel {
   async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0): Promise<ForwardResult> {
     if (this.destroyed) throw new WasmBackendError('the model was destroyed');
     if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
-    if (read === 'topk' && (!Number.isInteger(k) || k < 1 || k > this.topKCapacity)) {
+    if ((read === 'topk' || read === 'logprobs') && (!Number.isInteger(k) || k < 1 || k > this.topKCapacity)) {
       throw new ShapeError('model', `top-k reads need 1 ≤ k ≤ ${this.topKCapacity}, got ${k}`);
     }
     const length = this.tokens.length + tokens.length;
@@ -167,7 +167,7 @@ export class WasmModel implements LanguageModel {
       }
     }
     const sequence = [...this.tokens, ...Array.from(tokens)];
-    const wanted = read === 'logits' ? this.options.vocabSize : read === 'topk' ? k : 1;
+    const wanted = read === 'logits' ? this.options.vocabSize : read === 'topk' || read === 'logprobs' ? k : 1;
     const candidates = await this.complete(sequence, wanted);
     this.tokens.push(...Array.from(tokens));
     switch (read) {
@@ -178,6 +178,14 @@ export class WasmModel implements LanguageModel {
           kind: 'topk',
           values: Float32Array.from(candidates, (c) => c.logprob),
           indices: Uint32Array.from(candidates, (c) => c.id),
+        };
+      case 'logprobs':
+        // llama-server's values are log-probabilities over the whole vocabulary already.
+        return {
+          kind: 'logprobs',
+          values: Float32Array.from(candidates, (c) => c.logprob),
+          indices: Uint32Array.from(candidates, (c) => c.id),
+          logSumExp: 0,
         };
       case 'logits':
         return { kind: 'logits', logits: this.row(candidates) };

@@ -9,6 +9,7 @@ import { openSafetensors } from '../../src/formats/safetensors';
 import { bytesSource } from '../../src/formats/sources';
 import { parseModelConfig } from '../../src/model/config';
 import { folderFiles } from '../../src/model/files-node';
+import type { GpuModel } from '../../src/model/forward';
 import { createReferenceModel, type ReferenceModel } from '../../src/model/reference';
 import { loadCanonicalWeights, safetensorsWeightReader } from '../../src/model/weights';
 import { compare } from '../../src/selftest/compare';
@@ -66,6 +67,29 @@ describe('logprobs', () => {
       logits = reference.forward(id, prompt.length + step);
     });
     expect(compare(actual, expected).nmse).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('greedy: the GPU top-k and log-sum-exp read give the full row\'s values and ids from 8·k + 4 bytes', async () => {
+    const options = { temperature: 0, max_tokens: 12, logprobs: true, top_logprobs: 7 };
+    // What the model really read back (its own count, not the engine's formula).
+    const model = (engine as unknown as { loaded: { model: GpuModel } }).loaded.model;
+    const before = model.stats.readbackBytes;
+    const onGpu = engine.generate([1, 403], options);
+    const gpu = await run(onGpu);
+    expect(model.stats.readbackBytes - before).toBe(gpu.ids.length * (8 * 7 + 4));
+    // A zero logit_bias changes nothing but reads the whole row back, for log-softmax on the CPU.
+    const cpu = await run(engine.generate([1, 403], { ...options, logit_bias: { '0': 0 } }));
+    expect(gpu.ids).toEqual(cpu.ids);
+    const shape = (list: TokenLogprob[]) => list.map((c) => [c.token, c.bytes, c.top_logprobs.map((t) => t.token)]);
+    const values = (list: TokenLogprob[]) => list.flatMap((c) => [c.logprob, ...c.top_logprobs.map((t) => t.logprob)]);
+    expect(shape(gpu.logprobs)).toEqual(shape(cpu.logprobs));
+    expect(compare(values(gpu.logprobs), values(cpu.logprobs)).nmse).toBeLessThanOrEqual(1e-10);
+    expect((await onGpu.result).timings.readback_bytes_per_token).toBe(8 * 7 + 4);
+    // top_logprobs 0 still reads one candidate, the greedy token, for its own log-probability.
+    const alone = await run(engine.generate([1, 403], { ...options, top_logprobs: 0 }));
+    expect(alone.ids).toEqual(gpu.ids);
+    expect(alone.logprobs.map((c) => c.logprob)).toEqual(gpu.logprobs.map((c) => c.logprob));
+    expect(alone.logprobs.every((c) => c.top_logprobs.length === 0)).toBe(true);
   });
 
   it('top-k sampling: the GPU candidates give the same values as the full row (the distribution after top_k)', async () => {
