@@ -101,6 +101,7 @@ describe('BERT (BertForMaskedLM layout, f32) against the CPU reference', () => {
       await expect(async () => encoder.encode(inputs)).rejects.toMatchObject({ name: 'InvalidRequestError', param });
     }
     await expect(async () => encoder.maskedLmLogits({ ids: [1, 2] }, [2])).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(async () => encoder.maskedLmLogits({ ids: [1, 2] }, [0, 1, 1])).rejects.toMatchObject({ name: 'InvalidRequestError', param: 'positions' });
     const [input] = randomInputs(seed + 2, [5], SMALL_BERT.vocabSize);
     expectPass(check('after refusals', seed, HIDDEN_TOLERANCE, (await encoder.encode([input]))[0], reference(input).hidden));
   });

@@ -78,7 +78,8 @@ export interface EncoderModel {
    */
   encode(inputs: readonly EncoderInput[]): Promise<Float32Array[]>;
   /**
-   * Masked-LM logits [vocabSize] at each of `positions` (token indices into input.ids), in that order.
+   * Masked-LM logits [vocabSize] at each of `positions` (token indices into input.ids, at most ids.length of
+   * them), in that order.
    * Checkpoints without the head (hasMlmHead false) throw InvalidRequestError (param 'model').
    */
   maskedLmLogits(input: EncoderInput, positions: readonly number[]): Promise<Float32Array[]>;

@@ -11,7 +11,7 @@
 import type { Gpu } from '../../gpu/device';
 import type { KernelDispatch } from '../../gpu/dispatch';
 import { NumericalError } from '../../gpu/errors';
-import { createBuffer, createTensor, writeTensor, type Tensor } from '../../gpu/tensor';
+import { createBuffer, createTensor, type Tensor } from '../../gpu/tensor';
 import { prepareEmbedding } from '../../kernels/embedding/embedding';
 import { prepareEncoderAttention, type EncoderAttentionLaunch } from '../../kernels/encoder_attention/encoder_attention';
 import { prepareGelu } from '../../kernels/gelu/gelu';
@@ -88,6 +88,9 @@ interface Mlm {
 export class GpuEncoder implements EncoderModel {
   private queue: Promise<unknown> = Promise.resolve();
   private destroyed = false;
+  /** A pass's ids on the host, reused by every call. */
+  private readonly words: Uint32Array<ArrayBuffer>;
+  private readonly positionTypes: Uint32Array<ArrayBuffer>;
 
   private constructor(
     private readonly gpu: Gpu,
@@ -105,7 +108,10 @@ export class GpuEncoder implements EncoderModel {
     private readonly rowLaunches: RowLaunch[],
     private readonly attention: EncoderAttentionLaunch,
     private readonly mlm: Mlm | undefined,
-  ) {}
+  ) {
+    this.words = new Uint32Array(maxBatchTokens);
+    this.positionTypes = new Uint32Array(maxBatchTokens);
+  }
 
   /** Prepares every launch over buffers for `maxBatchTokens` tokens; takes ownership of `weights`. */
   static async create(gpu: Gpu, config: BertConfig, weights: EncoderWeights, maxBatchTokens: number, erf: boolean): Promise<GpuEncoder> {
@@ -220,20 +226,18 @@ export class GpuEncoder implements EncoderModel {
 
   /** Writes the pass's ids and row counts and records its launches; the hidden states end in `hidden`. */
   private recordPass(encoder: GPUCommandEncoder, inputs: readonly EncoderInput[]): number {
-    const tokens = inputs.reduce((s, x) => s + x.ids.length, 0);
-    const words = new Uint32Array(tokens);
-    const positionTypes = new Uint32Array(tokens);
+    const { words, positionTypes } = this;
     const types = this.config.typeVocabSize;
-    let at = 0;
+    let tokens = 0;
     for (const input of inputs) {
       input.ids.forEach((id, p) => {
-        words[at] = id;
-        positionTypes[at] = p * types + (input.typeIds?.[p] ?? 0);
-        at++;
+        words[tokens] = id;
+        positionTypes[tokens] = p * types + (input.typeIds?.[p] ?? 0);
+        tokens++;
       });
     }
-    writeTensor(this.gpu, this.wordIds, words);
-    writeTensor(this.gpu, this.positionTypeIds, positionTypes);
+    this.gpu.device.queue.writeBuffer(this.wordIds.buffer, 0, words, 0, tokens);
+    this.gpu.device.queue.writeBuffer(this.positionTypeIds.buffer, 0, positionTypes, 0, tokens);
     for (const { dispatch, field } of this.rowLaunches) dispatch.set({ [field]: tokens });
     this.attention.setLengths(inputs.map((x) => x.ids.length));
     const pass = encoder.beginComputePass();
@@ -293,6 +297,7 @@ export class GpuEncoder implements EncoderModel {
     const mlm = this.mlm;
     if (!mlm) throw new InvalidRequestError('this checkpoint has no masked-LM head (cls.predictions.*): load a BertForMaskedLM model for fill-mask', 'model');
     this.checkInput(input, 'input');
+    if (positions.length > input.ids.length) throw new InvalidRequestError(`${positions.length} positions for an input of ${input.ids.length} tokens: at most one per token`, 'positions');
     positions.forEach((p, i) => {
       if (!Number.isInteger(p) || p < 0 || p >= input.ids.length) throw new InvalidRequestError(`positions[${i}] = ${p} is not a token index of the input (0..${input.ids.length - 1})`, 'positions');
     });
