@@ -7,6 +7,7 @@
  * so `__proto__` / `constructor` keys in a hostile config.json cannot change anything.
  */
 import { isJsonObject, ownField, type JsonObject } from '../util/json';
+import { ENCODER_MODEL_TYPES } from './encoder/encoder-model';
 import type { RopeScaling } from './rope-table';
 import { fromF16, toF16 } from '../gpu/f16';
 import { ARCHITECTURES, isModelType, type Arch, type Architecture, type Flag, type SkippedPart, type SlidingLayers, type TextModelOf } from './architectures';
@@ -97,9 +98,9 @@ export interface LayerAttention {
 export class UnsupportedModelError extends Error {
   override readonly name = 'UnsupportedModelError';
   constructor(readonly modelType: string) {
-    super(
-      `Model type "${modelType}" is not supported. Supported model types: ${Object.keys(ARCHITECTURES).join(', ')}.`,
-    );
+    // An encoder (BERT) is served by the embedding engine, not the chat engine.
+    const encoder = ENCODER_MODEL_TYPES.some((t) => t === modelType) ? ' It is an encoder: load it with createEmbeddingEngine().' : '';
+    super(`Model type "${modelType}" is not supported. Supported model types: ${Object.keys(ARCHITECTURES).join(', ')}.${encoder}`);
   }
 }
 

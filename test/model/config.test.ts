@@ -425,6 +425,8 @@ describe('parseModelConfig', () => {
       expect(e.message).toContain(`"${type}"`);
       expect(e.message).toContain('llama, mistral, qwen2, qwen3, smollm3, gemma3_text, gemma3, gpt2, phi3');
     }
+    // An encoder is pointed to the engine that serves it.
+    expect(thrown(() => parseModelConfig({ ...smolLM2, model_type: 'bert' }), UnsupportedModelError).message).toMatch(/encoder: load it with createEmbeddingEngine/);
   });
 
   it('names the missing or invalid field', () => {
