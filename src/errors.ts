@@ -25,7 +25,7 @@ import { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 import { ContextWindowExceededError } from './model/kv-cache';
 import { UnsupportedEncoderError } from './model/encoder/encoder-model';
 import { ModelWeightsError } from './model/weights';
-import { HttpError } from './net';
+import { AccessTokenError, GatedModelError, HttpError } from './net';
 import { InvalidOptionError } from './sampling/options';
 import { NoCandidateTokenError } from './sampling/sampler';
 import { IntegrityError, StorageQuotaError } from './storage/errors';
@@ -63,6 +63,7 @@ const STORAGE_HINT = 'Delete cached models you no longer need (Models panel), th
  * themselves (the test checks each key against its class).
  */
 export const ERRORS = {
+  AccessTokenError: { type: AccessTokenError, kind: 'request', title: 'The access token cannot be used', hint: 'Paste the token again (Models panel).' },
   ChatTemplateError: { type: ChatTemplateError, kind: 'request' },
   ContextWindowExceededError: {
     type: ContextWindowExceededError,
@@ -77,6 +78,12 @@ export const ERRORS = {
     hint: 'This happens after a driver reset or when the system reclaims GPU memory. Reload the model; the conversation is kept.',
   },
   EngineDisposedError: { type: EngineDisposedError, kind: 'other' },
+  GatedModelError: {
+    type: GatedModelError,
+    kind: 'download',
+    title: 'This model needs a Hugging Face access token',
+    hint: 'Accept the model’s license on its Hugging Face page while signed in, add an access token (read) in the Models panel, and load again.',
+  },
   GgufError: { type: GgufError, kind: 'other' },
   GpuOutOfMemoryError: { type: GpuOutOfMemoryError, kind: 'gpu-memory', title: 'Out of GPU memory', hint: GPU_MEMORY_HINT },
   GpuValidationError: { type: GpuValidationError, kind: 'other' },

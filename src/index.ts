@@ -61,7 +61,7 @@ export { ModelFileMissingError, ModelFileTooLargeError } from './model/files';
 export { ContextWindowExceededError } from './model/kv-cache';
 export { UnsupportedEncoderError } from './model/encoder/encoder-model';
 export { ModelWeightsError } from './model/weights';
-export { HttpError } from './net';
+export { AccessTokenError, GatedModelError, HttpError, huggingFaceFetch } from './net';
 export { InvalidOptionError } from './sampling/options';
 export { NoCandidateTokenError } from './sampling/sampler';
 export { IntegrityError, StorageQuotaError } from './storage/errors';

@@ -18,7 +18,10 @@ export const EXIT_USAGE = 2;
 
 const MODEL_OPTIONS = `  --model <folder|URL>   a Hugging Face-layout model: a folder on disk or an http(s) URL (required)
   --context N            context length in tokens (default: the model's, capped by the GPU)
-  --dtype f32|f16|q8|q4  weight format on the GPU (default: the checkpoint's)`;
+  --dtype f32|f16|q8|q4  weight format on the GPU (default: the checkpoint's)
+A gated Hugging Face repo (Llama 3.2, Gemma 3) needs its license accepted and an access token in HF_TOKEN
+(an environment variable, not an option: command lines are visible to every user of the machine); the token
+is sent to https://huggingface.co only.`;
 
 const USAGE: Record<string, string> = {
   main: `usage: webgpu-llm <command> [options]
@@ -115,7 +118,8 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 
 async function loadEngine(values: { model?: string; context?: string; dtype?: string }): Promise<Engine> {
   if (!values.model) throw new UsageError('--model is required');
-  const options = { contextLength: integer('context', values.context, 2), dtype: dtype(values.dtype) };
+  const hfToken = process.env.HF_TOKEN?.trim() || undefined;
+  const options = { contextLength: integer('context', values.context, 2), dtype: dtype(values.dtype), hfToken };
   return createEngine(values.model, options);
 }
 

@@ -12,6 +12,7 @@ import { NumericalError, WebGPUUnavailableError } from '../gpu/errors';
 import { WasmBackendError } from '../wasm/errors';
 import type { ModelSpec } from '../model/config';
 import { urlFiles } from '../model/files';
+import { huggingFaceFetch } from '../net/hf-token';
 import type { ForwardRead, ForwardResult } from '../model/readback';
 import { loadModel, type LoadedModel } from '../model/load';
 import { beamSearch } from '../sampling/beam';
@@ -64,7 +65,7 @@ function usage(promptTokens: number, completionTokens: number, cachedTokens: num
  * takes WebGPU after all if there is any, else says that WebGPU is missing and why the CPU path failed.
  */
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
-  const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
+  const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal, fetch: huggingFaceFetch(options.hfToken) }) : source;
   const { backend = 'auto' } = options;
   const wasmReason = backend === 'wasm' ? { reason: 'asked for', webgpuUsable: false } : backend === 'auto' && !options.gpu ? await reasonForWasm() : null;
   let reason = backend === 'webgpu' ? 'asked for' : options.gpu ? 'a GPU was given' : 'hardware adapter';

@@ -28,6 +28,11 @@ export interface EngineOptions extends LoadModelOptions {
   gpu?: Gpu;
   /** Cancels the download of a model given by URL. */
   signal?: AbortSignal;
+  /**
+   * A Hugging Face access token for gated or private repos given by URL: sent as `Authorization: Bearer` to
+   * https://huggingface.co only (huggingFaceFetch).
+   */
+  hfToken?: string;
 }
 
 /** A folder/repo URL (Hugging Face repo URLs are resolved to their files), or any ModelFiles. */

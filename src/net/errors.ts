@@ -29,10 +29,23 @@ export type HttpErrorCode =
 /** Codes where the same request may succeed later: the download cache resumes from the chunks it kept. */
 const RETRYABLE: ReadonlySet<HttpErrorCode> = new Set(['short-body', 'stalled', 'network']);
 
-function hint(code: HttpErrorCode, status: number): string {
+/** The page of the Hugging Face repo a file URL is in, where its license is accepted; undefined elsewhere. */
+export function huggingFaceRepoUrl(url: string): string | undefined {
+  const repo = /^https:\/\/huggingface\.co\/([^/?#]+\/[^/?#]+)\/(?:resolve|tree|raw)\//.exec(url);
+  return repo ? `https://huggingface.co/${repo[1]}` : undefined;
+}
+
+function hint(code: HttpErrorCode, status: number, url: string): string {
   switch (code) {
     case 'status':
       if (status === 404) return 'No file at this URL: check the model URL and the file name.';
+      if ((status === 401 || status === 403) && url.startsWith('https://huggingface.co/')) {
+        return (
+          `This Hugging Face repo is gated or private: sign in on huggingface.co, accept the model's license on ` +
+          `${huggingFaceRepoUrl(url) ?? 'its page'}, then add an access token with read access (the Models panel, ` +
+          'or HF_TOKEN for the CLI). If a token was given, check it.'
+        );
+      }
       if (status === 401 || status === 403) return 'Access denied (a gated model?): pass an access token in the request headers.';
       if (status === 429 || status >= 500) return 'The server is busy or failing; try again later.';
       return 'The server refused the request; check the model URL.';
@@ -55,7 +68,7 @@ function hint(code: HttpErrorCode, status: number): string {
 }
 
 export class HttpError extends Error {
-  override readonly name = 'HttpError';
+  override readonly name: string = 'HttpError';
   /** The model file the error is about, where the request was for one. */
   readonly file: string | undefined;
   constructor(
@@ -68,13 +81,27 @@ export class HttpError extends Error {
     options: { cause?: unknown; file?: string } = {},
   ) {
     const where = options.file === undefined ? redactUrl(url) : `${options.file} (${redactUrl(url)})`;
-    super(`${where}: ${detail} ${hint(code, status)}`, { cause: options.cause });
+    super(`${where}: ${detail} ${hint(code, status, url)}`, { cause: options.cause });
     this.file = options.file;
   }
 
   /** Whether trying again may succeed (a download then resumes); false where the URL or server must change. */
   get retryable(): boolean {
     return RETRYABLE.has(this.code) || (this.code === 'status' && (this.status === 429 || this.status >= 500));
+  }
+}
+
+/**
+ * A 401 or 403 from huggingface.co: the repo is gated and its license not accepted by the token's account, or
+ * private, or the request carried no token or a wrong one.
+ */
+export class GatedModelError extends HttpError {
+  override readonly name: string = 'GatedModelError';
+  /** The repo's page, where its license is accepted (undefined when the URL names no repo). */
+  readonly repoUrl: string | undefined;
+  constructor(status: 401 | 403, url: string, detail: string, options: { cause?: unknown; file?: string } = {}) {
+    super('status', status, url, detail, options);
+    this.repoUrl = huggingFaceRepoUrl(url);
   }
 }
 

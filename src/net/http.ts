@@ -4,7 +4,8 @@
  * when the caller aborts, even where a fetch ignores its signal. Failures become HttpError; bodies are read
  * bounded, and the answers every file must pass (status, no HTML page) are checked in one place.
  */
-import { HttpError } from './errors';
+import { GatedModelError, HttpError } from './errors';
+import { isHuggingFaceUrl } from './hf-token';
 
 /** Seconds without an answer or a body byte before a request fails as stalled. */
 export const DEFAULT_STALL_SECONDS = 30;
@@ -124,7 +125,12 @@ export class Answer {
 
   /** An HttpError about this answer (its status, URL and file). */
   error(code: HttpError['code'], detail: string, cause?: unknown): HttpError {
-    return new HttpError(code, this.res.status, this.url, detail, { file: this.file, cause });
+    const status = this.res.status;
+    if (code === 'status' && (status === 401 || status === 403) && isHuggingFaceUrl(this.url)) {
+      // A typed error of its own: the fix (a license, a token) is the user's, not the URL's.
+      return new GatedModelError(status, this.url, detail, { file: this.file, cause });
+    }
+    return new HttpError(code, status, this.url, detail, { file: this.file, cause });
   }
 
   /** Whether the server labels the body an HTML page, which is never a model file. */

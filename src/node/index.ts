@@ -7,6 +7,7 @@ import type { EngineOptions, ModelSource } from '../engine/types';
 import { acquireNodeGpu } from '../gpu/node';
 import { urlFiles } from '../model/files';
 import { folderFiles } from '../model/files-node';
+import { huggingFaceFetch } from '../net/hf-token';
 
 export * from '../index';
 export { acquireNodeGpu, folderFiles };
@@ -16,7 +17,8 @@ export { acquireNodeGpu, folderFiles };
  * defaults to Dawn's first adapter (set VK_ICD_FILENAMES to choose a Vulkan driver).
  */
 export async function createEngine(source: ModelSource, options: EngineOptions = {}): Promise<Engine> {
-  const files = typeof source !== 'string' ? source : /^https?:\/\//i.test(source) ? urlFiles(source, { signal: options.signal }) : folderFiles(source);
+  const remote = (url: string) => urlFiles(url, { signal: options.signal, fetch: huggingFaceFetch(options.hfToken) });
+  const files = typeof source !== 'string' ? source : /^https?:\/\//i.test(source) ? remote(source) : folderFiles(source);
   return createEngineOn(files, { ...options, gpu: options.gpu ?? (await acquireNodeGpu()) });
 }
 export { serve, type OpenAIServer, type ServeOptions } from './serve';

@@ -6,6 +6,7 @@
 import { createEmbeddingEngine, type EmbeddingEngine } from '../embeddings/engine';
 import { SENTENCE_TRANSFORMERS_FILES } from '../embeddings/pooling';
 import { createEngine, type Engine } from '../engine/engine';
+import { huggingFaceFetch } from '../net/hf-token';
 import { openCachedModel } from '../storage';
 import type { EmbeddingEngineInfo, EngineInfo, LoadEmbeddingEngineOptions, LoadEngineOptions, LoadProgress } from './protocol';
 
@@ -15,10 +16,11 @@ export interface LoadCachedEngineOptions extends LoadEngineOptions {
 }
 
 export async function loadCachedEngine(url: string, options: LoadCachedEngineOptions = {}): Promise<Engine> {
-  const { onProgress, signal, modelId, dtype, contextLength, backend } = options;
+  const { onProgress, signal, modelId, dtype, contextLength, backend, hfToken } = options;
   const files = await openCachedModel(url, {
     modelId,
     signal,
+    fetch: huggingFaceFetch(hfToken),
     onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
   });
   signal?.throwIfAborted();

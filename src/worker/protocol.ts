@@ -56,6 +56,8 @@ export interface LoadEngineOptions {
   dtype?: EngineOptions['dtype'];
   contextLength?: number;
   backend?: EngineOptions['backend'];
+  /** Hugging Face access token for gated repos (EngineOptions.hfToken); sent to huggingface.co only. */
+  hfToken?: string;
 }
 
 /** What the page needs to know about an engine loaded for embeddings. */

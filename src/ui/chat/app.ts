@@ -39,6 +39,7 @@ import {
   type ConversationSummary,
   type StoreProblem,
 } from './history';
+import { hfTokenField, storedHfToken } from './hf-token';
 import { loadSettings, mountSettings, settingsTools } from './settings';
 
 export type ChatStatus = 'starting' | 'idle' | 'loading' | 'ready' | 'generating' | 'error';
@@ -190,8 +191,9 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     h('summary', {}, 'Models'),
     h('p', { class: 'hint' }, 'Downloaded models are kept in this browser (IndexedDB) and load without network.'),
     cachedList,
-    h('p', { class: 'hint' }, 'Any Hugging Face repo with safetensors weights (Llama, Qwen2/3, Mistral, GPT-2 architectures):'),
+    h('p', { class: 'hint' }, 'Any Hugging Face repo with safetensors weights (Llama, Qwen2/3, Mistral, Gemma 3, Phi-3/4, SmolLM3, GPT-2 architectures):'),
     addForm,
+    hfTokenField(),
   );
   // Side panels are open where there is room for them beside the chat, and folded above it on phones.
   const wide = matchMedia('(min-width: 900px)');
@@ -574,6 +576,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
         contextLength: entry.contextLength,
         // A worker may see WebGPU where its page does not: the page's word counts.
         backend: noWebGpu ? 'wasm' : requestedBackend(),
+        hfToken: storedHfToken(),
         onProgress: (p) => {
           if (loadController === controller) showProgress(p);
         },
