@@ -18,6 +18,9 @@ import { f32ToF16Bits } from '../gpu/f16';
 import { acquireNodeGpu } from '../gpu/node';
 import { folderFiles } from '../model/files-node';
 import { loadModel } from '../model/load';
+import type { Gpu } from '../gpu/device';
+import { createBuffer, createTensor } from '../gpu/tensor';
+import { createQuantizeStatus, QuantizeDispatch } from '../kernels/quantize/quantize';
 import { startPreviewBrowser } from '../dev/browser';
 import type { ChatPageState } from '../ui/chat/app';
 
@@ -219,6 +222,13 @@ interface LoadResult {
   peakRssMiB: number;
   gpuMiB: number;
   ratioToFloor: number;
+  /** CPU seconds of this process during the load (all threads: a software adapter's work included). */
+  cpuSeconds: number;
+  /**
+   * The GPU quantizer alone on as many elements as the load quantized (16 MiB launches from one staging
+   * buffer, no file reads or uploads), in the same process: the part of the load no I/O change can remove.
+   */
+  quantizeAloneSeconds?: number;
   kernelShapes?: unknown;
 }
 
@@ -240,6 +250,7 @@ async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDty
   const timer = setInterval(sample, 10);
   const stages: Record<string, StageFigures> = {};
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   try {
     const loaded = await loadModel(gpu, folderFiles(dir), {
       dtype,
@@ -260,6 +271,8 @@ async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDty
     });
     sample();
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const quantized = stages.quantize?.done ?? 0;
     const result: LoadResult = {
       checkpoint,
       dtype,
@@ -269,9 +282,11 @@ async function benchLoad(dir: string, checkpoint: CheckpointName, dtype: LoadDty
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       gpuMiB: loaded.model.allocatedBytes / MiB,
       ratioToFloor: seconds / floorSeconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       kernelShapes: loaded.model.kernelShapes,
     };
     loaded.model.destroy();
+    if (quantized > 0 && (dtype === 'q8' || dtype === 'q4')) result.quantizeAloneSeconds = await quantizeAlone(gpu, dtype, quantized);
     return result;
   } finally {
     clearInterval(timer);
@@ -374,14 +389,44 @@ function formatPageTable(loads: PageLoad[]): string {
   return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
+/** Seconds the quantize kernel takes for `elements` f16 weights, in launches of 16 MiB as the load makes them. */
+async function quantizeAlone(gpu: Gpu, dtype: 'q8' | 'q4', elements: number): Promise<number> {
+  const pieceElements = 8 << 20;
+  const staging = await createBuffer(gpu, 'bench staging', pieceElements * 2, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+  const halves = new Uint16Array(pieceElements);
+  let state = 1;
+  for (let i = 0; i < halves.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    halves[i] = 0x2000 + (state >>> 20); // positive halves from 2^-7 to 2^-4, as small weights are
+  }
+  gpu.device.queue.writeBuffer(staging, 0, halves);
+  const out = await createTensor(gpu, 'bench quantized', dtype, [8, pieceElements / 8]);
+  const status = await createQuantizeStatus(gpu);
+  const quantize = await QuantizeDispatch.create(gpu, { input: staging, out, status, slot: 0 });
+  await gpu.device.queue.onSubmittedWorkDone();
+  const t0 = performance.now();
+  for (let done = 0, launches = 0; done < elements; done += pieceElements) {
+    quantize.run(0, pieceElements);
+    // As the load: wait for the queue every 64 MiB of f16 halves.
+    if (++launches % 4 === 0) await gpu.device.queue.onSubmittedWorkDone();
+  }
+  await gpu.device.queue.onSubmittedWorkDone();
+  const seconds = (performance.now() - t0) / 1000;
+  quantize.dispose();
+  for (const b of [staging, out.buffer, status]) b.destroy();
+  return seconds;
+}
+
 function formatTable(results: LoadResult[], floor: Record<string, { seconds: number; bytes: number }>): string {
   const stageNames = [...new Set(results.flatMap((r) => Object.keys(r.stages)))];
-  const header = ['checkpoint', 'dtype', 'total s', '× read floor', ...stageNames.map((s) => `${s} s (done/total)`), 'peak JS MiB', 'GPU MiB'];
+  const header = ['checkpoint', 'dtype', 'total s', '× read floor', 'CPU s', 'quantize alone s', ...stageNames.map((s) => `${s} s (done/total)`), 'peak JS MiB', 'GPU MiB'];
   const rows = results.map((r) => [
     r.checkpoint,
     r.dtype,
     r.seconds.toFixed(1),
     `${r.ratioToFloor.toFixed(1)}× (${floor[r.checkpoint].seconds.toFixed(2)} s)`,
+    r.cpuSeconds.toFixed(1),
+    r.quantizeAloneSeconds === undefined ? '–' : r.quantizeAloneSeconds.toFixed(1),
     ...stageNames.map((s) => {
       const st = r.stages[s];
       return st ? `${(st.end - st.start).toFixed(1)} (${st.done}/${st.total})` : '–';
