@@ -94,7 +94,9 @@ describe('BERT with an MLM head, no modules.json (normalised mean pooling)', () 
     const results = await engine.fillMask(text, { topK: 5 });
     expect(results.map((r) => r.token)).toEqual(best);
     for (const r of results) {
-      expect(r.score).toBeCloseTo(Math.exp(logits[r.token] - max) / sum, 6);
+      // f32 logits on the GPU differ from the f64 reference by a few 1e-6 (two layers, LayerNorm, the head), which
+      // moves probabilities near 0.5 by up to ~1e-6: 6 digits failed on some seeds.
+      expect(r.score).toBeCloseTo(Math.exp(logits[r.token] - max) / sum, 5);
       expect(r.tokenStr).toBe(engine.tokenizer.decode([r.token]));
       expect(r.sequence).toBe(engine.tokenizer.decode(input.map((id, i) => (i === at ? r.token : id)), { skipSpecialTokens: true }));
     }
