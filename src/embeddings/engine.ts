@@ -31,6 +31,13 @@ import type { CreateEmbeddingResponse, EmbeddingEngineOptions, EmbeddingRequest,
 export const MAX_EMBEDDING_INPUTS = 2048;
 /** Characters per text, checked before tokenizing (a bound on the work a request can ask for, truncated or not). */
 export const MAX_INPUT_CHARS = 1 << 20;
+/** Characters across a request's texts (instruction included), checked before tokenizing anything. */
+export const MAX_REQUEST_CHARS = 1 << 21;
+/**
+ * With truncation, a text is cut to maxInputTokens × this many characters before it is tokenized: far more than
+ * any natural-language text spends per token (about 4 in English), so the kept tokens are those of the whole text.
+ */
+export const TRUNCATE_CHARS_PER_TOKEN = 32;
 
 /** What runs the embeddings: an encoder's every hidden state, or a decoder's last one. */
 export type EmbeddingModel = { kind: 'encoder'; model: EncoderModel } | { kind: 'decoder'; model: GpuModel };
@@ -44,6 +51,8 @@ export class EmbeddingEngine {
   /** Most tokens one input may have, special tokens included. */
   readonly maxInputTokens: number;
   private readonly vocabSize: number;
+  /** Characters of a text tokenized when truncating (maxInputTokens × TRUNCATE_CHARS_PER_TOKEN). */
+  private readonly truncateChars: number;
   private readonly queue = new RequestQueue();
   private disposed = false;
 
@@ -64,6 +73,7 @@ export class EmbeddingEngine {
     }
     const modelMax = runner.kind === 'encoder' ? Math.min(runner.model.config.maxPositions, runner.model.maxBatchTokens) : runner.model.contextLength;
     this.maxInputTokens = Math.min(modelMax, inputLimit);
+    this.truncateChars = this.maxInputTokens * TRUNCATE_CHARS_PER_TOKEN;
     this.hiddenSize = runner.kind === 'encoder' ? runner.model.config.hiddenSize : runner.model.spec.hiddenSize;
     this.vocabSize = runner.kind === 'encoder' ? runner.model.config.vocabSize : runner.model.spec.vocabSize;
     this.embeddings = { create: (request, options) => this.createEmbeddings(request, options) };
@@ -119,13 +129,25 @@ export class EmbeddingEngine {
     if (list.length > MAX_EMBEDDING_INPUTS) throw new InvalidRequestError(`input has ${list.length} items; at most ${MAX_EMBEDDING_INPUTS} per request`, 'input');
     const texts = typeof list[0] === 'string';
     if (instruction !== undefined && !texts) throw new InvalidOptionError('instruction', 'texts as input (token ids are the whole input)', instruction);
-    return list.map((item, i) => {
-      const param = list.length === 1 && !Array.isArray(input) ? 'input' : `input[${i}]`;
-      if (texts) {
+    const paramOf = (i: number) => (list.length === 1 && !Array.isArray(input) ? 'input' : `input[${i}]`);
+    if (texts) {
+      // Every text is checked before any is tokenized: tokenizing is synchronous work the request controls.
+      let chars = 0;
+      for (const [i, item] of list.entries()) {
+        const param = paramOf(i);
         if (typeof item !== 'string' || item.length === 0) throw new InvalidRequestError('every input must be a non-empty string (inputs cannot mix texts and token ids)', param);
         if (item.length > MAX_INPUT_CHARS) throw new InvalidRequestError(`${param} has ${item.length} characters; at most ${MAX_INPUT_CHARS}`, param);
-        const text = instruction === undefined ? item : `Instruct: ${instruction}\nQuery:${item}`;
-        return this.tokenizer.encodeTyped(text, { maxLength: this.maxInputTokens, truncate, param });
+        chars += (instruction?.length ?? 0) + (truncate ? Math.min(item.length, this.truncateChars) : item.length);
+      }
+      if (chars > MAX_REQUEST_CHARS) {
+        throw new InvalidRequestError(`the inputs hold ${chars} characters in all; at most ${MAX_REQUEST_CHARS} per request: split them across requests${truncate ? '' : ' or pass truncate: true'}`, 'input');
+      }
+    }
+    return list.map((item, i) => {
+      const param = paramOf(i);
+      if (typeof item === 'string') {
+        const text = truncate ? item.slice(0, this.truncateChars) : item;
+        return this.tokenizer.encodeTyped(instruction === undefined ? text : `Instruct: ${instruction}\nQuery:${text}`, { maxLength: this.maxInputTokens, truncate, param });
       }
       return { ids: this.checkIds(item, param, truncate), typeIds: [] };
     }).map((t) => ({ ids: t.ids, typeIds: t.typeIds.length ? t.typeIds : t.ids.map(() => 0) }));
@@ -181,7 +203,8 @@ export class EmbeddingEngine {
     if (!Number.isInteger(topK) || topK < 1 || topK > this.vocabSize) throw new InvalidOptionError('topK', `an integer from 1 to ${this.vocabSize}`, options.topK);
     if (typeof text !== 'string' || text.length === 0) throw new InvalidRequestError('text must be a non-empty string', 'text');
     if (text.length > MAX_INPUT_CHARS) throw new InvalidRequestError(`text has ${text.length} characters; at most ${MAX_INPUT_CHARS}`, 'text');
-    const input = this.tokenizer.encodeTyped(text, { maxLength: this.maxInputTokens, truncate: options.truncate ?? false, param: 'text' });
+    const truncate = options.truncate ?? false;
+    const input = this.tokenizer.encodeTyped(truncate ? text.slice(0, this.truncateChars) : text, { maxLength: this.maxInputTokens, truncate, param: 'text' });
     const positions = input.ids.flatMap((id, i) => (id === maskId ? [i] : []));
     const mask = this.tokenizer.idToToken(maskId) ?? '[MASK]';
     if (positions.length !== 1) throw new InvalidRequestError(`the text must hold exactly one ${mask} token, found ${positions.length}`, 'text');

@@ -15,7 +15,11 @@ export interface EmbeddingRequest {
   encoding_format?: 'float' | 'base64' | null;
   /** Accepted for compatibility (OpenAI's end-user id); unused. */
   user?: string | null;
-  /** Cut inputs longer than the model takes instead of failing with InputTooLongError (not in OpenAI's API). */
+  /**
+   * Cut inputs longer than the model takes instead of failing with InputTooLongError (not in OpenAI's API). Only a
+   * text's first maxInputTokens × 32 characters are tokenized (TRUNCATE_CHARS_PER_TOKEN). Without it a request's
+   * texts hold at most MAX_REQUEST_CHARS characters in all, each at most MAX_INPUT_CHARS.
+   */
   truncate?: boolean | null;
   /**
    * A task for instruction-tuned embedding models (Qwen3-Embedding): each text becomes

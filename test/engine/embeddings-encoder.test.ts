@@ -4,8 +4,8 @@
  * reference's hidden states (src/model/encoder/reference.ts), batched equal to one by one, base64 equal to float,
  * fill-mask equal to the reference's softmax, and the repo's pooling (modules.json) honoured.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmbeddingEngine, type EmbeddingEngine } from '../../src/embeddings/engine';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createEmbeddingEngine, MAX_REQUEST_CHARS, TRUNCATE_CHARS_PER_TOKEN, type EmbeddingEngine } from '../../src/embeddings/engine';
 import { UnsupportedTaskError } from '../../src/embeddings/errors';
 import { InvalidOptionError, InvalidRequestError } from '../../src/engine/errors';
 import { randomBert, randomBertFiles, SMALL_BERT, type RandomBert } from '../../src/dev/random-encoder';
@@ -114,6 +114,26 @@ describe('BERT with an MLM head, no modules.json (normalised mean pooling)', () 
       await expect(engine.embeddings.create({ input: input as string[] })).rejects.toThrow(InvalidRequestError);
     }
     await expect(engine.embeddings.create({ input: 'x', encoding_format: 'hex' as 'float' })).rejects.toThrow(InvalidOptionError);
+  });
+
+  it('bounds the tokenizer work of a request before tokenizing: characters in all, and only a prefix of a truncated text', async () => {
+    const encode = vi.spyOn(engine.tokenizer, 'encodeTyped');
+    try {
+      const big = 'paris '.repeat(Math.floor(MAX_REQUEST_CHARS / 6 / 3) + 1);
+      await expect(engine.embeddings.create({ input: ['a city', big, big, big] })).rejects.toThrow(/characters in all; at most 2097152 per request/);
+      expect(encode).not.toHaveBeenCalled();
+      // Truncated, the same texts are within the bound: each is cut to maxInputTokens × TRUNCATE_CHARS_PER_TOKEN characters first.
+      const normal = Array.from({ length: 2000 }, (_, i) => WORDS[i % WORDS.length]).join(' ');
+      const [cut] = (await engine.embeddings.create({ input: [normal, big, big, big], truncate: true })).data;
+      expect(Math.max(...encode.mock.calls.map(([text]) => text.length))).toBe(engine.maxInputTokens * TRUNCATE_CHARS_PER_TOKEN);
+      // A normal text truncates as before: its first 40 tokens, as the whole text's.
+      const whole = engine.tokenizer.encodeTyped(normal).ids;
+      const ids = [...whole.slice(0, engine.maxInputTokens - 1), whole[whole.length - 1]];
+      const [expected] = (await engine.embeddings.create({ input: [ids] })).data;
+      expect(cut.embedding).toEqual(expected.embedding);
+    } finally {
+      encode.mockRestore();
+    }
   });
 });
 
