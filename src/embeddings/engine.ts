@@ -100,6 +100,9 @@ export class EmbeddingEngine {
     if (typeof truncate !== 'boolean') throw new InvalidOptionError('truncate', 'a boolean', request.truncate);
     const instruction = request.instruction ?? undefined;
     if (instruction !== undefined && typeof instruction !== 'string') throw new InvalidOptionError('instruction', 'a string', instruction);
+    if (instruction !== undefined && !this.pooling.includePrompt && (this.pooling.mode === 'mean' || this.pooling.mode === 'max')) {
+      throw new UnsupportedTaskError('embeddings', `${this.pooling.source} sets include_prompt: false (the instruction's tokens left out of ${this.pooling.mode} pooling), which is not implemented; send the texts without an instruction`);
+    }
     const inputs = this.tokenizeInputs(request.input, truncate, instruction);
 
     const release = await this.queue.acquire(options.signal);

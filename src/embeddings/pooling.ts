@@ -23,6 +23,11 @@ export interface PoolingConfig {
   normalize: boolean;
   /** Where the choice came from: the file read, or the default taken. */
   source: string;
+  /**
+   * The Pooling config's include_prompt (default true). False asks sentence-transformers to leave an instruction
+   * prefix's tokens out of mean and max pooling; CLS and last-token pooling take one token whatever it says.
+   */
+  includePrompt: boolean;
 }
 
 /** sentence-transformers' Pooling flags, by the mode each selects. */
@@ -51,8 +56,8 @@ export async function readPoolingConfig(files: ModelFiles, decoder: boolean): Pr
   const modules = await readJson(files, 'modules.json');
   if (modules === undefined) {
     return decoder
-      ? { mode: 'lasttoken', normalize: true, source: 'default for decoders (no modules.json)' }
-      : { mode: 'mean', normalize: true, source: 'default for encoders (no modules.json)' };
+      ? { mode: 'lasttoken', normalize: true, source: 'default for decoders (no modules.json)', includePrompt: true }
+      : { mode: 'mean', normalize: true, source: 'default for encoders (no modules.json)', includePrompt: true };
   }
   if (!Array.isArray(modules) || !modules.every(isJsonObject)) throw new ModelConfigError('modules.json', 'must be a list of modules');
   let pooling: JsonObject | undefined;
@@ -85,7 +90,9 @@ export async function readPoolingConfig(files: ModelFiles, decoder: boolean): Pr
   if (modes.length !== 1) {
     throw new ModelConfigError(file, `must select exactly one pooling mode (mean, cls, lasttoken or max), found ${modes.length === 0 ? 'none' : modes.join(' + ')}`);
   }
-  return { mode: modes[0], normalize, source: `modules.json, ${file}` };
+  const includePrompt = config.include_prompt ?? true;
+  if (typeof includePrompt !== 'boolean') throw new ModelConfigError(`${file} include_prompt`, 'must be true or false');
+  return { mode: modes[0], normalize, source: `modules.json, ${file}`, includePrompt };
 }
 
 /** One embedding from an input's hidden states [tokens × hidden], row-major. */

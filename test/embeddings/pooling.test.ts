@@ -17,7 +17,12 @@ describe('readPoolingConfig', () => {
     const withNorm = files({ 'modules.json': modules('Transformer', 'Pooling', 'Normalize'), '1_Pooling/config.json': poolingFlags(['cls_token']) });
     expect(await readPoolingConfig(withNorm, false)).toMatchObject({ mode: 'cls', normalize: true });
     const without = files({ 'modules.json': modules('Transformer', 'Pooling'), '1_Pooling/config.json': poolingFlags(['lasttoken']) });
-    expect(await readPoolingConfig(without, false)).toMatchObject({ mode: 'lasttoken', normalize: false });
+    expect(await readPoolingConfig(without, false)).toMatchObject({ mode: 'lasttoken', normalize: false, includePrompt: true });
+    const flags = { ...JSON.parse(poolingFlags(['mean_tokens'])), include_prompt: false };
+    const noPrompt = files({ 'modules.json': modules('Transformer', 'Pooling'), '1_Pooling/config.json': JSON.stringify(flags) });
+    expect(await readPoolingConfig(noPrompt, false)).toMatchObject({ mode: 'mean', includePrompt: false });
+    const badFlag = files({ 'modules.json': modules('Transformer', 'Pooling'), '1_Pooling/config.json': JSON.stringify({ ...flags, include_prompt: 'no' }) });
+    await expect(readPoolingConfig(badFlag, false)).rejects.toThrow(/include_prompt/);
   });
 
   it('defaults to normalised mean pooling for encoders and last-token pooling for decoders', async () => {

@@ -146,7 +146,7 @@ describe('BERT without an MLM head, CLS pooling from modules.json', () => {
   beforeAll(async () => {
     const files = withFiles(model, {
       'modules.json': JSON.stringify([{ type: `${st}Transformer`, path: '' }, { type: `${st}Pooling`, path: '1_Pooling' }]),
-      '1_Pooling/config.json': JSON.stringify({ pooling_mode_cls_token: true, pooling_mode_mean_tokens: false }),
+      '1_Pooling/config.json': JSON.stringify({ pooling_mode_cls_token: true, pooling_mode_mean_tokens: false, include_prompt: false }),
       'sentence_bert_config.json': JSON.stringify({ max_seq_length: 32 }),
     });
     engine = await createEmbeddingEngine(files, { gpu: await testGpu() });
@@ -160,5 +160,24 @@ describe('BERT without an MLM head, CLS pooling from modules.json', () => {
     const result = await engine.embeddings.create({ input: [ids] });
     expectClose(result.data[0].embedding as number[], forward(ids).hidden.slice(0, SMALL_BERT.hiddenSize), seed);
     await expect(engine.fillMask('the [MASK]')).rejects.toThrow(UnsupportedTaskError);
+  });
+});
+
+describe('BERT with mean pooling and include_prompt: false', () => {
+  const st = 'sentence_transformers.models.';
+  let engine: EmbeddingEngine;
+  beforeAll(async () => {
+    const files = withFiles(randomBert({ ...SMALL_BERT, mlmHead: false }, freshSeed()), {
+      'modules.json': JSON.stringify([{ type: `${st}Transformer`, path: '' }, { type: `${st}Pooling`, path: '1_Pooling' }]),
+      '1_Pooling/config.json': JSON.stringify({ pooling_mode_mean_tokens: true, include_prompt: false }),
+    });
+    engine = await createEmbeddingEngine(files, { gpu: await testGpu() });
+  });
+  afterAll(() => engine?.dispose());
+
+  it('refuses an instruction it would have to leave out of the mean by name, and serves texts without one', async () => {
+    await expect(engine.embeddings.create({ input: TEXTS[0], instruction: 'Find the capital' })).rejects.toThrow(/include_prompt: false/);
+    await expect(engine.embeddings.create({ input: TEXTS[0], instruction: 'Find the capital' })).rejects.toThrow(UnsupportedTaskError);
+    expect((await engine.embeddings.create({ input: TEXTS[0] })).data).toHaveLength(1);
   });
 });
