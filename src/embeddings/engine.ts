@@ -311,7 +311,8 @@ export async function createEmbeddingEngine(source: ModelSource, options: Embedd
   const stConfig = await readJsonFile(files, 'sentence_bert_config.json');
   const stMaxLength = isJsonObject(stConfig) ? positiveInteger(stConfig.max_seq_length) : undefined;
   if (decoder) {
-    const loaded = await loadModel(gpu, files, { dtype, contextLength, memoryBudget, onProgress, signal });
+    // Embeddings read the last hidden state: an LM head (Qwen3-Embedding-4B/8B ship none, untied) is never loaded.
+    const loaded = await loadModel(gpu, files, { dtype, contextLength, memoryBudget, onProgress, signal, withoutLmHead: true });
     try {
       const pooling = await readPoolingConfig(files, true);
       const limit = Math.min(modelMaxLength(loaded.tokenizerConfig) ?? Infinity, stMaxLength ?? Infinity);

@@ -5,6 +5,7 @@
 import type { Gpu } from '../gpu/device';
 import { openSafetensors, openShardedSafetensors, type TensorSource } from '../formats/safetensors';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer';
+import { architectureOf } from './architectures';
 import { parseModelConfig, type ModelSpec } from './config';
 import { ModelFileMissingError, type ModelFiles } from './files';
 import { GpuModel, type GpuModelOptions } from './forward';
@@ -32,6 +33,12 @@ export interface LoadModelOptions extends Omit<GpuModelOptions, 'quantize' | 'ma
   signal?: AbortSignal;
   /** Most checkpoint bytes held at once while streaming (default 16 MiB; a slice is at least 32 rows). */
   sliceBytes?: number;
+  /**
+   * Leave the LM head out, for a model only ever asked for its last hidden state (embeddings): lm_head.weight is
+   * neither required, read nor given a GPU buffer, the model loading as if its embeddings were tied, so its
+   * logits are meaningless.
+   */
+  withoutLmHead?: boolean;
 }
 
 export interface LoadedModel<Model extends LanguageModel = GpuModel> {
@@ -129,10 +136,15 @@ export async function openModel(files: ModelFiles): Promise<OpenedModel> {
 }
 
 export async function loadModel(gpu: Gpu, files: ModelFiles, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const { spec, tokenizer, weights, maskedTokenIds, generationConfig, tokenizerConfig } = await openModel(files);
-  // The tensors the stream reads: a skipped vision tower is never fetched, and its dtype decides nothing.
+  const opened = await openModel(files);
+  const { tokenizer, weights, maskedTokenIds, generationConfig, tokenizerConfig } = opened;
+  const spec = options.withoutLmHead ? { ...opened.spec, tiedEmbeddings: true } : opened.spec;
+  const lmHead = architectureOf(spec).tensors.model.lmHead;
+  // The tensors the stream reads: a skipped vision tower (or LM head) is never fetched, and its dtype decides nothing.
   const skipped = spec.skippedParts.flatMap((p) => p.tensorPrefixes);
-  const read = [...weights.tensors.entries()].filter(([name]) => !skipped.some((prefix) => name.startsWith(prefix))).map(([, t]) => t);
+  const read = [...weights.tensors.entries()]
+    .filter(([name]) => !skipped.some((prefix) => name.startsWith(prefix)) && !(options.withoutLmHead && name === lmHead))
+    .map(([, t]) => t);
   const checkpointDtypes = new Set(read.map((t) => t.dtype));
   const requested = options.dtype;
   const quantize = requested === 'q8' || requested === 'q4' ? requested : undefined;

@@ -129,6 +129,39 @@ describe('embeddings from a decoder (Qwen3-Embedding layout)', () => {
   });
 });
 
+describe('a decoder without an LM head (Qwen3-Embedding-4B/8B: untied, no lm_head.weight)', () => {
+  it('loads without the head and pools the last token as the CPU reference does', async () => {
+    const untiedSeed = freshSeed();
+    const untied = randomModel('qwen3', { ...SHAPE, tiedEmbeddings: false }, untiedSeed);
+    expect(untied.tensors.has('lm_head.weight')).toBe(true);
+    const checkpoint = [...untied.tensors].filter(([name]) => name !== 'lm_head.weight');
+    const headless = memoryFiles(
+      'qwen3-embedding-untied',
+      new Map<string, string | Uint8Array>([
+        ['config.json', JSON.stringify({ ...untied.config, architectures: ['Qwen3Model'] })],
+        ['tokenizer.json', embeddingTokenizerJson()],
+        ['tokenizer_config.json', readFileSync(modelPath('..', 'tokenizers', 'qwen3', 'tokenizer_config.json'), 'utf8')],
+        ['model.safetensors', writeSafetensors(checkpoint.map(([name, t]) => ({ name: name.replace(/^model\./, ''), dtype: 'F32', shape: t.shape, data: t.data })))],
+      ]),
+    );
+    const headlessEngine = await createEmbeddingEngine(headless, { gpu: await testGpu(), contextLength: 64 });
+    try {
+      const ids = headlessEngine.tokenizer.encode('The capital of China is Beijing.');
+      const [result] = (await headlessEngine.embeddings.create({ input: [ids] })).data;
+      // The reference takes the whole model, head included: the last hidden state does not depend on it.
+      const spec = parseModelConfig(untied.config);
+      const reference = createReferenceModel(spec, await loadCanonicalWeights(spec, tensorMapReader(untied.tensors), { dtype: 'f32' }));
+      for (const [pos, id] of ids.entries()) reference.forward(id, pos);
+      const h = reference.lastHidden();
+      const norm = Math.hypot(...h);
+      const c = compare(Float32Array.from(result.embedding as number[]), h.map((v) => v / norm));
+      expect(c.nmse, `nmse ${c.nmse.toExponential(2)}, seed ${untiedSeed}`).toBeLessThanOrEqual(1e-5);
+    } finally {
+      await headlessEngine.dispose();
+    }
+  });
+});
+
 /** The little-endian float32 values of OpenAI's base64 encoding. */
 function decodeBase64(text: string): Float32Array {
   const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
