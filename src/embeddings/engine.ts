@@ -4,7 +4,7 @@
  * chat Engine: an encoder has no KV cache, sampling or chat template, and a decoder loaded for embeddings needs
  * none of the chat machinery either. Two kinds of model serve it:
  * - an encoder (BERT): every token's last hidden state comes back, pooled here as the repo says (./pooling.ts);
- *   inputs are batched, sorted by length so a pass pads little, up to the model's maxBatchTokens per pass;
+ *   inputs are packed back to back (no padding), several per pass, up to the model's maxBatchTokens per pass;
  * - a decoder (Qwen3-Embedding): the final-normed hidden state of the last token (GpuModel.lastHidden), the
  *   last-token pooling such models are trained with; one input per forward pass, the KV cache rewound each time.
  */
@@ -246,8 +246,9 @@ export class EmbeddingEngine {
 }
 
 /**
- * Input indices grouped into passes: sorted by length (longest first) so each pass pads little, a pass growing
- * while its inputs × its longest input stay within maxBatchTokens.
+ * Input indices grouped into passes: sorted by length (longest first), a pass growing while its inputs × its
+ * longest input stay within maxBatchTokens. The encoder packs a pass's inputs back to back, so this bounds
+ * their summed length from above.
  */
 export function batchByLength(inputs: readonly { ids: readonly number[] }[], maxBatchTokens: number): number[][] {
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[b].ids.length - inputs[a].ids.length || a - b);

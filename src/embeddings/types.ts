@@ -64,7 +64,7 @@ export interface FillMaskResult {
 export interface EmbeddingEngineOptions extends Pick<EngineOptions, 'gpu' | 'signal' | 'onProgress' | 'contextLength' | 'memoryBudget'> {
   /** Weights on the GPU: f32 or f16 (default f16 for F16/BF16 checkpoints, f32 for F32 ones). */
   dtype?: 'f32' | 'f16';
-  /** Encoders: most tokens one GPU pass holds, all inputs of a batch padded to the longest (default 4096). */
+  /** Encoders: most tokens one GPU pass holds, its inputs packed back to back (default 4096). */
   maxBatchTokens?: number;
 }
 

@@ -64,7 +64,7 @@ export interface EncoderInput {
 export interface EncoderModel {
   readonly config: EncoderConfig;
   /**
-   * Most tokens one GPU pass holds (inputs × their padded length), allocated once at load. An encode call with
+   * Most tokens one GPU pass holds (its inputs' lengths summed: they are packed back to back), allocated once at load. An encode call with
    * more is run as several passes. An empty input, one longer than this or than maxPositions, an id outside the
    * vocabulary or a type id outside typeVocabSize is an InvalidRequestError naming it (`inputs[2].ids`).
    */
@@ -73,8 +73,8 @@ export interface EncoderModel {
   readonly gpuBytes: number;
   /**
    * Last hidden states (after the last layer's output LayerNorm), one Float32Array [ids.length × hiddenSize]
-   * per input, row-major by token. Inputs of different lengths are padded and masked internally: an input's
-   * result does not depend on what it is batched with.
+   * per input, row-major by token. Inputs of different lengths are packed back to back, each attending to its own
+   * tokens only: an input's result does not depend on what it is batched with.
    */
   encode(inputs: readonly EncoderInput[]): Promise<Float32Array[]>;
   /**
