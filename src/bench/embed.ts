@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     },
   });
   const gpu = await acquireNodeGpu();
-  const software = gpu.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(gpu.adapterName);
+  const software = gpu.isSoftwareAdapter;
   const batches = (values.batches ?? (software ? '1,8' : '1,8,32')).split(',').map(Number);
   const length = Number(values.length);
   const runs = values.runs ? Number(values.runs) : software ? 1 : 10;

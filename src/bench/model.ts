@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     },
   });
   const gpu = await acquireNodeGpu();
-  const software = gpu.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(gpu.adapterName);
+  const software = gpu.isSoftwareAdapter;
   const numbers = (list: string) => list.split(',').map((v) => Number.parseInt(v, 10));
   const base = values.full || !software ? FULL : SHORT;
   const plan: ModelBenchPlan = {
