@@ -10,6 +10,7 @@ import { fromF16 } from '../../src/gpu/f16';
 import { modelPrefix, parseEncoderConfig } from '../../src/model/encoder/config';
 import type { EncoderInput, EncoderModel } from '../../src/model/encoder/encoder-model';
 import { loadEncoderModel } from '../../src/model/encoder/load';
+import { memoryFiles } from '../../src/model/files';
 import { bertReference } from '../../src/model/encoder/reference';
 import { check } from '../../src/selftest/compare';
 import type { Gpu } from '../../src/gpu/device';
@@ -187,6 +188,24 @@ describe('loading a BERT checkpoint', () => {
     } finally {
       encoder.destroy();
     }
+  });
+
+  it('refuses a layer weight too large for the device from config.json alone, before opening any weights', async () => {
+    const gpu = await testGpu();
+    const { maxStorageBufferBindingSize, maxBufferSize } = gpu.device.limits;
+    const limit = Math.min(maxStorageBufferBindingSize, maxBufferSize);
+    const multipleOf64 = (n: number) => 64 * Math.ceil(n / 64);
+    const configOnly = (hidden: number, intermediate: number) =>
+      memoryFiles('config only', new Map([['config.json', JSON.stringify({ ...model.config, hidden_size: hidden, num_attention_heads: hidden / 64, intermediate_size: intermediate, vocab_size: 8, max_position_embeddings: 8 })]]));
+    // The smallest width whose query/key/value weight, staged in f32, is over the limit.
+    const wide = multipleOf64(Math.sqrt(limit / 12) + 1);
+    expect(wide).toBeLessThanOrEqual(16384);
+    await expect(loadEncoderModel(gpu, configOnly(wide, 64), { maxBatchTokens: 1 })).rejects.toMatchObject({ name: 'LimitsExceededError', what: expect.stringMatching(/query\/key\/value/) });
+    // A width whose QKV fits, with an f32 intermediate weight over the limit.
+    const hidden = 64 * Math.floor(Math.sqrt(limit / 12) / 64);
+    const inner = multipleOf64(limit / (4 * hidden) + 1);
+    expect(inner).toBeLessThanOrEqual(65536);
+    await expect(loadEncoderModel(gpu, configOnly(hidden, inner), { maxBatchTokens: 1, dtype: 'f32' })).rejects.toMatchObject({ name: 'LimitsExceededError', what: expect.stringMatching(/intermediate/) });
   });
 
   it('refuses a RoBERTa folder by name before allocating anything', async () => {

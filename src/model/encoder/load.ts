@@ -42,6 +42,12 @@ async function readConfig(files: ModelFiles): Promise<unknown> {
 
 export async function loadEncoderModel(gpu: Gpu, files: ModelFiles, options: LoadEncoderOptions = {}): Promise<EncoderModel> {
   const json = await readConfig(files);
+  const configAlone = parseEncoderConfig(json, false);
+  const maxBatchTokens = options.maxBatchTokens ?? Math.max(DEFAULT_MAX_BATCH_TOKENS, configAlone.maxPositions);
+  if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) throw new ModelConfigError('maxBatchTokens', `must be a positive integer, got ${maxBatchTokens}`);
+  // From the config alone, at the smallest weight dtype, before the weights are opened; again below once
+  // the checkpoint says its dtype and whether it has an MLM head.
+  checkLimits(gpu, configAlone, maxBatchTokens, options.dtype ?? 'f16');
   const source = await openWeights(files);
   const names = source.tensors;
   const prefix = modelPrefix(names);
@@ -49,8 +55,6 @@ export async function loadEncoderModel(gpu: Gpu, files: ModelFiles, options: Loa
   const config = parseEncoderConfig(json, hasMlmHead);
   if (prefix === undefined) throw new ModelWeightsError(EMBEDDING_NAMES.word, [config.vocabSize, config.hiddenSize], null, 'missing (also under the bert. prefix): is this a BERT checkpoint?');
 
-  const maxBatchTokens = options.maxBatchTokens ?? Math.max(DEFAULT_MAX_BATCH_TOKENS, config.maxPositions);
-  if (!Number.isSafeInteger(maxBatchTokens) || maxBatchTokens < 1) throw new ModelConfigError('maxBatchTokens', `must be a positive integer, got ${maxBatchTokens}`);
   const checkpointF32 = [...names.values()].some((t) => t.dtype === 'F32');
   const dtype = options.dtype ?? (checkpointF32 ? 'f32' : 'f16');
   checkLimits(gpu, config, maxBatchTokens, dtype);
@@ -153,6 +157,10 @@ function checkLimits(gpu: Gpu, config: BertConfig, maxBatchTokens: number, dtype
   const largest: [string, number][] = [
     ['the word embeddings', V * D * weightBytes],
     ['the position and token-type table', 4 * P * Y * D],
+    // Staged whole on the host in f32 before upload (so never smaller than its buffer): held to the same bound,
+    // so a config cannot ask the host for gigabytes either.
+    ["a layer's query/key/value weight, staged in f32", 4 * 3 * D * D],
+    ["a layer's intermediate or output weight", I * D * weightBytes],
     ['a [tokens × intermediate] activation', 4 * maxBatchTokens * Math.max(I, 3 * D)],
   ];
   if (config.hasMlmHead) largest.push(['the MLM logits', 4 * MLM_ROWS * V]);
