@@ -3,10 +3,10 @@ export { InvalidRequestError } from '../chat/messages';
 export { InvalidOptionError } from '../sampling/options';
 export { ContextWindowExceededError } from '../model/kv-cache';
 
-/** The engine was disposed (or its device lost and not reloaded) and cannot serve requests. */
+/** The engine (or a model under it) was disposed, or its device lost and not reloaded, and cannot serve requests. */
 export class EngineDisposedError extends Error {
   override readonly name = 'EngineDisposedError';
-  constructor() {
-    super('This engine has been disposed. Create a new one with createEngine().');
+  constructor(message = 'This engine has been disposed. Create a new one with createEngine().') {
+    super(message);
   }
 }

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../../src/chat/messages';
+import { EngineDisposedError } from '../../src/engine/errors';
 import { randomBert, randomBertFiles, SMALL_BERT, type RandomBert } from '../../src/dev/random-encoder';
 import { fromF16 } from '../../src/gpu/f16';
 import { modelPrefix, parseEncoderConfig } from '../../src/model/encoder/config';
@@ -166,6 +167,9 @@ describe('loading a BERT checkpoint', () => {
       expect(live()).toBeGreaterThan(0);
       loaded.destroy();
       expect(live()).toBe(0);
+      // Like a bad input, a destroyed encoder is refused before anything is queued.
+      expect(() => loaded.encode([{ ids: [1, 2] }])).toThrow(EngineDisposedError);
+      expect(() => loaded.maskedLmLogits({ ids: [1, 2] }, [0])).toThrow(EngineDisposedError);
 
       const abort = new AbortController();
       const onProgress = (p: LoadProgress) => {

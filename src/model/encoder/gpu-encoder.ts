@@ -18,6 +18,7 @@ import { prepareGelu } from '../../kernels/gelu/gelu';
 import { prepareMatmul } from '../../kernels/matmul/matmul';
 import { prepareNorm } from '../../kernels/norm/norm';
 import { InvalidRequestError } from '../../chat/messages';
+import { EngineDisposedError } from '../../engine/errors';
 import type { BertConfig } from './config';
 import type { EncoderInput, EncoderModel } from './encoder-model';
 
@@ -220,7 +221,7 @@ export class GpuEncoder implements EncoderModel {
   }
 
   private checkUsable(): void {
-    if (this.destroyed) throw new Error('this encoder was destroyed');
+    if (this.destroyed) throw new EngineDisposedError('This encoder has been destroyed. Load it again with loadEncoderModel().');
     if (this.gpu.lostError) throw this.gpu.lostError;
   }
 
