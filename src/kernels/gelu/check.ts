@@ -20,6 +20,7 @@ export async function checkGelu(gpu: Gpu, c: ElementwiseCase, seed: number, { ga
   const actual = await readF32(gpu, op, out);
   destroyAll(x, out);
   const name = `gelu${erf ? ' erf' : ''}${gated ? ' gated' : ''} ${rowsLabel(c)} D=${D}${c.extremes ? ' extremes' : ''}`;
-  const expected = gated ? gatedGeluRef(data, rows, D) : geluRef(data.subarray(0, rows * D), erf ? 'erf' : 'tanh');
+  const form = erf ? 'erf' : 'tanh';
+  const expected = gated ? gatedGeluRef(data, rows, D, form) : geluRef(data.subarray(0, rows * D), form);
   return checkRows(name, seed, actual, expected);
 }

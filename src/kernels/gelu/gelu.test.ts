@@ -37,11 +37,12 @@ describe('gelu on the GPU against the CPU reference', () => {
     expectPass(await checkGelu(await testGpu(), { maxRows: 7, width: 4864, extremes: true }, freshSeed()));
   });
 
-  it('erf form (BERT): odd widths, fewer rows than the tensors hold, inputs up to ±1e30', async () => {
+  it('erf form (BERT), plain and gated: odd widths, fewer rows than the tensors hold, inputs up to ±1e30', async () => {
     const gpu = await testGpu();
     expectPass(await checkGelu(gpu, { maxRows: 37, width: 4097 }, freshSeed(), { erf: true }));
     expectPass(await checkGelu(gpu, { maxRows: 130, rows: 37, width: 172 }, freshSeed(), { erf: true }));
     expectPass(await checkGelu(gpu, { maxRows: 7, width: 4864, extremes: true }, freshSeed(), { erf: true }));
+    expectPass(await checkGelu(gpu, { maxRows: 9, rows: 5, width: 173 }, freshSeed(), { erf: true, gated: true }));
   });
 
   it('over more than 65535 workgroups (grid folded into 2-D)', async () => {

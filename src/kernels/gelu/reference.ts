@@ -32,11 +32,12 @@ export function geluRef(x: Float32Array, form: 'tanh' | 'erf' = 'tanh'): Float32
   return x.map(form === 'erf' ? geluErf : gelu);
 }
 
-/** GeGLU: rows of x are [gate | up], each D wide; out[r, i] = gelu(gate[r, i])·up[r, i]. */
-export function gatedGeluRef(x: Float32Array, rows: number, D: number): Float32Array {
+/** GeGLU: rows of x are [gate | up], each D wide; out[r, i] = gelu(gate[r, i])·up[r, i], gelu in either form. */
+export function gatedGeluRef(x: Float32Array, rows: number, D: number, form: 'tanh' | 'erf' = 'tanh'): Float32Array {
+  const act = form === 'erf' ? geluErf : gelu;
   const out = new Float32Array(rows * D);
   for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < D; i++) out[r * D + i] = gelu(x[r * 2 * D + i]) * x[r * 2 * D + D + i];
+    for (let i = 0; i < D; i++) out[r * D + i] = act(x[r * 2 * D + i]) * x[r * 2 * D + D + i];
   }
   return out;
 }
