@@ -59,6 +59,8 @@ export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Features to leave off even if present, e.g. to test the no-`shader-f16` path on an f16-capable GPU. */
   disableFeatures?: readonly (typeof OPTIONAL_FEATURES)[number][];
+  /** Request WebGPU's default limits rather than the adapter's best, to test the paths a minimal device takes. */
+  defaultLimits?: boolean;
 }
 
 /**
@@ -100,7 +102,7 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
     (f) => adapter.features.has(f) && !options.disableFeatures?.includes(f),
   );
   const requiredLimits: Record<string, number> = {};
-  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  if (!options.defaultLimits) for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
 
   let device: GPUDevice;
   try {

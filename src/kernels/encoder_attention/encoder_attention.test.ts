@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../gpu/errors';
+import { acquireNodeGpu } from '../../gpu/node';
 import { createTensor } from '../../gpu/tensor';
 import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
 import { checkEncoderAttention, type EncoderAttentionCase } from './check';
@@ -25,6 +26,16 @@ describe('encoder attention on the GPU against the CPU reference', () => {
       expectPass(await checkEncoderAttention(await testGpu(), c, freshSeed()));
     });
   }
+
+  it('heads 1 × 256, lengths [11,12,23], on a device with the default 16 KiB of workgroup memory (fewer rows per block)', async () => {
+    const gpu = await acquireNodeGpu({ defaultLimits: true });
+    try {
+      expect(gpu.device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+      expectPass(await checkEncoderAttention(gpu, { nHeads: 1, headDim: 256, lengths: [11, 12, 23] }, freshSeed()));
+    } finally {
+      gpu.device.destroy();
+    }
+  });
 });
 
 describe('encoder attention rejects bad inputs', () => {
