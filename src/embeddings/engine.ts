@@ -14,6 +14,7 @@ import { ARCHITECTURES } from '../model/architectures';
 import { ModelConfigError } from '../model/config';
 import { loadEncoderModel } from '../model/encoder/load';
 import { ModelFileMissingError, urlFiles, type ModelFiles } from '../model/files';
+import { huggingFaceFetch } from '../net/hf-token';
 import { isJsonObject } from '../util/json';
 import { loadModel, undecodableIds } from '../model/load';
 import type { EncoderInput, EncoderModel } from '../model/encoder/encoder-model';
@@ -303,7 +304,7 @@ export function float32Base64(values: Float32Array): string {
  * tokenizer's model_max_length and sentence-transformers' max_seq_length.
  */
 export async function createEmbeddingEngine(source: ModelSource, options: EmbeddingEngineOptions = {}): Promise<EmbeddingEngine> {
-  const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal }) : source;
+  const files = typeof source === 'string' ? urlFiles(source, { signal: options.signal, fetch: huggingFaceFetch(options.hfToken) }) : source;
   const gpu = options.gpu ?? (await acquireGpu());
   const { dtype, contextLength, memoryBudget, maxBatchTokens, onProgress, signal } = options;
   const config = await readJsonFile(files, 'config.json');

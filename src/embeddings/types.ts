@@ -61,7 +61,7 @@ export interface FillMaskResult {
   sequence: string;
 }
 
-export interface EmbeddingEngineOptions extends Pick<EngineOptions, 'gpu' | 'signal' | 'onProgress' | 'contextLength' | 'memoryBudget'> {
+export interface EmbeddingEngineOptions extends Pick<EngineOptions, 'gpu' | 'signal' | 'onProgress' | 'contextLength' | 'memoryBudget' | 'hfToken'> {
   /** Weights on the GPU: f32 or f16 (default f16 for F16/BF16 checkpoints, f32 for F32 ones). */
   dtype?: 'f32' | 'f16';
   /** Encoders: most tokens one GPU pass holds, its inputs packed back to back (default 4096). */

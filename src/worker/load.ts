@@ -40,10 +40,11 @@ export interface LoadCachedEmbeddingEngineOptions extends LoadEmbeddingEngineOpt
 
 /** loadCachedEngine's counterpart for embeddings: the files through the cache, then createEmbeddingEngine. */
 export async function loadCachedEmbeddingEngine(url: string, options: LoadCachedEmbeddingEngineOptions = {}): Promise<EmbeddingEngine> {
-  const { onProgress, signal, modelId, ...engineOptions } = options;
+  const { onProgress, signal, modelId, hfToken, ...engineOptions } = options;
   const files = await openCachedModel(url, {
     modelId,
     signal,
+    fetch: huggingFaceFetch(hfToken),
     optionalTextFiles: SENTENCE_TRANSFORMERS_FILES,
     onProgress: (p) => onProgress?.({ phase: 'download', ...p }),
   });

@@ -73,7 +73,7 @@ export interface EmbeddingEngineInfo {
   adapterName: string;
 }
 
-export interface LoadEmbeddingEngineOptions extends Pick<EmbeddingEngineOptions, 'dtype' | 'contextLength' | 'maxBatchTokens'> {
+export interface LoadEmbeddingEngineOptions extends Pick<EmbeddingEngineOptions, 'dtype' | 'contextLength' | 'maxBatchTokens' | 'hfToken'> {
   /** Key of the model in the cache; default: derived from the URL by the cache. */
   modelId?: string;
 }
