@@ -37,6 +37,12 @@ export interface GpuModelOptions {
   /** Most tokens one prefill dispatch covers, bounding memory and the time of any single submit. */
   prefillChunk?: number;
   /**
+   * Chunks of 2…shortChunk tokens (a chat turn's new message, a prompt's tail) run decode's matrix-vector
+   * kernel, once per token, instead of the tiled prefill kernel, whose 64-row tiles compute as much for 4
+   * tokens as for 64. Default: DEFAULT_SHORT_CHUNK for the adapter (see there); 1 turns it off.
+   */
+  shortChunk?: number;
+  /**
    * Time every submit on the GPU with timestamp queries (where the device has them) into `stats.gpuMs`.
    * For benchmarks: it waits for each submit's timing, so chunks no longer overlap with encoding.
    */
@@ -94,6 +100,15 @@ export interface ForwardStats {
  * 0..length-1 as cached whatever the cache holds, so decode can be timed deep into the context without
  * prefilling it first (attention costs the same whatever values it reads).
  */
+/**
+ * The default shortChunk. On a software adapter, instruction-bound, matvec costs about one decode step per
+ * token while the tiled kernel costs a 64-row tile's work whatever T: measured on lavapipe (SmolLM2-135M,
+ * f16 and q4), matvec won at every chunk up to 16. On a GPU, bandwidth-bound, matvec reads the weights once
+ * per token and the tiled kernel once per tile, so the tiled kernel wins from a few tokens on (unmeasured
+ * here: 4 keeps matvec to at most four passes over the weights).
+ */
+export const DEFAULT_SHORT_CHUNK = { software: 16, hardware: 4 } as const;
+
 export const ASSUME_CACHED = Symbol('assumeCached');
 
 export class GpuModel implements LanguageModel {
@@ -113,6 +128,9 @@ export class GpuModel implements LanguageModel {
     readonly context: ContextChoice,
     private readonly state: RunState,
     private readonly prefill: Plan,
+    /** The prefill plan with matvec projections, for chunks of at most `shortChunk` tokens; absent when off. */
+    private readonly short: Plan | undefined,
+    private readonly shortChunk: number,
     private readonly decode: Plan,
     private readonly buffers: GPUBuffer[],
     private readonly profiler: Profiler | undefined,
@@ -152,7 +170,9 @@ export class GpuModel implements LanguageModel {
       if (at >= 0) buffers.splice(at, 1);
       t.buffer.destroy();
     };
-    let plans: Promise<[Plan, Plan]> | undefined;
+    const shortChunk = options.shortChunk ?? DEFAULT_SHORT_CHUNK[gpu.isSoftwareAdapter ? 'software' : 'hardware'];
+    if (!Number.isInteger(shortChunk) || shortChunk < 1) throw new ShapeError('model', `shortChunk must be an integer ≥ 1, got ${shortChunk}`);
+    let plans: Promise<Plan[]> | undefined;
     try {
       // Weights and run state are allocated before the weights stream, so the plans, whose pipelines are
       // compiled by createComputePipelineAsync, are prepared while the weights arrive.
@@ -162,7 +182,11 @@ export class GpuModel implements LanguageModel {
       const upWeight = allocated.layers[0]?.wGateUp ?? allocated.layers[0]?.wUp;
       const up = upWeight && rowParts(upWeight)[0].tensor;
       const tune = options.tune === true ? {} : options.tune || undefined;
-      options.onProgress?.({ stage: 'compile', done: 0, total: 2 });
+      // The short plan spans the whole chunk like the prefill plan, so that every launch but the projections
+      // has the prefill plan's pipeline key, and the projections decode's: it compiles nothing of its own.
+      const withShort = chunk > 1 && shortChunk > 1;
+      const plansTotal = withShort ? 3 : 2;
+      options.onProgress?.({ stage: 'compile', done: 0, total: plansTotal });
       const shapes: KernelShapes =
         tune && up
           ? {
@@ -170,17 +194,17 @@ export class GpuModel implements LanguageModel {
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
           : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
-      // Both plans at once, so their pipelines compile side by side.
-      const prepare = async (weights: GpuWeights): Promise<[Plan, Plan]> => {
+      // The plans at once, so their pipelines compile side by side: prefill, decode, then short if any.
+      const prepare = async (weights: GpuWeights): Promise<Plan[]> => {
         let done = 0;
-        const plan = async (maxT: number) => {
-          const p = await preparePlan(gpu, spec, weights, state, maxT, shapes);
-          options.onProgress?.({ stage: 'compile', done: ++done, total: 2 });
+        const plan = async (maxT: number, projections?: 'matvec') => {
+          const p = await preparePlan(gpu, spec, weights, state, maxT, shapes, projections);
+          options.onProgress?.({ stage: 'compile', done: ++done, total: plansTotal });
           return p;
         };
-        const plans = await Promise.allSettled([plan(chunk), plan(1)]);
+        const plans = await Promise.allSettled([plan(chunk), plan(1), ...(withShort ? [plan(chunk, 'matvec')] : [])]);
         const failed = plans.find((p) => p.status === 'rejected');
-        if (!failed) return plans.map((p) => (p as PromiseFulfilledResult<Plan>).value) as [Plan, Plan];
+        if (!failed) return plans.map((p) => (p as PromiseFulfilledResult<Plan>).value);
         for (const p of plans) if (p.status === 'fulfilled') disposePlan(p.value);
         throw failed.reason;
       };
@@ -188,16 +212,16 @@ export class GpuModel implements LanguageModel {
       // Awaited once the weights are in; a failure meanwhile must not surface as an unhandled rejection.
       plans.catch(() => {});
       const gpuWeights = await uploadWeights(gpu, spec, stream, contextLength, track, { ...options, dtype, into: allocated, release, bindingLimit });
-      let [prefill, decode] = await plans;
+      let prepared = await plans;
       if (!sameWeights(allocated, gpuWeights)) {
         // A tensor arrived in another dtype than `dtype` said: the plans must read its new buffer.
-        disposePlan(prefill);
-        disposePlan(decode);
+        prepared.forEach(disposePlan);
         plans = prepare(gpuWeights);
-        [prefill, decode] = await plans;
+        prepared = await plans;
       }
+      const [prefill, decode, short] = prepared;
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-      return new GpuModel(gpu, spec, context, state, prefill, decode, buffers, profiler, shapes, gpuWeights);
+      return new GpuModel(gpu, spec, context, state, prefill, short, shortChunk, decode, buffers, profiler, shapes, gpuWeights);
     } catch (e) {
       await plans?.then((p) => p.forEach(disposePlan), () => {});
       for (const b of buffers) b.destroy();
@@ -269,8 +293,8 @@ export class GpuModel implements LanguageModel {
     this.stats.calls++;
     try {
       for (let done = 0; done < tokens.length; ) {
-        const plan = tokens.length - done === 1 ? this.decode : this.prefill;
-        const T = Math.min(plan.maxT, tokens.length - done);
+        const T = Math.min(this.prefill.maxT, tokens.length - done);
+        const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : this.prefill;
         const pos = start + done;
         const isLast = done + T === tokens.length;
         for (let i = 0; i < T; i++) this.idsScratch[i] = tokens[done + i];
@@ -314,7 +338,7 @@ export class GpuModel implements LanguageModel {
       throw new ShapeError('model', `top-k reads need 1 ≤ k ≤ ${this.topKCapacity} (the topKCapacity loaded), got ${k}`);
     }
     if (k === this.topK) return;
-    for (const plan of [this.prefill, this.decode]) plan.topk?.set({ k });
+    for (const plan of this.plans) plan.topk?.set({ k });
     this.topK = k;
   }
 
@@ -354,8 +378,12 @@ export class GpuModel implements LanguageModel {
     stats.encodeMs += performance.now() - t0;
   }
 
+  private get plans(): Plan[] {
+    return this.short ? [this.prefill, this.short, this.decode] : [this.prefill, this.decode];
+  }
+
   destroy(): void {
-    for (const plan of [this.prefill, this.decode]) disposePlan(plan);
+    for (const plan of this.plans) disposePlan(plan);
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }

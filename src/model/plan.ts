@@ -83,7 +83,12 @@ function fixed(dispatch: Step['dispatch']): Step {
   return { dispatch, update: () => {} };
 }
 
-export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes): Promise<Plan> {
+/**
+ * `projections` forces the matmul kernel of every projection: 'matvec' for a plan of short chunks, which
+ * reads the weights once per row of the chunk but, unlike the tiled kernel, computes nothing for the rest of
+ * a tile's rows (64) past T. By default matvec for one row, tiled for more.
+ */
+export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes, projections?: MatmulArgs['variant']): Promise<Plan> {
   const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile };
   const [x, qkv, q, attn, up] = [s.x, s.qkv, s.q, s.attn, s.up].map((t) => rows(t, maxT));
   const xn = s.xn && rows(s.xn, maxT);
@@ -98,7 +103,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     return Promise.all(
       parts.map(async ({ tensor, firstRow }) => {
         const outputSlice = parts.length > 1 ? { column: firstRow, width: weight.shape[0] } : undefined;
-        return follow(await prepareMatmul(gpu, { ...args, ...shapeArgs, w: tensor, outputSlice }), 'M');
+        return follow(await prepareMatmul(gpu, { variant: projections, ...args, ...shapeArgs, w: tensor, outputSlice }), 'M');
       }),
     );
   };

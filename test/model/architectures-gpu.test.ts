@@ -27,9 +27,11 @@ const TOLERANCE = { f32: 1e-5, f16: 1e-3 };
  * the default f16 cache, where the kernels' last-bit differences can flip a key's or value's f16 rounding.
  */
 const KV = { f32: { kvDtype: 'f32', decodeVsPrefill: 1e-9 }, f16: { kvDtype: 'f16', decodeVsPrefill: 1e-7 } } as const;
-const PROMPT = 21; // two prefill chunks of 16: one full, one partial
+/** Chunks of 16 tokens, of which those of 2…8 run the matvec projections (the short plan), longer ones tiled. */
+const CHUNKS = { prefillChunk: 16, shortChunk: 8 } as const;
+const PROMPT = 21; // two prefill chunks: a full one (tiled), and a short tail of 5
 const DECODE = 3;
-const NEXT_TURN = 6; // a second prompt prefilled after the cached ones (reusing their keys and values)
+const NEXT_TURN = 6; // a second, short, prompt prefilled after the cached ones (reusing their keys and values)
 
 function expectClose(what: string, seed: number, tol: number, actual: Float32Array, expected: Float32Array): void {
   const c = compare(actual, expected);
@@ -50,7 +52,7 @@ describe.each(['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'phi3', 'smollm3', 
       const spec = parseModelConfig(config);
       const weights = await loadCanonicalWeights(spec, tensorMapReader(tensors), { dtype });
       const reference = createReferenceModel(spec, weights);
-      const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, prefillChunk: 16, kvDtype: KV[dtype].kvDtype });
+      const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, ...CHUNKS, kvDtype: KV[dtype].kvDtype });
 
       const rng = createRng(seed);
       const tokens = Array.from({ length: PROMPT + DECODE + NEXT_TURN }, () => rng.int(spec.vocabSize));
@@ -94,7 +96,7 @@ describe.each(NEW_ARCHS)('%s (random weights): greedy decoding and quantized wei
     const spec = parseModelConfig(config);
     const weights = await loadCanonicalWeights(spec, tensorMapReader(tensors));
     const reference = createReferenceModel(spec, weights);
-    const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, prefillChunk: 16, kvDtype: 'f32' });
+    const model = await GpuModel.create(gpu, spec, weights, { contextLength: 64, ...CHUNKS, kvDtype: 'f32' });
     const rng = createRng(seed);
     const prompt = Array.from({ length: 5 }, () => rng.int(spec.vocabSize));
     // 5 + 20 positions: past the sliding window (8) and Phi-3's pre-trained context (16).
@@ -115,7 +117,7 @@ describe.each(NEW_ARCHS)('%s (random weights): greedy decoding and quantized wei
     const { config, tensors } = randomModel(arch, SMALL_MODELS[arch], seed);
     const spec = parseModelConfig(config);
     const weights = await loadCanonicalWeights(spec, tensorMapReader(tensors));
-    const options = { contextLength: 64, prefillChunk: 16, kvDtype: 'f32' } as const;
+    const options = { contextLength: 64, ...CHUNKS, kvDtype: 'f32' } as const;
     const exact = await GpuModel.create(gpu, spec, weights, options);
     const rng = createRng(seed);
     const tokens = Array.from({ length: PROMPT + DECODE }, () => rng.int(spec.vocabSize));
