@@ -1,7 +1,7 @@
 /** What a model run must refuse, and what it must never do per token. */
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/device';
-import { LimitsExceededError } from '../../src/gpu/errors';
+import { LimitsExceededError, ShapeError } from '../../src/gpu/errors';
 import type { ByteSource } from '../../src/formats/sources';
 import type { ModelFiles } from '../../src/model/files';
 import { folderFiles } from '../../src/model/files-node';
@@ -123,6 +123,24 @@ describe('model limits', () => {
     // A prefill chunk adds a pass: its last row is copied out for the head between two passes.
     expect(await delta([1, 403, 407])).toEqual({ submits: 1, passes: 2, dispatches: 1 + 6 * numLayers + 2 });
     model.destroy();
+  });
+
+  it('the short-chunk plan compiles no pipeline of its own, and a shortChunk below 1 is refused before any allocation', async () => {
+    const gpu = await testGpu();
+    const files = folderFiles(modelPath('stories260K'));
+    const options = { contextLength: 64, prefillChunk: 8 };
+    const without = await loadModel(gpu, files, { ...options, shortChunk: 1 });
+    // Pipelines are cached per device: the prefill and decode plans' are compiled, the short plan needs no other.
+    const { result: withShort, created } = await countCreations(gpu, () => loadModel(gpu, files, { ...options, shortChunk: 8 }));
+    expect(created.createComputePipeline + created.createComputePipelineAsync).toBe(0);
+    const prompt = [1, 403, 407, 261, 378];
+    const [expected, actual] = [await without.model.forward(prompt, 'logits'), await withShort.model.forward(prompt, 'logits')];
+    if (expected.kind !== 'logits' || actual.kind !== 'logits') throw new Error('expected logits');
+    expect(actual.logits).not.toEqual(new Float32Array(actual.logits.length));
+    expect(Math.max(...actual.logits.map((v, i) => Math.abs(v - expected.logits[i])))).toBeLessThan(1e-4);
+    without.model.destroy();
+    withShort.model.destroy();
+    await expect(loadModel(gpu, files, { ...options, shortChunk: 0 })).rejects.toThrow(ShapeError);
   });
 
   it('decode and prefill create no GPU buffer, bind group or pipeline after load', async () => {
