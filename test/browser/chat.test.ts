@@ -4,7 +4,7 @@
  * IndexedDB, replies stream exactly what the engine produces, Stop stops, a reload loads from the cache,
  * hostile model output stays inert, JSON mode under this policy (no 'wasm-unsafe-eval') says what the policy
  * lacks, a message the context cannot hold is taken back with New chat offered,
- * a lost device is recovered without losing the conversation.
+ * a lost device is recovered without losing the conversation, a model folder without config.json ends in its typed error.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -274,4 +274,14 @@ it('says what to do where the browser has no WebGPU', async () => {
   const banner = bare.locator('.banner.no-webgpu');
   await expect(banner.textContent()).resolves.toMatch(/WebGPU is not available.*chrome:\/\/flags\/#enable-unsafe-webgpu/s);
   await bare.close();
+});
+
+it('shows the typed download error, not endless loading, when the default model folder lacks config.json', async () => {
+  const { page: broken } = await harness.newPage();
+  await broken.route('**/models/stories260K/config.json', (route) => route.fulfill({ status: 404, body: 'not found' }));
+  await broken.goto(harness.url('/'));
+  await broken.waitForFunction(() => window.__chat?.status === 'error', undefined, { timeout: 30_000 });
+  const error = await broken.evaluate(() => window.__chat!.error);
+  expect(error).toMatchObject({ name: 'HttpError', kind: 'download', message: expect.stringContaining('config.json') });
+  await broken.close();
 });
