@@ -102,12 +102,12 @@ export interface ForwardStats {
  */
 /**
  * The default shortChunk. On a software adapter, instruction-bound, matvec costs about one decode step per
- * token while the tiled kernel costs a 64-row tile's work whatever T: measured on lavapipe (SmolLM2-135M,
- * f16 and q4), matvec won at every chunk up to 16. On a GPU, bandwidth-bound, matvec reads the weights once
- * per token and the tiled kernel once per tile, so the tiled kernel wins from a few tokens on (unmeasured
- * here: 4 keeps matvec to at most four passes over the weights).
+ * token while the tiled kernel costs a 64-row tile's work whatever T: measured on lavapipe (SmolLM2-135M),
+ * matvec won 2–14× up to 16 tokens and 2× at 24; at 32–48 f16 broke even and q4 still won 1.4×. On a GPU,
+ * bandwidth-bound, matvec reads the weights once per token and the tiled kernel once per tile, so the tiled
+ * kernel wins from a few tokens on (unmeasured here: 4 keeps matvec to at most four passes over the weights).
  */
-export const DEFAULT_SHORT_CHUNK = { software: 16, hardware: 4 } as const;
+export const DEFAULT_SHORT_CHUNK = { software: 32, hardware: 4 } as const;
 
 export const ASSUME_CACHED = Symbol('assumeCached');
 
