@@ -17,6 +17,7 @@
  */
 import attentionWgsl from './attention.wgsl?raw';
 import combineWgsl from './attention_combine.wgsl?raw';
+import onlineSoftmaxWgsl from './online_softmax.wgsl?raw';
 import type { Gpu } from '../../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
 import { LimitsExceededError, ShapeError } from '../../gpu/errors';
@@ -55,6 +56,9 @@ type AttentionField =
   | 'statsOffset'
   | 'scale';
 
+/** The online-softmax block step and its workgroup memory, shared with the encoder's attention. */
+export const ONLINE_SOFTMAX = { file: 'online_softmax.wgsl', code: onlineSoftmaxWgsl };
+
 export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
   name: 'attention',
   bindings: [
@@ -89,7 +93,7 @@ export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
     scale: 'f32',
   }),
   shader: { file: 'attention.wgsl', code: attentionWgsl },
-  preludes: (key) => [kvPrelude(key.kv)],
+  preludes: (key) => [kvPrelude(key.kv), ONLINE_SOFTMAX],
   constants: (key) => ({ UNITS: key.units, ROWS: key.rows, BK }),
 };
 

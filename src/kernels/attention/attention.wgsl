@@ -21,10 +21,6 @@ override UNITS: u32; // headDim / 4, at most BK
 override ROWS: u32; // query rows per workgroup, at most MAX_ROWS
 override BK: u32 = 64u; // keys per block = threads per workgroup
 
-const MAX_ROWS: u32 = 16u;
-// Below any real score, yet finite: marks masked scores, and exp(NO_MAX − m) is 0 for any real m.
-const NO_MAX: f32 = -0x1.fffffep+127f; // -FLT_MAX
-
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> kCache: array<KvUnit>;
@@ -33,11 +29,6 @@ const NO_MAX: f32 = -0x1.fffffep+127f; // -FLT_MAX
 @group(0) @binding(5) var<storage, read_write> partials: array<vec4<f32>>;
 
 var<workgroup> qs: array<vec4<f32>, ROWS * UNITS>; // the rows' queries, pre-multiplied by scale
-var<workgroup> scores: array<f32, ROWS * BK>; // the block's scores, then its probabilities
-var<workgroup> rowMax: array<f32, ROWS>;
-var<workgroup> rowAlpha: array<f32, ROWS>; // exp(previous max − this block's max)
-var<workgroup> rowSum: array<f32, ROWS>;
-var<workgroup> partial: array<vec4<f32>, BK>; // one row's sums from every key group, added up at the end
 
 // The first cache position a query at position p sees.
 fn windowStart(p: u32) -> u32 {
@@ -108,27 +99,7 @@ fn main(
     }
     workgroupBarrier();
 
-    if (lid < ROWS) {
-      var mNew = m;
-      for (var j = 0u; j < n; j++) { mNew = max(mNew, scores[lid * BK + j]); }
-      rowAlpha[lid] = exp(m - mNew);
-      rowMax[lid] = mNew;
-      m = mNew;
-    }
-    workgroupBarrier();
-
-    for (var r = 0u; r < ROWS; r++) {
-      let i = r * BK + lid;
-      let sc = scores[i];
-      scores[i] = select(0.0, exp(sc - rowMax[r]), sc > NO_MAX);
-    }
-    workgroupBarrier();
-
-    if (lid < ROWS) {
-      var sum = 0.0;
-      for (var j = 0u; j < n; j++) { sum += scores[lid * BK + j]; }
-      l = fma(l, rowAlpha[lid], sum);
-    }
+    softmax_block(lid, n, &m, &l);
     if (kq < nkq) {
       for (var r = 0u; r < ROWS; r++) { acc[r] *= rowAlpha[r]; }
       for (var j = kq; j < n; j += nkq) {
@@ -143,13 +114,9 @@ fn main(
     rowSum[lid] = l;
   }
   for (var r = 0u; r < ROWS; r++) {
-    workgroupBarrier();
-    partial[lid] = acc[r];
-    workgroupBarrier();
+    let total = sum_key_groups(lid, acc[r], nkq);
     let g = firstRow + r;
     if (lid < UNITS && g <= lastRow) {
-      var total = partial[lid];
-      for (var j = 1u; j < nkq; j++) { total += partial[j * UNITS + lid]; }
       let row = (g / group) * params.nHeads + kvHead * group + g % group;
       if (params.nSplits == 1u) {
         out[row * UNITS + lid] = total / rowSum[r];

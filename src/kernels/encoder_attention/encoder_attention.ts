@@ -13,6 +13,7 @@
  * - blocks: u32 [maxTokens, 4], written per call by `setLengths`: (firstRow, rows, keyStart, keyCount).
  */
 import encoderAttentionWgsl from './encoder_attention.wgsl?raw';
+import { ONLINE_SOFTMAX } from '../attention/attention';
 import type { Gpu } from '../../gpu/device';
 import { KernelDispatch } from '../../gpu/dispatch';
 import { LimitsExceededError, ShapeError } from '../../gpu/errors';
@@ -40,6 +41,7 @@ export const encoderAttentionKernel: KernelSpec<{ units: number; rows: number },
   /** nBlocks: entries of `blocks` this call uses; scale: multiplier of q·k before softmax. */
   uniforms: defineUniforms({ nBlocks: 'u32', nHeads: 'u32', scale: 'f32' }),
   shader: { file: 'encoder_attention.wgsl', code: encoderAttentionWgsl },
+  preludes: () => [ONLINE_SOFTMAX],
   constants: (key) => ({ UNITS: key.units, ROWS: key.rows, BK }),
 };
 

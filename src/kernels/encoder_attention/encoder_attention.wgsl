@@ -14,21 +14,12 @@ override UNITS: u32; // headDim / 4, at most BK
 override ROWS: u32; // query rows per block, at most MAX_ROWS
 override BK: u32 = 64u; // keys per step = threads per workgroup
 
-const MAX_ROWS: u32 = 16u;
-// Below any real score, yet finite: marks masked scores, and exp(NO_MAX − m) is 0 for any real m.
-const NO_MAX: f32 = -0x1.fffffep+127f; // -FLT_MAX
-
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> blocks: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 
 var<workgroup> qs: array<vec4<f32>, ROWS * UNITS>; // the block's queries for this head, pre-multiplied by scale
-var<workgroup> scores: array<f32, ROWS * BK>; // the step's scores, then its probabilities
-var<workgroup> rowMax: array<f32, ROWS>;
-var<workgroup> rowAlpha: array<f32, ROWS>; // exp(previous max − this step's max)
-var<workgroup> rowSum: array<f32, ROWS>;
-var<workgroup> partial: array<vec4<f32>, BK>; // one row's sums from every key group, added up at the end
 
 @compute @workgroup_size(BK)
 fn main(
@@ -84,27 +75,7 @@ fn main(
     }
     workgroupBarrier();
 
-    if (lid < ROWS) {
-      var mNew = m;
-      for (var j = 0u; j < n; j++) { mNew = max(mNew, scores[lid * BK + j]); }
-      rowAlpha[lid] = exp(m - mNew);
-      rowMax[lid] = mNew;
-      m = mNew;
-    }
-    workgroupBarrier();
-
-    for (var r = 0u; r < ROWS; r++) {
-      let i = r * BK + lid;
-      let sc = scores[i];
-      scores[i] = select(0.0, exp(sc - rowMax[r]), sc > NO_MAX);
-    }
-    workgroupBarrier();
-
-    if (lid < ROWS) {
-      var sum = 0.0;
-      for (var j = 0u; j < n; j++) { sum += scores[lid * BK + j]; }
-      l = fma(l, rowAlpha[lid], sum);
-    }
+    softmax_block(lid, n, &m, &l);
     if (kq < nkq) {
       for (var r = 0u; r < ROWS; r++) { acc[r] *= rowAlpha[r]; }
       for (var j = kq; j < n; j += nkq) {
@@ -116,12 +87,8 @@ fn main(
 
   if (lid < ROWS) { rowSum[lid] = l; }
   for (var r = 0u; r < ROWS; r++) {
-    workgroupBarrier();
-    partial[lid] = acc[r];
-    workgroupBarrier();
+    let total = sum_key_groups(lid, acc[r], nkq);
     if (lid < UNITS && r < nRows) {
-      var total = partial[lid];
-      for (var j = 1u; j < nkq; j++) { total += partial[j * UNITS + lid]; }
       out[(firstRow + r) * width + headAt + lid] = total / rowSum[r];
     }
   }
