@@ -56,6 +56,8 @@ export async function startBrowser(plugins: Plugin[] = [], options: BrowserOptio
 export const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'";
 /** STRICT_CSP plus the one directive WebAssembly needs (structured output, tool calls, the CPU backend). */
 export const WASM_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'");
+/** What the CPU backend adds to STRICT_CSP: WebAssembly compilation, and wllama's workers from blob: URLs. */
+export const CPU_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:");
 
 function viteCli(args: string[]): void {
   // A child process, as `npm run build` runs it: inside vitest NODE_ENV is 'test', which would make a dev build.
@@ -69,7 +71,7 @@ function viteCli(args: string[]): void {
  * it with `vite preview`, every response carrying `csp` (STRICT_CSP unless given), so the tests see what
  * `npm start` serves under a policy that forbids inline scripts, eval and foreign workers.
  */
-export async function startPreviewBrowser(csp = STRICT_CSP): Promise<BrowserHarness> {
+export async function startPreviewBrowser(csp = STRICT_CSP, options: BrowserOptions = {}): Promise<BrowserHarness> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash .ci/install\` to install Chromium`);
   const outDir = mkdtempSync(join(tmpdir(), 'webgpu-llm-preview-'));
   viteCli(['build', '--logLevel', 'error', '--emptyOutDir', '--outDir', outDir]);
@@ -94,7 +96,7 @@ export async function startPreviewBrowser(csp = STRICT_CSP): Promise<BrowserHarn
   return launch(port, async () => {
     await server.close();
     rmSync(outDir, { recursive: true, force: true });
-  });
+  }, options);
 }
 
 async function launch(port: number, closeServer: () => Promise<void>, options: BrowserOptions = {}): Promise<BrowserHarness> {

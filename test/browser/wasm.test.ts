@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { greedyGolden } from '../models';
 import type { Plugin } from 'vite';
-import { startBrowser, STRICT_CSP, type BrowserHarness } from '../../src/dev/browser';
+import { CPU_CSP, startBrowser, STRICT_CSP, type BrowserHarness } from '../../src/dev/browser';
 import type { WasmState } from './wasm-page';
 
 async function runPage(harness: BrowserHarness, query: Record<string, string>): Promise<{ state: WasmState; consoleErrors: string[] }> {
@@ -21,8 +21,6 @@ async function runPage(harness: BrowserHarness, query: Record<string, string>): 
   return { state, consoleErrors };
 }
 
-/** What the CPU path adds to the strict policy: WebAssembly compilation, and wllama's workers from blob: URLs. */
-const CPU_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:");
 const POLICIES: Record<string, string> = {
   strict: STRICT_CSP,
   'wasm-only': STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'"),
