@@ -2,7 +2,7 @@
  * The chat page's conversation store on a Map (the browser's IndexedDB path is in test/browser/conversations):
  * saved conversations list latest first without their messages, reopen as saved, one cut off mid-reply comes
  * back marked interrupted, rename and delete, a delete wins over a later save, the limits refuse with a
- * problem instead of throwing, a failing backend reports once per call and loses nothing in memory, and
+ * problem instead of throwing, a failing backend reports once per call and loses nothing in memory (a failed first read is retried), and
  * the throttled saver writes at most once per interval with the latest state.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -124,6 +124,20 @@ describe('ConversationStore', () => {
     expect(problems[1].message).toContain('disk on fire');
     backend.failWith = undefined;
     expect((await store.list()).map((s) => s.id)).toEqual(['a']);
+  });
+
+  it('reads the stored ids again after the first read failed, instead of failing every later call', async () => {
+    const problems: StoreProblem[] = [];
+    const backend = observedBackend();
+    await new ConversationStore(backend).save(record('a', 1, entries('saved before the reload')));
+    const store = new ConversationStore(backend, (p) => problems.push(p));
+    backend.failWith = new Error('database busy');
+    await expect(store.save(record('b', 2, entries('lost')))).resolves.toBe(false);
+    backend.failWith = undefined;
+    await expect(store.save(record('c', 3, entries('saved')))).resolves.toBe(true);
+    expect((await store.list()).map((s) => s.id)).toEqual(['c', 'a']);
+    await expect(store.remove('a')).resolves.toBe(true);
+    expect(problems.map((p) => p.kind)).toEqual(['failed']);
   });
 
   it('where there is no IndexedDB (as in Node) says so and keeps conversations in memory', async () => {

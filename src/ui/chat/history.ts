@@ -139,7 +139,14 @@ export class ConversationStore {
   ) {}
 
   private ids(): Promise<Set<string>> {
-    this.known ??= this.backend.keys().then((all) => new Set(all.filter((k) => k.startsWith(SUMMARY)).map((k) => k.slice(SUMMARY.length))));
+    // A failed read is forgotten, so the next call reads again rather than failing for the page's life.
+    this.known ??= this.backend
+      .keys()
+      .then((all) => new Set(all.filter((k) => k.startsWith(SUMMARY)).map((k) => k.slice(SUMMARY.length))))
+      .catch((error: unknown) => {
+        this.known = undefined;
+        throw error;
+      });
     return this.known;
   }
 
