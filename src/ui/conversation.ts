@@ -70,7 +70,7 @@ export type TurnOutcome =
       status: 'failed';
       error: unknown;
       description: ErrorDescription;
-      /** The user's text, for the input box: the turn is no longer in the conversation. */
+      /** The user's text, for the input box: the turn is no longer in the conversation (a turn it replaced is back). */
       text: string;
       /** The conversation is too long for the context: only a new chat can go on. */
       offerNewChat: boolean;
@@ -97,6 +97,8 @@ export class Conversation {
   private generation: AbortController | undefined;
   /** Counts New chats, so a turn that outlives its conversation leaves the next one alone. */
   private epoch = 0;
+  /** The whole conversation before the last take-back: put back if the turn sent in its place fails. */
+  private beforeTakeBack: ConversationEntry[] | undefined;
   /** The request of the latest turn, as sent. */
   lastRequest: TurnRequest | null = null;
 
@@ -130,6 +132,7 @@ export class Conversation {
   restore(entries: readonly ConversationEntry[]): void {
     this.stop();
     this.epoch++;
+    this.beforeTakeBack = undefined;
     this.turns = entries.map((entry) => structuredClone(entry));
     this.bubbles.clear();
     for (const { message, ending } of this.turns) {
@@ -142,7 +145,8 @@ export class Conversation {
 
   /**
    * Takes back the last user message and everything after it (to edit it, or to ask again for a new reply)
-   * and returns its text; null when there is none. Not while a reply is being written.
+   * and returns its text; null when there is none. Not while a reply is being written. Where the next turn
+   * fails, what was taken back comes back, so a failed edit or regenerate loses nothing.
    */
   takeBackLastTurn(): string | null {
     if (this.generation) throw new Error('A reply is still being written; stop it or wait for it first.');
@@ -150,7 +154,9 @@ export class Conversation {
     while (last >= 0 && this.turns[last].message.role !== 'user') last--;
     if (last < 0) return null;
     const text = messageText(this.turns[last].message);
+    const before = this.turns;
     this.restore(this.turns.slice(0, last));
+    this.beforeTakeBack = before;
     return text;
   }
 
@@ -166,6 +172,8 @@ export class Conversation {
   ): Promise<TurnOutcome> {
     if (this.generation) throw new Error('A reply is still being written; stop it or wait for it before sending.');
     const epoch = this.epoch;
+    const takenBackFrom = this.beforeTakeBack;
+    this.beforeTakeBack = undefined;
     this.turns.push({ message: { role: 'user', content: text } });
     const question = this.bubbles.append('user', text);
     const reply = this.bubbles.append('assistant', '', 'streaming');
@@ -209,6 +217,7 @@ export class Conversation {
       this.turns.pop();
       question.remove();
       reply.remove();
+      if (takenBackFrom) this.restore(takenBackFrom);
       const description = describeError(error);
       return { status: 'failed', error, description, text, offerNewChat: description.kind === 'context' };
     } finally {

@@ -4,7 +4,7 @@
  * arrived), a conversation too long for the context says so and offers New chat, Stop keeps the reply,
  * a turn that outlives New chat leaves the new conversation alone, JSON mode and tools go into the request
  * and tool calls into the reply, and a saved conversation is restored with how its replies ended, and its
- * last turn taken back for edit or regenerate.
+ * last turn taken back for edit or regenerate (and put back where its replacement fails).
  */
 import { describe, expect, it } from 'vitest';
 import type { ChatCompletionChunk, ChatFinishReason, RequestOptions, ToolCall } from '../../src/engine/types';
@@ -291,5 +291,38 @@ describe('Conversation', () => {
     expect(conversation.takeBackLastTurn()).toBe('one');
     expect(conversation.takeBackLastTurn()).toBeNull();
     expect(bubbles.shown).toEqual([]);
+  });
+
+  it('puts a taken-back turn back where the edit or regenerate that replaced it fails, and only then', async () => {
+    const bubbles = recordingBubbles();
+    const conversation = new Conversation(bubbles);
+    const saved = [
+      { message: { role: 'user' as const, content: 'only question' } },
+      { message: { role: 'assistant' as const, content: 'only answer' }, ending: 'length' as const },
+    ];
+    conversation.restore(saved);
+    const engine = scriptedEngine(failWith(new Error('boom'), 'Half'), replyWith('New answer'), failWith(new Error('again')));
+    expect(conversation.takeBackLastTurn()).toBe('only question');
+    const failed = await conversation.send(engine, 'only question, edited', SETTINGS);
+    expect(failed).toMatchObject({ status: 'failed', text: 'only question, edited' });
+    expect(conversation.entries).toEqual(saved);
+    expect(bubbles.shown.map((b) => [b.text, b.state])).toEqual([
+      ['only question', 'done'],
+      ['only answer', 'done'],
+    ]);
+
+    // Once a replacement succeeded, a later failure takes back only its own turn.
+    conversation.takeBackLastTurn();
+    await conversation.send(engine, 'asked again', SETTINGS);
+    const after = structuredClone(conversation.entries);
+    await conversation.send(engine, 'next', SETTINGS);
+    expect(conversation.entries).toEqual(after);
+    expect(after.map((e) => e.message.content)).toEqual(['asked again', 'New answer']);
+
+    // New chat after a take-back forgets it: a failure then leaves the new conversation empty.
+    conversation.takeBackLastTurn();
+    conversation.clear();
+    await conversation.send(scriptedEngine(failWith(new Error('no'))), 'fresh', SETTINGS);
+    expect(conversation.entries).toEqual([]);
   });
 });

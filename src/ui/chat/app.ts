@@ -654,6 +654,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       toolChoice: settings.toolChoice,
     };
     // A new conversation gets its id with its first message; each turn records the model that answers it.
+    const startsConversation = !current;
     setCurrent({ ...(current ?? { id: newConversationId(), createdAt: Date.now(), title: null }), model: state.modelId });
     const partial = (content: string) => record([...conversation.entries, { message: { role: 'assistant', content } }], true);
     const outcome = conversation.send(turnEngine, text, turnSettings, (content) => {
@@ -672,20 +673,24 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     }
     const ended = await outcome;
     if (engine === turnEngine) reportOutcome(ended);
-    await saveTurn(ended);
+    await saveTurn(ended, startsConversation);
     if (engine === turnEngine) setStatus('ready');
   }
 
-  /** The turn's last save: the conversation as it now stands, or, where its only turn failed, none of it. */
-  async function saveTurn(outcome: TurnOutcome): Promise<void> {
+  /**
+   * The turn's last save: the conversation as it now stands (a failed edit or regenerate has put back the
+   * turn it replaced), or none of it where the turn that started it failed.
+   */
+  async function saveTurn(outcome: TurnOutcome, startsConversation: boolean): Promise<void> {
     if (outcome.status === 'cleared') return;
     const entries = conversation.entries;
-    const finished = record(entries, false);
-    if (entries.length && finished) saver.update(finished);
-    else if (current) {
+    if (startsConversation && !entries.length && current) {
       saver.cancel();
       await store?.remove(current.id);
       setCurrent(null);
+    } else {
+      const finished = record(entries, false);
+      if (finished) saver.update(finished);
     }
     await saver.flush();
     await renderConversationList();
