@@ -56,6 +56,8 @@ export class EmbeddingEngine {
   private readonly truncateChars: number;
   private readonly queue = new RequestQueue();
   private disposed = false;
+  /** Ids the tokenizer has no token for (a vocabulary padded past the tokenizer's), found on the first fill-mask. */
+  private undecodable: number[] | undefined;
 
   constructor(
     /** The GPU the model runs on. */
@@ -221,8 +223,8 @@ export class EmbeddingEngine {
     } finally {
       release();
     }
-    // Ids the tokenizer has no token for (a vocabulary padded past the tokenizer's) are never candidates.
-    for (const id of undecodableIds(this.tokenizer, logits.length)) logits[id] = -Infinity;
+    this.undecodable ??= undecodableIds(this.tokenizer, logits.length);
+    for (const id of this.undecodable) logits[id] = -Infinity;
     const probs = softmax(logits);
     const best = topIndices(probs, topK);
     return best.map((id) => {

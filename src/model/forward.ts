@@ -85,6 +85,8 @@ export interface GpuModelOptions {
 export interface ForwardStats {
   calls: number;
   submits: number;
+  /** Chunks that ran through the short-chunk plan (matvec projections), of the submits. */
+  shortChunks: number;
   passes: number;
   dispatches: number;
   /** GPU→CPU bytes copied back (token ids or logits). */
@@ -96,11 +98,6 @@ export interface ForwardStats {
 }
 
 /**
- * Benchmarks only (the package does not export it): the key of GpuModel's method that takes positions
- * 0..length-1 as cached whatever the cache holds, so decode can be timed deep into the context without
- * prefilling it first (attention costs the same whatever values it reads).
- */
-/**
  * The default shortChunk. On a software adapter, instruction-bound, matvec costs about one decode step per
  * token while the tiled kernel costs a 64-row tile's work whatever T: measured on lavapipe (SmolLM2-135M),
  * matvec won 2–14× up to 16 tokens and 2× at 24; at 32–48 f16 broke even and q4 still won 1.4×. On a GPU,
@@ -109,10 +106,15 @@ export interface ForwardStats {
  */
 export const DEFAULT_SHORT_CHUNK = { software: 32, hardware: 4 } as const;
 
+/**
+ * Benchmarks only (the package does not export it): the key of GpuModel's method that takes positions
+ * 0..length-1 as cached whatever the cache holds, so decode can be timed deep into the context without
+ * prefilling it first (attention costs the same whatever values it reads).
+ */
 export const ASSUME_CACHED = Symbol('assumeCached');
 
 export class GpuModel implements LanguageModel {
-  readonly stats: ForwardStats = { calls: 0, submits: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
+  readonly stats: ForwardStats = { calls: 0, submits: 0, shortChunks: 0, passes: 0, dispatches: 0, readbackBytes: 0, encodeMs: 0, gpuMs: 0 };
   /** Bytes of every GPU buffer the model holds: weights, KV cache, activations (allocated once, at load). */
   readonly allocatedBytes: number;
   /** Weight bytes one decode token reads: every layer's tensors, the final norm, the LM head, one embedding row. */
@@ -295,6 +297,7 @@ export class GpuModel implements LanguageModel {
       for (let done = 0; done < tokens.length; ) {
         const T = Math.min(this.prefill.maxT, tokens.length - done);
         const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : this.prefill;
+        if (plan === this.short) this.stats.shortChunks++;
         const pos = start + done;
         const isLast = done + T === tokens.length;
         for (let i = 0; i < T; i++) this.idsScratch[i] = tokens[done + i];

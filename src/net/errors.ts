@@ -4,6 +4,8 @@
  * the signal's reason (an AbortError), as everywhere else in the engine.
  */
 
+import { isHuggingFaceUrl } from './hf-token';
+
 export type HttpErrorCode =
   /** A non-2xx status (404, 403, 500, ...); see `status`. */
   | 'status'
@@ -39,7 +41,7 @@ function hint(code: HttpErrorCode, status: number, url: string): string {
   switch (code) {
     case 'status':
       if (status === 404) return 'No file at this URL: check the model URL and the file name.';
-      if ((status === 401 || status === 403) && url.startsWith('https://huggingface.co/')) {
+      if ((status === 401 || status === 403) && isHuggingFaceUrl(url)) {
         return (
           `This Hugging Face repo is gated or private: sign in on huggingface.co, accept the model's license on ` +
           `${huggingFaceRepoUrl(url) ?? 'its page'}, then add an access token with read access (the Models panel, ` +

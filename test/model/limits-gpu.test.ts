@@ -138,6 +138,8 @@ describe('model limits', () => {
     if (expected.kind !== 'logits' || actual.kind !== 'logits') throw new Error('expected logits');
     expect(actual.logits).not.toEqual(new Float32Array(actual.logits.length));
     expect(Math.max(...actual.logits.map((v, i) => Math.abs(v - expected.logits[i])))).toBeLessThan(1e-4);
+    // The five tokens went through the short plan with it on, and through the tiled one with it off.
+    expect([withShort.model.stats.shortChunks, without.model.stats.shortChunks]).toEqual([1, 0]);
     without.model.destroy();
     withShort.model.destroy();
     await expect(loadModel(gpu, files, { ...options, shortChunk: 0 })).rejects.toThrow(ShapeError);
