@@ -139,6 +139,8 @@ it('edits and resends the last message, regenerates the last reply, copies a rep
   expect(regenerated.lastRequest?.messages).toEqual([{ role: 'user', content: 'Once upon a time, a cat' }]);
 
   await page.click('.message.assistant .copy');
+  // The label changes once the clipboard write has resolved.
+  await page.waitForFunction(() => document.querySelector('.message.assistant .copy')?.textContent !== 'Copy');
   await expect(page.locator('.message.assistant .copy').textContent()).resolves.toBe('Copied');
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(regenerated.messages[1].content);
 });
