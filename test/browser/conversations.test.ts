@@ -6,7 +6,8 @@
  * reply copied; a title renamed stays renamed; a page closed mid-reply keeps the reply so far, marked
  * interrupted; a deleted conversation is gone from IndexedDB. JSON mode constrains the reply to JSON (the
  * model knows none), and a forced tool call is shown as a block that is saved with the conversation; <llm-chat>
- * does the same through its jsonMode, tools and toolChoice properties.
+ * does the same through its jsonMode, tools and toolChoice properties. A message sent while another
+ * conversation is being opened stays where it was sent.
  */
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -214,6 +215,29 @@ it('deletes a conversation for good: gone from the list, from IndexedDB, and aft
   await waitForStatus('ready');
   expect((await chatState()).messages).toEqual([]);
   expect((await listed()).map((r) => r.id)).toEqual([kept.id]);
+});
+
+it('a message sent while another conversation is being opened stays in the conversation it was sent in', async () => {
+  const { conversationId: other } = await chatState();
+  expect(other).toBeNull();
+  const [{ id: saved }] = await listed();
+  await page.fill('input[name=maxTokens]', '8');
+  await send(PROMPT);
+  const { conversationId: here } = await chatState();
+  const before = await page.evaluateHandle(() => window.__chat!.lastRequest);
+  // The open waits for IndexedDB; the message is sent in the same task as the click, before the open ends.
+  await page.evaluate((id) => {
+    document.querySelector<HTMLButtonElement>(`.conversation-list li[data-id="${id}"] .open`)!.click();
+    document.querySelector<HTMLTextAreaElement>('.composer textarea')!.value = 'And then';
+    document.querySelector<HTMLFormElement>('.composer')!.requestSubmit();
+  }, saved);
+  await page.waitForFunction((previous) => window.__chat!.lastRequest !== previous && window.__chat!.status === 'ready', before);
+  const state = await chatState();
+  expect(state.conversationId).toBe(here);
+  expect(state.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+  expect(state.messages[2].content).toBe('And then');
+  const stored = await storedConversations();
+  expect(stored.values).not.toContain('"writing":true');
 });
 
 it('JSON mode constrains the reply to JSON, and switched off sends no response_format', async () => {

@@ -409,6 +409,8 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     if (id === current?.id && !conversation.busy) return;
     await settleTurn();
     const saved = await store?.open(id);
+    // A message sent while the store was read belongs to the conversation on screen: that one stays.
+    if (conversation.busy || state.status === 'generating') return;
     if (!saved) {
       await renderConversationList();
       return;
