@@ -30,6 +30,7 @@ import { formatBytes, formatSeconds } from '../format';
 import { createMessageList, type MessageRole, type MessageView } from '../messages';
 import { customEntry, loadCatalog, refreshCached, saveCustom, type Catalog, type DtypeChoice, type ModelEntry } from './catalog';
 import {
+  cleanTitle,
   newConversationId,
   openConversationStore,
   ThrottledSaver,
@@ -390,8 +391,14 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     const form = h('form', { class: 'rename-form' }, field, h('button', { type: 'submit' }, 'Save'), cancel);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      // The conversation on screen takes the title before the store's write, so a reply's save queued
+      // meanwhile carries it rather than writing the old one back.
+      const onScreen = current?.id === summary.id;
+      const previous = current?.title ?? null;
+      const title = cleanTitle(field.value, store?.limits.maxTitleChars);
+      if (onScreen && current && title) current.title = title;
       const renamed = await store?.rename(summary.id, field.value);
-      if (renamed && current?.id === summary.id) current.title = renamed;
+      if (onScreen && current?.id === summary.id) current.title = renamed ?? previous;
       await renderConversationList();
     });
     cancel.addEventListener('click', () => void renderConversationList());

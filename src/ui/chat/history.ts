@@ -85,6 +85,11 @@ export function memoryBackend(): KeyValueBackend {
   };
 }
 
+/** A title as given for a rename: whitespace collapsed, cut to `max` characters; '' where none is left. */
+export function cleanTitle(title: string, max = DEFAULT_LIMITS.maxTitleChars): string {
+  return title.replace(/\s+/g, ' ').trim().slice(0, max);
+}
+
 /** A conversation's title from its first user message: whitespace collapsed, cut to `max` characters. */
 export function titleFrom(entries: readonly ConversationEntry[], max = DEFAULT_LIMITS.maxTitleChars): string {
   const first = entries.find((entry) => entry.message.role === 'user');
@@ -224,7 +229,7 @@ export class ConversationStore {
 
   /** Gives the conversation a new title (whitespace collapsed, cut to the limit) and returns it; null where it was not renamed. */
   rename(id: string, title: string): Promise<string | null> {
-    const clean = title.replace(/\s+/g, ' ').trim().slice(0, this.limits.maxTitleChars);
+    const clean = cleanTitle(title, this.limits.maxTitleChars);
     if (!clean) return Promise.resolve(null);
     return this.serial(async () => {
       try {
