@@ -62,6 +62,9 @@ function numberAttribute(element: HTMLElement, name: string, fallback: number | 
   return Number.isFinite(value) ? value : fallback;
 }
 
+/** The properties a page may set before the element is defined. */
+const UPGRADED_PROPERTIES = ['tools', 'toolChoice', 'jsonMode'] as const;
+
 /** Registers the element (once) under `tagName`. Done by the script-tag build on load. */
 export function defineLlmChat(tagName = 'llm-chat'): void {
   if (customElements.get(tagName)) return;
@@ -84,11 +87,19 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
     private readonly send = this.makePart('button', 'send');
     private readonly stop = this.makePart('button', 'stop');
     private loading: AbortController | undefined;
-    tools: Tool[] | null = null;
+    private toolList: Tool[] | null = null;
     private chosenTool: ToolChoice | null = null;
 
     constructor() {
       super();
+      // Set on the element before it was defined (an upgrade): those became own properties that hide the
+      // accessors below; each goes through its setter instead.
+      for (const name of UPGRADED_PROPERTIES) {
+        if (!Object.hasOwn(this, name)) continue;
+        const value: unknown = this[name];
+        delete this[name];
+        Object.assign(this, { [name]: value });
+      }
       const root = this.attachShadow({ mode: 'open' });
       root.adoptedStyleSheets = [sheet];
       const header = this.makePart('div', 'header');
@@ -130,6 +141,14 @@ export function defineLlmChat(tagName = 'llm-chat'): void {
 
     set jsonMode(on: boolean) {
       this.toggleAttribute('json-mode', Boolean(on));
+    }
+
+    get tools(): Tool[] | null {
+      return this.toolList;
+    }
+
+    set tools(list: Tool[] | null) {
+      this.toolList = list;
     }
 
     get toolChoice(): ToolChoice | null {

@@ -6,8 +6,8 @@
  * reply copied; a title renamed stays renamed; a page closed mid-reply keeps the reply so far, marked
  * interrupted; a deleted conversation is gone from IndexedDB. JSON mode constrains the reply to JSON (the
  * model knows none), and a forced tool call is shown as a block that is saved with the conversation; <llm-chat>
- * does the same through its jsonMode, tools and toolChoice properties. A message sent while another
- * conversation is being opened stays where it was sent.
+ * does the same through its jsonMode, tools and toolChoice properties, also ones set before the element was
+ * defined. A message sent while another conversation is being opened stays where it was sent.
  */
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -338,6 +338,18 @@ it('<llm-chat> has JSON mode (attribute and property) and shows the tool calls i
   await expect(chat.locator('.message.assistant').last().locator('.tool-call .name').textContent()).resolves.toBe('get_weather');
   const shown = await chat.locator('.message.assistant').last().locator('.tool-call .arguments').textContent();
   expect(JSON.parse(shown ?? '')).toEqual(JSON.parse(reply.toolCalls[0].function.arguments));
+
+  // Properties a page sets before the element is defined are taken over when it is (an upgrade).
+  const upgraded = await host.evaluate((t) => {
+    const el = document.createElement('llm-chat-late') as HTMLElement & Record<string, unknown>;
+    Object.assign(el, { tools: t, toolChoice: 'required', jsonMode: true });
+    window.WebGPULLM!.defineLlmChat('llm-chat-late');
+    customElements.upgrade(el);
+    const chat = el as unknown as LlmChatElement;
+    const hiding = ['tools', 'toolChoice', 'jsonMode'].filter((name) => Object.hasOwn(el, name));
+    return { tools: chat.tools, toolChoice: chat.toolChoice, jsonMode: el.hasAttribute('json-mode'), hiding };
+  }, tools);
+  expect(upgraded).toEqual({ tools, toolChoice: 'required', jsonMode: true, hiding: [] });
   expect(pageErrors).toEqual([]);
   await host.close();
 });
