@@ -124,9 +124,11 @@ describe.each(NEW_ARCHS)('%s (random weights): greedy decoding and quantized wei
     const expected = [logitsOf(await exact.forward(tokens.slice(0, PROMPT), 'logits'))];
     for (let p = PROMPT; p < PROMPT + DECODE; p++) expected.push(logitsOf(await exact.forward([tokens[p]], 'logits')));
     exact.destroy();
-    // One prompt of a 64-wide random model measured NMSE 1e-4 to 4e-4 with q8 and 0.02 to 0.21 with q4 (group-32
-    // int4); a wrong path gives unrelated logits, NMSE 1 or more.
-    for (const [quantize, bound] of [['q8', 3e-3], ['q4', 0.5]] as const) {
+    // A 64-wide random model, prompt and decode, over ~90 seeds on lavapipe and SwiftShader: q8 NMSE 1e-4 to 1.5e-3
+    // and q4 (group-32 int4) 0.04 to 0.3 at nearly every seed, but at a few a net whose logits amplify any weight
+    // change reaches q8 1.04e-2 and q4 0.42 (gemma3, seed 4293035046, the same on both adapters and with prefill
+    // equal to decode to 1e-12). A wrong path gives unrelated logits, NMSE 1 or more.
+    for (const [quantize, bound] of [['q8', 3e-2], ['q4', 0.8]] as const) {
       const model = await GpuModel.create(gpu, spec, weights, { ...options, quantize });
       const prefilled = logitsOf(await model.forward(tokens.slice(0, PROMPT), 'logits'));
       expect(prefilled.every(Number.isFinite)).toBe(true);
