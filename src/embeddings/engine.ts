@@ -11,9 +11,8 @@
 import { acquireGpu, type Gpu } from '../gpu/device';
 import type { ModelSource } from '../engine/types';
 import { ARCHITECTURES } from '../model/architectures';
-import { ModelConfigError } from '../model/config';
 import { loadEncoderModel } from '../model/encoder/load';
-import { ModelFileMissingError, urlFiles, type ModelFiles } from '../model/files';
+import { ModelFileMissingError, urlFiles } from '../model/files';
 import { huggingFaceFetch } from '../net/hf-token';
 import { isJsonObject } from '../util/json';
 import { loadModel, undecodableIds } from '../model/load';
@@ -25,7 +24,7 @@ import { InvalidRequestError } from '../chat/messages';
 import { InvalidOptionError } from '../sampling/options';
 import { InputTooLongError, loadTokenizer, TokenizerError, type Tokenizer, type TypedIds } from '../tokenizer/tokenizer';
 import { UnsupportedTaskError } from './errors';
-import { finishEmbedding, pool, readPoolingConfig, type PoolingConfig } from './pooling';
+import { finishEmbedding, pool, readJsonFile, readPoolingConfig, type PoolingConfig } from './pooling';
 import type { CreateEmbeddingResponse, EmbeddingEngineOptions, EmbeddingRequest, Embeddings, FillMaskOptions, FillMaskResult, RequestOptions } from './types';
 
 /** OpenAI's limit on inputs per request. */
@@ -337,15 +336,6 @@ export async function createEmbeddingEngine(source: ModelSource, options: Embedd
   return new EmbeddingEngine(gpu, files.name, tokenizer, { kind: 'encoder', model }, pooling, limit);
 }
 
-async function readJsonFile(files: ModelFiles, file: string): Promise<unknown> {
-  const text = await files.text(file);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ModelConfigError(file, `is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
 
 function positiveInteger(n: unknown): number | undefined {
   return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;

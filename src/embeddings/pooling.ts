@@ -41,7 +41,8 @@ const POOLING_FLAGS: Readonly<Record<string, PoolingMode>> = {
 const UNSUPPORTED_FLAGS = ['pooling_mode_mean_sqrt_len_tokens', 'pooling_mode_weightedmean_tokens'];
 const ST = 'sentence_transformers.models.';
 
-async function readJson(files: ModelFiles, file: string): Promise<unknown> {
+/** A JSON file of the repo, or undefined where it has none; ModelConfigError where it does not parse. */
+export async function readJsonFile(files: ModelFiles, file: string): Promise<unknown> {
   const text = await files.text(file);
   if (text === undefined) return undefined;
   try {
@@ -53,7 +54,7 @@ async function readJson(files: ModelFiles, file: string): Promise<unknown> {
 
 /** The pooling a model's files ask for; `decoder` picks the default when there is no modules.json. */
 export async function readPoolingConfig(files: ModelFiles, decoder: boolean): Promise<PoolingConfig> {
-  const modules = await readJson(files, 'modules.json');
+  const modules = await readJsonFile(files, 'modules.json');
   if (modules === undefined) {
     return decoder
       ? { mode: 'lasttoken', normalize: true, source: 'default for decoders (no modules.json)', includePrompt: true }
@@ -83,7 +84,7 @@ export async function readPoolingConfig(files: ModelFiles, decoder: boolean): Pr
   }
   if (!pooling) throw new ModelConfigError('modules.json', 'has no Pooling module');
   const file = `${String(pooling.path)}/config.json`;
-  const config = await readJson(files, file);
+  const config = await readJsonFile(files, file);
   if (!isJsonObject(config)) throw new ModelConfigError(file, 'is missing or not a JSON object');
   for (const flag of UNSUPPORTED_FLAGS) if (config[flag] === true) throw new ModelConfigError(`${file} ${flag}`, 'this pooling mode is not supported');
   const modes = Object.entries(POOLING_FLAGS).filter(([flag]) => config[flag] === true).map(([, mode]) => mode);

@@ -86,7 +86,7 @@ function asObject(files: ModelFiles, file: string, value: unknown): Record<strin
 }
 
 /** The weights: model.safetensors, or the shards listed by model.safetensors.index.json. */
-async function openWeights(files: ModelFiles): Promise<TensorSource> {
+export async function openWeights(files: ModelFiles): Promise<TensorSource> {
   const single = await files.bytes('model.safetensors');
   if (single) return openSafetensors(single);
   const index = await files.text('model.safetensors.index.json');

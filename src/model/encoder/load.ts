@@ -7,7 +7,7 @@ import type { Gpu } from '../../gpu/device';
 import { LimitsExceededError } from '../../gpu/errors';
 import { fromF16, toF16 } from '../../gpu/f16';
 import { uploadTensor, type Tensor } from '../../gpu/tensor';
-import { openSafetensors, openShardedSafetensors, type TensorSource } from '../../formats/safetensors';
+import { openWeights } from '../load';
 import { ModelConfigError } from '../config';
 import { ModelFileMissingError, type ModelFiles } from '../files';
 import { ModelWeightsError, safetensorsWeightReader } from '../weights';
@@ -17,18 +17,6 @@ import { GpuEncoder, MLM_ROWS, type EncoderWeights, type LayerNormWeights, type 
 
 /** 32 inputs of 128 tokens: the batch the embeddings API and the benchmark run. */
 export const DEFAULT_MAX_BATCH_TOKENS = 4096;
-
-async function openWeights(files: ModelFiles): Promise<TensorSource> {
-  const single = await files.bytes('model.safetensors');
-  if (single) return openSafetensors(single);
-  const index = await files.text('model.safetensors.index.json');
-  if (index === undefined) throw new ModelFileMissingError(files.name, 'model.safetensors');
-  return openShardedSafetensors(index, async (shard) => {
-    const source = await files.bytes(shard);
-    if (!source) throw new ModelFileMissingError(files.name, shard);
-    return source;
-  });
-}
 
 async function readConfig(files: ModelFiles): Promise<unknown> {
   const text = await files.text('config.json');
