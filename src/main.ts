@@ -13,8 +13,18 @@ if (new URLSearchParams(location.search).has('selftest')) {
   document.body.prepend(...selftestIntro());
   await mountSelftest(root);
 } else {
-  await import('./ui/messages.css');
-  await import('./ui/chat/chat.css');
-  const { mountChat } = await import('./ui/chat/app');
-  await mountChat(root);
+  try {
+    await import('./ui/messages.css');
+    await import('./ui/chat/chat.css');
+    const { mountChat } = await import('./ui/chat/app');
+    await mountChat(root);
+  } catch (error) {
+    // A failure before the chat can show its own errors (a chunk that did not download, storage refused)
+    // would otherwise leave a blank page.
+    const message = document.createElement('p');
+    message.setAttribute('role', 'alert');
+    message.textContent = `The chat could not start: ${error instanceof Error ? error.message : String(error)}. Reload the page to try again.`;
+    root.replaceChildren(message);
+    throw error;
+  }
 }

@@ -4,7 +4,8 @@
  * IndexedDB, replies stream exactly what the engine produces, Stop stops, a reload loads from the cache,
  * hostile model output stays inert, JSON mode under this policy (no 'wasm-unsafe-eval') says what the policy
  * lacks, a message the context cannot hold is taken back with New chat offered,
- * a lost device is recovered without losing the conversation, a model folder without config.json ends in its typed error.
+ * a lost device is recovered without losing the conversation, a model folder without config.json ends in its typed error,
+ * and a chat chunk that cannot download leaves a message, not a blank page.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -283,5 +284,15 @@ it('shows the typed download error, not endless loading, when the default model 
   await broken.waitForFunction(() => window.__chat?.status === 'error', undefined, { timeout: 30_000 });
   const error = await broken.evaluate(() => window.__chat!.error);
   expect(error).toMatchObject({ name: 'HttpError', kind: 'download', message: expect.stringContaining('config.json') });
+  await broken.close();
+});
+
+it('says the chat could not start, not a blank page, when the chat code itself fails to download', async () => {
+  const { page: broken } = await harness.newPage();
+  await broken.route('**/assets/app-*.js', (route) => route.abort());
+  await broken.goto(harness.url('/'));
+  const alert = broken.locator('[role=alert]');
+  await alert.waitFor({ timeout: 30_000 });
+  await expect(alert.textContent()).resolves.toMatch(/^The chat could not start: .+\. Reload the page to try again\.$/);
   await broken.close();
 });
