@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../../gpu/errors';
 import { createTensor } from '../../gpu/tensor';
-import { attentionPartialsShape, prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
+import { attentionPartialsShape, decodePaths, prepareAttention, validateAttentionStep, type AttentionArgs } from './attention';
 import type { KvFormat } from './kv-format';
 import { checkAttention, type AttentionCase } from './check';
 import { expectPass, freshSeed, testGpu } from '../../../test/gpu';
@@ -100,6 +100,31 @@ describe('attention across head sizes, GQA ratios and KV formats', () => {
     expectPass(await checkAttention(gpu, { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 1, pos: 150, minSplit: 64, kv: 'f16' }, freshSeed()));
     expectPass(await checkAttention(gpu, { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 200, T: 9, pos: 20, kv: 'f16' }, freshSeed()));
   });
+});
+
+describe('both decode kernels (the subgroup one where the device has subgroups)', () => {
+  // The other tests run the device's default decode kernel; these run each one it has, on the shapes where
+  // their layouts differ: lanes over the head dims with a tail (80 = 20 units), query heads in several
+  // uneven chunks (group 7, 12, 16), the fewest rows per workgroup (headDim 256), windows and splits.
+  const cases: AttentionCase[] = [
+    { nHeads: 32, nKvHeads: 4, headDim: 64, maxContext: 1000, T: 1, pos: 777, minSplit: 64, kv: 'f16-packed' },
+    { nHeads: 16, nKvHeads: 1, headDim: 64, maxContext: 400, T: 1, pos: 300 },
+    { nHeads: 24, nKvHeads: 2, headDim: 128, maxContext: 600, T: 1, pos: 500, kv: 'f16-packed', sharedPartials: true },
+    { nHeads: 6, nKvHeads: 2, headDim: 256, maxContext: 200, T: 1, pos: 150, minSplit: 64 },
+    { nHeads: 14, nKvHeads: 2, headDim: 80, maxContext: 1200, T: 1, pos: 1000, window: 300, minSplit: 64, kv: 'f16-packed' },
+    { nHeads: 3, nKvHeads: 3, headDim: 96, maxContext: 50, T: 1, pos: 0 },
+    { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 300, T: 1, pos: 250, scale: 8 },
+    { nHeads: 8, nKvHeads: 2, headDim: 64, maxContext: 1000, T: 1, pos: 900, minSplit: 64, preparedWith: { T: 1, pos: 0 } },
+  ];
+  for (const c of cases) {
+    const extra = `${c.window ? ` window ${c.window}` : ''}${c.scale ? ` scale ${c.scale}` : ''}${c.preparedWith ? ' after set()' : ''}`;
+    it(`pos=${c.pos} heads ${c.nHeads}/${c.nKvHeads} headDim ${c.headDim} ${c.kv ?? 'f32'} KV${extra}`, async () => {
+      const gpu = await testGpu();
+      for (const decodePath of decodePaths(gpu, c.headDim)) {
+        expectPass(await checkAttention(gpu, { ...c, decodePath }, freshSeed()));
+      }
+    });
+  }
 });
 
 describe('attention rejects bad shapes before any GPU work', () => {

@@ -7,7 +7,9 @@
  *
  * Decode (flash-decoding): when the call is prepared for one row, long contexts are split over several
  * workgroups per KV head and a second, small launch merges their partial results; short contexts use one
- * split and skip the merge.
+ * split and skip the merge. Where the device has subgroups, decode can run attention_decode.wgsl instead: one
+ * subgroup per workgroup, queries and accumulators in registers, scores added up with subgroupAdd, no
+ * workgroup memory or barrier (see `AttentionDecodePath`).
  *
  * Layouts (row-major; headDim a multiple of 4, the kernels' vector width):
  * - q, out: f32 [maxT, nHeads, headDim]; row t, head h starts at (t·nHeads + h)·headDim.
@@ -17,6 +19,7 @@
  */
 import attentionWgsl from './attention.wgsl?raw';
 import combineWgsl from './attention_combine.wgsl?raw';
+import decodeWgsl from './attention_decode.wgsl?raw';
 import onlineSoftmaxWgsl from './online_softmax.wgsl?raw';
 import type { Gpu } from '../../gpu/device';
 import { KernelDispatch, placeholderBuffer } from '../../gpu/dispatch';
@@ -32,6 +35,12 @@ export const MAX_HEAD_DIM = 256;
 const BK = 64;
 /** Most query rows one workgroup serves (the kernel's private accumulators). */
 const MAX_ROWS = 16;
+/** Query and accumulator units (4 dims) per lane of the subgroup decode kernel: rows × units per lane (MAX_SLOTS). */
+const DECODE_MAX_SLOTS = 16;
+/** Query heads per workgroup of the subgroup decode kernel, at most. */
+const DECODE_MAX_ROWS = 8;
+/** Threads of the subgroup decode kernel: at most this many, and never more than the device's smallest subgroup. */
+const DECODE_MAX_LANES = 32;
 /** Decode splits: at least this many positions each, at most this many splits. */
 const DEFAULT_MIN_SPLIT = 256;
 const MAX_SPLITS = 64;
@@ -97,6 +106,56 @@ export const attentionKernel: KernelSpec<AttentionKey, AttentionField> = {
   constants: (key) => ({ UNITS: key.units, ROWS: key.rows, BK }),
 };
 
+interface AttentionDecodeKey {
+  units: number;
+  rows: number;
+  lanes: number;
+  kv: KvFormat;
+}
+
+/** Decode (T = 1) on a device with subgroups: attention_decode.wgsl, same bindings, params and outputs. */
+export const attentionDecodeKernel: KernelSpec<AttentionDecodeKey, AttentionField> = {
+  name: 'attention decode',
+  bindings: attentionKernel.bindings,
+  uniforms: attentionKernel.uniforms,
+  shader: { file: 'attention_decode.wgsl', code: decodeWgsl },
+  preludes: (key) => [kvPrelude(key.kv)],
+  constants: (key) => ({ UNITS: key.units, ROWS: key.rows, LANES: key.lanes }),
+};
+
+/**
+ * Which kernel runs decode: `workgroup` (attention.wgsl, any device) or `subgroup` (attention_decode.wgsl,
+ * needs the subgroups feature and a smallest subgroup of at least 4 lanes).
+ */
+export type AttentionDecodePath = 'workgroup' | 'subgroup';
+
+/** Lanes of the subgroup decode kernel on this device, or 0 where it cannot run it. */
+function decodeLanes(gpu: Gpu, units: number): number {
+  if (!gpu.features.subgroups) return 0;
+  let lanes = 1;
+  while (lanes * 2 <= Math.min(gpu.subgroupMinSize, DECODE_MAX_LANES)) lanes *= 2;
+  return lanes >= 4 && Math.ceil(units / lanes) <= DECODE_MAX_SLOTS ? lanes : 0;
+}
+
+/** Query heads per workgroup of the subgroup decode kernel: a KV head's group in the fewest equal chunks that fit. */
+function decodeRows(group: number, units: number, lanes: number): number {
+  const most = Math.min(DECODE_MAX_ROWS, Math.floor(DECODE_MAX_SLOTS / Math.ceil(units / lanes)));
+  return Math.ceil(group / Math.ceil(group / most));
+}
+
+/** The decode kernels this device can run for heads of `headDim`. */
+export function decodePaths(gpu: Gpu, headDim: number): AttentionDecodePath[] {
+  return decodeLanes(gpu, headDim / 4) > 0 ? ['workgroup', 'subgroup'] : ['workgroup'];
+}
+
+/**
+ * The decode kernel a device runs by default: the subgroup one on software adapters, where it was measured
+ * (lavapipe: many times the workgroup kernel's speed); the workgroup one elsewhere until measured there.
+ */
+export function defaultDecodePath(gpu: Gpu, headDim: number): AttentionDecodePath {
+  return gpu.isSoftwareAdapter && decodeLanes(gpu, headDim / 4) > 0 ? 'subgroup' : 'workgroup';
+}
+
 type CombineField = 'rows' | 'nSplits' | 'statsOffset';
 
 export const attentionCombineKernel: KernelSpec<{ units: number }, CombineField> = {
@@ -134,6 +193,8 @@ export interface AttentionArgs {
   window?: number;
   /** Force how an f16 cache is read (tests cover both paths on a shader-f16 device). */
   kvFormat?: KvFormat;
+  /** Decode only (one query row): which kernel runs it; default `defaultDecodePath`. */
+  decodePath?: AttentionDecodePath;
   /** Decode only: fewest positions per split (a multiple of 64); default 256. Tests lower it to force splits. */
   minSplit?: number;
   /**
@@ -241,8 +302,13 @@ export class AttentionLaunch {
     const { nHeads, nKvHeads, headDim, maxContext } = a;
     const units = headDim / 4;
     const group = nHeads / nKvHeads;
-    const rows = rowsPerWorkgroup(gpu, maxT * group, units);
     const kv = kvFormat(gpu, 'attention', a.kCache, a.kvFormat);
+    const decodePath = maxT === 1 ? (a.decodePath ?? defaultDecodePath(gpu, headDim)) : 'workgroup';
+    const lanes = decodePath === 'subgroup' ? decodeLanes(gpu, units) : 0;
+    if (decodePath === 'subgroup' && lanes === 0) {
+      throw new ShapeError('attention', `the subgroup decode kernel needs the subgroups feature with subgroups of at least 4 lanes (this device: ${gpu.subgroupMinSize}) and headDim ≤ ${4 * DECODE_MAX_SLOTS} per lane`);
+    }
+    const rows = lanes > 0 ? decodeRows(group, units, lanes) : rowsPerWorkgroup(gpu, maxT * group, units);
     const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
     // Splitting the context pays when one row leaves most of the device idle: decode.
     const maxSplits = maxT === 1 ? Math.min(MAX_SPLITS, Math.ceil(maxContext / minSplit)) : 1;
@@ -265,10 +331,14 @@ export class AttentionLaunch {
       const partialsBuffer = partials?.buffer ?? placeholderBuffer(gpu);
       const params = { T: a.T, pos: a.pos, nHeads, nKvHeads, maxContext, window, statsOffset, scale, ...plan(a.T, a.pos) };
       const resources = { q: a.q.buffer, kCache: a.kCache.buffer, vCache: a.vCache.buffer, out: a.out.buffer, partials: partialsBuffer };
-      const main = await KernelDispatch.create(gpu, attentionKernel, { units, rows, kv }, params, resources, (p) => {
+      const workgroups = (p: Record<AttentionField, number>) => {
         validateAttentionStep(maxT, maxContext, p.T, p.pos);
         return p.nKvHeads * p.rowChunks * p.nSplits;
-      });
+      };
+      const main =
+        lanes > 0
+          ? await KernelDispatch.create(gpu, attentionDecodeKernel, { units, rows, lanes, kv }, params, resources, workgroups)
+          : await KernelDispatch.create(gpu, attentionKernel, { units, rows, kv }, params, resources, workgroups);
       const combine = partials
         ? await KernelDispatch.create(
             gpu,

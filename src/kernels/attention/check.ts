@@ -1,7 +1,7 @@
 import type { Gpu } from '../../gpu/device';
 import { toF16 } from '../../gpu/f16';
 import { uploadTensor } from '../../gpu/tensor';
-import { attentionPartialsShape, prepareAttention } from './attention';
+import { attentionPartialsShape, prepareAttention, type AttentionDecodePath } from './attention';
 import type { KvFormat } from './kv-format';
 import { attentionRef } from './reference';
 import { check, type CheckResult } from '../../selftest/compare';
@@ -28,6 +28,8 @@ export interface AttentionCase {
   sharedPartials?: boolean;
   /** Sliding window (0 or absent = none). */
   window?: number;
+  /** Which decode kernel runs a one-row call (default: the device's). */
+  decodePath?: AttentionDecodePath;
 }
 
 export const ATTENTION_TOLERANCE = 1e-6;
@@ -73,7 +75,7 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   // A shared scratch as a model passes it (poisoned: the launch must write before it reads).
   const partials = c.sharedPartials ? await poisoned(gpu, 'partials', attentionPartialsShape(nHeads, D)) : undefined;
   const op = await prepareAttention(gpu, {
-    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window, partials,
+    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window, partials, decodePath: c.decodePath,
   });
   if (c.preparedWith) op.set({ T, pos });
   const actual = await runAndRead(gpu, op.dispatches, out);
@@ -90,6 +92,6 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const from = c.preparedWith ? ` (prepared T=${c.preparedWith.T} pos=${c.preparedWith.pos})` : '';
   const name =
     `attention T=${T}/${maxT} pos=${pos} heads=${nHeads}/${nKvHeads} headDim=${D} maxContext=${maxContext}` +
-    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${partials ? ' shared partials' : ''}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}`;
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${partials ? ' shared partials' : ''}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}${c.decodePath ? ` decode=${c.decodePath}` : ''}`;
   return check(name, seed, kv === 'f32' ? ATTENTION_TOLERANCE : ATTENTION_F16_KV_TOLERANCE, seen, expected);
 }
