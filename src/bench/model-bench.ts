@@ -132,7 +132,8 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
   const tokens = (n: number) => Array.from({ length: n }, () => rng.int(spec.vocabSize));
   const notes: string[] = [];
   try {
-    // Warm up: the first submits pay for lazy driver work.
+    // Warm up: the tiled prefill plan compiles after load, and the first submits pay for lazy driver work.
+    await model.whenCompiled();
     await model.forward(tokens(Math.min(8, contextLength - 1)));
     model.rewind(0);
 

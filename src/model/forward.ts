@@ -3,7 +3,8 @@
  * (run-state.ts), and every kernel launch prepared at load (plan.ts). A forward call only writes token ids
  * and changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last
  * row) and submits once per chunk; decode reads back the 4-byte token id. Nothing here creates a buffer or
- * bind group after `GpuModel.create` returns.
+ * bind group once `whenCompiled()` has resolved (with a short-chunk plan, the tiled prefill plan is prepared
+ * after `GpuModel.create` returns: see there).
  */
 import type { Gpu } from '../gpu/device';
 import { NumericalError, ShapeError } from '../gpu/errors';
@@ -120,8 +121,12 @@ export class GpuModel implements LanguageModel {
   /** Weight bytes one decode token reads: every layer's tensors, the final norm, the LM head, one embedding row. */
   readonly decodeWeightBytes: number;
   private busy = false;
+  private destroyed = false;
   private readonly idsScratch: Uint32Array<ArrayBuffer>;
   private topK = 0;
+  /** The tiled prefill plan, once prepared. */
+  private prefill: Plan | undefined;
+  private readonly prefillPrepared: Promise<Plan>;
 
   private constructor(
     readonly gpu: Gpu,
@@ -129,7 +134,10 @@ export class GpuModel implements LanguageModel {
     /** The context allocated, why it is that long, and the GPU bytes it brings the model to. */
     readonly context: ContextChoice,
     private readonly state: RunState,
-    private readonly prefill: Plan,
+    /** Most tokens of one prefill chunk (every plan but decode spans that many rows). */
+    private readonly chunk: number,
+    /** The tiled prefill plan, or its preparation when it compiles after load (see fromStream). */
+    prefill: Plan | Promise<Plan>,
     /** The prefill plan with matvec projections, for chunks of at most `shortChunk` tokens; absent when off. */
     private readonly short: Plan | undefined,
     private readonly shortChunk: number,
@@ -140,9 +148,29 @@ export class GpuModel implements LanguageModel {
     readonly kernelShapes: KernelShapes,
     weights: GpuWeights,
   ) {
-    this.idsScratch = new Uint32Array(prefill.maxT);
+    this.idsScratch = new Uint32Array(chunk);
     this.allocatedBytes = buffers.reduce((sum, b) => sum + b.size, 0);
     this.decodeWeightBytes = decodeWeightBytes(spec, weights);
+    this.prefillPrepared = Promise.resolve(prefill).then((plan) => {
+      if (this.destroyed) {
+        disposePlan(plan);
+        throw new Error('the model was destroyed while its prefill plan compiled');
+      }
+      if (this.topK) plan.topk?.set({ k: this.topK });
+      this.prefill = plan;
+      return plan;
+    });
+    // A failure reaches the forward call that needs the plan (and whenCompiled), not the unhandled-rejection handler.
+    this.prefillPrepared.catch(() => {});
+  }
+
+  /**
+   * Resolves once every plan is prepared. With a short-chunk plan the tiled prefill plan (most of the compile
+   * time on a software adapter: its tiled matmul pipelines) compiles after the model is returned, so a model
+   * is usable as soon as what decode and short chunks need is compiled; a longer chunk waits for it.
+   */
+  async whenCompiled(): Promise<void> {
+    await this.prefillPrepared;
   }
 
   static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
@@ -186,8 +214,10 @@ export class GpuModel implements LanguageModel {
       const tune = options.tune === true ? {} : options.tune || undefined;
       // The short plan spans the whole chunk like the prefill plan, so that every launch but the projections
       // has the prefill plan's pipeline key, and the projections decode's: it compiles nothing of its own.
+      // With it, the model is ready once decode and the short plan are: the tiled prefill plan, whose matmul
+      // pipelines take seconds each for a software adapter's compiler, is prepared afterwards (whenCompiled).
       const withShort = chunk > 1 && shortChunk > 1;
-      const plansTotal = withShort ? 3 : 2;
+      const plansTotal = 2;
       options.onProgress?.({ stage: 'compile', done: 0, total: plansTotal });
       const shapes: KernelShapes =
         tune && up
@@ -196,7 +226,8 @@ export class GpuModel implements LanguageModel {
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
             }
           : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
-      // The plans at once, so their pipelines compile side by side: prefill, decode, then short if any.
+      // The plans needed before the model is returned at once, so their pipelines compile side by side:
+      // decode, then the short plan (or, without one, the tiled prefill plan).
       const prepare = async (weights: GpuWeights): Promise<Plan[]> => {
         let done = 0;
         const plan = async (maxT: number, projections?: 'matvec') => {
@@ -204,7 +235,7 @@ export class GpuModel implements LanguageModel {
           options.onProgress?.({ stage: 'compile', done: ++done, total: plansTotal });
           return p;
         };
-        const plans = await Promise.allSettled([plan(chunk), plan(1), ...(withShort ? [plan(chunk, 'matvec')] : [])]);
+        const plans = await Promise.allSettled([plan(1), plan(chunk, withShort ? 'matvec' : undefined)]);
         const failed = plans.find((p) => p.status === 'rejected');
         if (!failed) return plans.map((p) => (p as PromiseFulfilledResult<Plan>).value);
         for (const p of plans) if (p.status === 'fulfilled') disposePlan(p.value);
@@ -221,9 +252,12 @@ export class GpuModel implements LanguageModel {
         plans = prepare(gpuWeights);
         prepared = await plans;
       }
-      const [prefill, decode, short] = prepared;
+      const [decode, shortOrPrefill] = prepared;
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-      return new GpuModel(gpu, spec, context, state, prefill, short, shortChunk, decode, buffers, profiler, shapes, gpuWeights);
+      // Started only now, so its compiles do not compete with those the model needed first.
+      const prefill = withShort ? preparePlan(gpu, spec, gpuWeights, state, chunk, shapes) : shortOrPrefill;
+      const short = withShort ? shortOrPrefill : undefined;
+      return new GpuModel(gpu, spec, context, state, chunk, prefill, short, shortChunk, decode, buffers, profiler, shapes, gpuWeights);
     } catch (e) {
       await plans?.then((p) => p.forEach(disposePlan), () => {});
       for (const b of buffers) b.destroy();
@@ -295,8 +329,8 @@ export class GpuModel implements LanguageModel {
     this.stats.calls++;
     try {
       for (let done = 0; done < tokens.length; ) {
-        const T = Math.min(this.prefill.maxT, tokens.length - done);
-        const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : this.prefill;
+        const T = Math.min(this.chunk, tokens.length - done);
+        const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : (this.prefill ?? (await this.prefillPrepared));
         if (plan === this.short) this.stats.shortChunks++;
         const pos = start + done;
         const isLast = done + T === tokens.length;
@@ -381,12 +415,16 @@ export class GpuModel implements LanguageModel {
     stats.encodeMs += performance.now() - t0;
   }
 
+  /** The plans prepared so far. */
   private get plans(): Plan[] {
-    return this.short ? [this.prefill, this.short, this.decode] : [this.prefill, this.decode];
+    return [this.prefill, this.short, this.decode].filter((p) => p !== undefined);
   }
 
+  /** Frees every buffer; a prefill plan still compiling is disposed when it arrives. */
   destroy(): void {
+    this.destroyed = true;
     for (const plan of this.plans) disposePlan(plan);
+    this.prefill = undefined;
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
   }
