@@ -213,7 +213,8 @@ export class GpuModel implements LanguageModel {
       const up = upWeight && rowParts(upWeight)[0].tensor;
       const tune = options.tune === true ? {} : options.tune || undefined;
       // The short plan spans the whole chunk like the prefill plan, so that every launch but the projections
-      // has the prefill plan's pipeline key, and the projections decode's: it compiles nothing of its own.
+      // and attention has the prefill plan's pipeline key, the projections decode's, and attention (one token's
+      // rows per workgroup) decode's too where decode runs the workgroup kernel.
       // With it, the model is ready once decode and the short plan are: the tiled prefill plan, whose matmul
       // pipelines take seconds each for a software adapter's compiler, is prepared afterwards (whenCompiled).
       const withShort = chunk > 1 && shortChunk > 1;

@@ -146,7 +146,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
       // Attention: x += o(attention(rope(qkv(norm(x))))), writing this chunk's keys and values into the cache.
       normThenProject(x, L.attnNorm, L.attnNormBias, xn, { w: L.wqkv, bias: L.bqkv, y: qkv }),
       prepareRope(gpu, { ...cache, qkv, q, table, rotaryDim, qNorm: L.qNorm, kNorm: L.kNorm, normEps: eps }).then((d) => follow(d, 'T', 'pos')),
-      prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials }).then((d) => follow(d, 'T', 'pos')),
+      prepareAttention(gpu, { ...cache, q, out: attn, scale: spec.attentionScale, window, partials: s.attnPartials, maxRows: projections === 'matvec' ? nHeads / nKvHeads : undefined }).then((d) => follow(d, 'T', 'pos')),
       projectIntoResidual({ x: flatten(attn), w: L.wo, bias: L.bo }, L.postAttnNorm),
       // MLP: x += down(act(up(norm(x)))). SwiGLU is applied as the down projection reads its input; GELU
       // (GPT-2) and GeGLU (Gemma) are a launch of their own.

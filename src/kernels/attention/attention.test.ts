@@ -29,6 +29,10 @@ describe('attention on the GPU against the CPU reference', () => {
     { nHeads: 8, nKvHeads: 1, headDim: 64, maxContext: 1000, T: 1, pos: 3, minSplit: 64, preparedWith: { T: 1, pos: 900 } },
     // Decode in many splits into a scratch the caller passes (a model's layers share one).
     { nHeads: 6, nKvHeads: 2, headDim: 80, maxContext: 2000, T: 1, pos: 1777, minSplit: 64, sharedPartials: true },
+    // A short chunk with one token's rows per workgroup (the GQA group, as the short-chunk plan asks): one
+    // workgroup per token and KV head, after cached positions and from an empty cache.
+    { nHeads: 6, nKvHeads: 2, headDim: 64, maxContext: 100, T: 13, pos: 41, maxT: 31, maxRows: 3 },
+    { nHeads: 8, nKvHeads: 2, headDim: 8, maxContext: 64, T: 31, pos: 0, maxRows: 4 },
   ];
   for (const c of cases) {
     const extra = `${c.scale ? ` scale ${c.scale}` : ''}${c.preparedWith ? ' after set()' : ''}`;
@@ -154,6 +158,11 @@ describe('attention rejects bad shapes before any GPU work', () => {
     await expect(prepareAttention(await testGpu(), await args())).resolves.toBeDefined();
   });
   it('headDim over 256', async () => rejects(await args({ headDim: 300 })));
+  it('maxRows not a positive integer', async () => {
+    const base = await args();
+    await rejects({ ...base, maxRows: 0 });
+    await rejects({ ...base, maxRows: 2.5 });
+  });
   it('headDim not a multiple of 4', async () => rejects(await args({ headDim: 98 })));
   it('nHeads not a multiple of nKvHeads', async () => rejects(await args({ nHeads: 6, nKvHeads: 4 })));
   it('pos + T past maxContext', async () => rejects(await args({ pos: 29 })));

@@ -195,6 +195,13 @@ export interface AttentionArgs {
   kvFormat?: KvFormat;
   /** Decode only (one query row): which kernel runs it; default `defaultDecodePath`. */
   decodePath?: AttentionDecodePath;
+  /**
+   * Several query rows: most rows one workgroup serves (default and cap 16, fewer where workgroup memory is
+   * short). A plan of short chunks passes the GQA group, one token's rows: SwiftShader compiles the 2-row
+   * kernel in half the 16-row one's 1.7 s, which a chat turn waits for, and on a device whose decode runs this
+   * kernel the two plans then share one pipeline; short chunks have few rows to share a workgroup's reads.
+   */
+  maxRows?: number;
   /** Decode only: fewest positions per split (a multiple of 64); default 256. Tests lower it to force splits. */
   minSplit?: number;
   /**
@@ -247,6 +254,9 @@ export function validateAttention(a: AttentionArgs): { maxT: number; scale: numb
     throw new ShapeError('attention', 'out must not alias q, kCache or vCache');
   }
   validateAttentionStep(maxT, maxContext, a.T, a.pos);
+  if (a.maxRows !== undefined && (!Number.isInteger(a.maxRows) || a.maxRows < 1)) {
+    throw new ShapeError('attention', `maxRows=${a.maxRows} must be a positive integer`);
+  }
   const scale = a.scale ?? 1 / Math.sqrt(headDim);
   if (!Number.isFinite(scale)) throw new ShapeError('attention', `scale=${scale} must be finite`);
   const window = a.window ?? 0;
@@ -308,7 +318,7 @@ export class AttentionLaunch {
     if (decodePath === 'subgroup' && lanes === 0) {
       throw new ShapeError('attention', `the subgroup decode kernel needs the subgroups feature with subgroups of at least 4 lanes (this device: ${gpu.subgroupMinSize}) and headDim ≤ ${4 * DECODE_MAX_SLOTS} per lane`);
     }
-    const rows = lanes > 0 ? decodeRows(group, units, lanes) : rowsPerWorkgroup(gpu, maxT * group, units);
+    const rows = lanes > 0 ? decodeRows(group, units, lanes) : rowsPerWorkgroup(gpu, Math.min(maxT * group, a.maxRows ?? MAX_ROWS), units);
     const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
     // Splitting the context pays when one row leaves most of the device idle: decode.
     const maxSplits = maxT === 1 ? Math.min(MAX_SPLITS, Math.ceil(maxContext / minSplit)) : 1;

@@ -30,6 +30,8 @@ export interface AttentionCase {
   window?: number;
   /** Which decode kernel runs a one-row call (default: the device's). */
   decodePath?: AttentionDecodePath;
+  /** Most query rows per workgroup, as a plan of short chunks passes the GQA group. */
+  maxRows?: number;
 }
 
 export const ATTENTION_TOLERANCE = 1e-6;
@@ -75,7 +77,7 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   // A shared scratch as a model passes it (poisoned: the launch must write before it reads).
   const partials = c.sharedPartials ? await poisoned(gpu, 'partials', attentionPartialsShape(nHeads, D)) : undefined;
   const op = await prepareAttention(gpu, {
-    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window, partials, decodePath: c.decodePath,
+    q, kCache, vCache, out, nHeads, nKvHeads, headDim: D, maxContext, ...step, scale: c.scale, kvFormat: c.kv, minSplit: c.minSplit, window: c.window, partials, decodePath: c.decodePath, maxRows: c.maxRows,
   });
   if (c.preparedWith) op.set({ T, pos });
   const actual = await runAndRead(gpu, op.dispatches, out);
@@ -92,6 +94,6 @@ export async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): 
   const from = c.preparedWith ? ` (prepared T=${c.preparedWith.T} pos=${c.preparedWith.pos})` : '';
   const name =
     `attention T=${T}/${maxT} pos=${pos} heads=${nHeads}/${nKvHeads} headDim=${D} maxContext=${maxContext}` +
-    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${partials ? ' shared partials' : ''}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}${c.decodePath ? ` decode=${c.decodePath}` : ''}`;
+    `${c.scale !== undefined ? ` scale=${c.scale}` : ''}${from} kv=${kv}${partials ? ' shared partials' : ''}${c.minSplit ? ` minSplit=${c.minSplit}` : ''}${window ? ` window=${window}` : ''}${c.decodePath ? ` decode=${c.decodePath}` : ''}${c.maxRows ? ` maxRows=${c.maxRows}` : ''}`;
   return check(name, seed, kv === 'f32' ? ATTENTION_TOLERANCE : ATTENTION_F16_KV_TOLERANCE, seen, expected);
 }
