@@ -83,8 +83,11 @@ export async function createEngine(source: ModelSource, options: EngineOptions =
   }
   const gpu = options.gpu ?? (await acquireGpu());
   // Room for top_k up to 255 on the GPU (+1 to see ties at the cut), or the whole vocabulary if smaller;
-  // a short tuning run picks the decode kernel's shape for this device.
-  const loaded = await loadModel(gpu, files, { topKCapacity: 256, tune: true, ...options });
+  // a short tuning run picks the decode kernel's shape for this device. A software adapter's buffers are host
+  // memory, so reading the logits back is a copy in RAM, while its compiler takes seconds over the top-k and
+  // log-sum-exp shaders before the model can run: there top-k sampling and logprobs read the logits.
+  const topKCapacity = gpu.isSoftwareAdapter ? 0 : 256;
+  const loaded = await loadModel(gpu, files, { topKCapacity, tune: true, ...options });
   return new Engine(gpu, files.name, loaded, { backend: 'webgpu', reason, device: gpu.adapterName });
 }
 

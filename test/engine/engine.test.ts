@@ -10,7 +10,8 @@ import { testGpu } from '../gpu';
 
 let engine: Engine;
 beforeAll(async () => {
-  engine = await createEngine(folderFiles(modelPath('stories260K')), { gpu: await testGpu(), contextLength: 128 });
+  // topKCapacity: the GPU top-k is tested here, on software adapters too (where the engine reads the logits by default).
+  engine = await createEngine(folderFiles(modelPath('stories260K')), { gpu: await testGpu(), contextLength: 128, topKCapacity: 256 });
 });
 afterAll(() => engine?.dispose());
 
