@@ -6,8 +6,9 @@
  * in each dtype with per-stage seconds and bytes (from onProgress), peak JS heap + ArrayBuffers, peak RSS and
  * GPU bytes. Then the chat page (production build, headless Chromium on SwiftShader) loading stories260K: time
  * to ready on the first visit (downloading into IndexedDB) and on reload (from the cache), with when each load
- * stage ran. Options: --checkpoints=f16,bf16,f16-sharded,bf16-sharded --dtypes=f16,q8,q4 --no-tune --no-page
- * --dir=<folder>. Prints a table and writes bench-output/load.json.
+ * stage ran, and a first reply sent at ready. Options: --checkpoints=f16,bf16,f16-sharded,bf16-sharded (empty:
+ * the page alone) --dtypes=f16,q8,q4 --no-tune --no-page --dir=<folder>. Prints a table and writes
+ * bench-output/load.json.
  */
 import { copyFileSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -21,6 +22,7 @@ import { loadModel } from '../model/load';
 import type { Gpu } from '../gpu/device';
 import { createBuffer, createTensor } from '../gpu/tensor';
 import { createQuantizeStatus, QuantizeDispatch } from '../kernels/quantize/quantize';
+import type { Page } from 'playwright-core';
 import { startPreviewBrowser } from '../dev/browser';
 import type { ChatPageState } from '../ui/chat/app';
 
@@ -309,6 +311,12 @@ interface PageLoad {
   browserCpuSeconds: number;
   /** Each stage's first and last progress event, seconds from the load's start. */
   stages: Record<string, { first: number; last: number }>;
+  /**
+   * A first reply sent the moment the page is ready (a short prompt, the page's sampling settings, 16 tokens
+   * at most): seconds from sending to its end and to its first token. Ready must mean usable, so this shows
+   * any compile still ahead of the reply.
+   */
+  firstReply: { seconds: number; firstTokenSeconds: number; tokens: number };
 }
 
 /** CPU seconds (user + system, reaped children included) of every process descended from this one (Linux). */
@@ -338,6 +346,21 @@ function descendantCpuSeconds(): number {
   return ticks / 100; // USER_HZ
 }
 
+/** Sends a short message in a new chat at once and waits for the whole reply (see PageLoad.firstReply). */
+async function replyOnce(page: Page): Promise<PageLoad['firstReply']> {
+  await page.click('.new-chat');
+  await page.fill('input[name=maxTokens]', '16');
+  await page.fill('.composer textarea', 'Once upon a time');
+  const t0 = performance.now();
+  await page.press('.composer textarea', 'Enter');
+  await page.waitForFunction(() => window.__chat?.status === 'generating', undefined, { timeout: 600_000 });
+  await page.waitForFunction(() => window.__chat?.status !== 'generating', undefined, { timeout: 600_000 });
+  const seconds = (performance.now() - t0) / 1000;
+  const reply = await page.evaluate(() => ({ status: window.__chat!.status, error: window.__chat!.error, timings: window.__chat!.lastTimings, usage: window.__chat!.lastUsage }));
+  if (reply.status !== 'ready' || !reply.timings || !reply.usage) throw new Error(`the first reply failed: ${reply.error?.name}: ${reply.error?.message}`);
+  return { seconds, firstTokenSeconds: reply.timings.time_to_first_token_ms / 1000, tokens: reply.usage.completion_tokens };
+}
+
 /** The chat page's time to ready for its default model (stories260K), first visit then reload, in one browser. */
 async function benchPage(): Promise<PageLoad[]> {
   const harness = await startPreviewBrowser();
@@ -356,6 +379,7 @@ async function benchPage(): Promise<PageLoad[]> {
         return { status: chat.status, error: chat.error, timeline: chat.loadTimeline, sinceNavigation: performance.now() };
       });
       if (state.status !== 'ready') throw new Error(`the chat page failed to load: ${state.error?.name}: ${state.error?.message}`);
+      const firstReply = await replyOnce(page);
       const { stages: ms, readyMs } = state.timeline;
       const loadMs = readyMs ?? 0;
       const stages = Object.fromEntries(Object.entries(ms).map(([name, s]) => [name, { first: s.first / 1000, last: s.last / 1000 }]));
@@ -367,6 +391,7 @@ async function benchPage(): Promise<PageLoad[]> {
         startSeconds: seconds - loadMs / 1000,
         browserCpuSeconds,
         stages,
+        firstReply,
       };
     };
     return [await visit('first'), await visit('reload')];
@@ -377,13 +402,14 @@ async function benchPage(): Promise<PageLoad[]> {
 
 function formatPageTable(loads: PageLoad[]): string {
   const stageNames = [...new Set(loads.flatMap((l) => Object.keys(l.stages)))];
-  const header = ['visit', 'ready s', 'after download s', 'app start s', 'browser CPU s', ...stageNames.map((s) => `${s} s (from–to)`)];
+  const header = ['visit', 'ready s', 'after download s', 'app start s', 'browser CPU s', 'first reply s (first token s, tokens)', ...stageNames.map((s) => `${s} s (from–to)`)];
   const rows = loads.map((l) => [
     l.visit,
     l.seconds.toFixed(2),
     l.afterDownloadSeconds === null ? '–' : l.afterDownloadSeconds.toFixed(2),
     l.startSeconds.toFixed(2),
     l.browserCpuSeconds.toFixed(1),
+    `${l.firstReply.seconds.toFixed(2)} (${l.firstReply.firstTokenSeconds.toFixed(2)}, ${l.firstReply.tokens})`,
     ...stageNames.map((s) => (l.stages[s] ? `${l.stages[s].first.toFixed(2)}–${l.stages[s].last.toFixed(2)}` : '–')),
   ]);
   return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
