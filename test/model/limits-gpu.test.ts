@@ -125,14 +125,15 @@ describe('model limits', () => {
     model.destroy();
   });
 
-  it('the short-chunk plan compiles no pipeline of its own, and a shortChunk below 1 is refused before any allocation', async () => {
+  it('the short-chunk plan compiles no pipeline of its own but attention for one token’s rows, and a shortChunk below 1 is refused before any allocation', async () => {
     const gpu = await testGpu();
     const files = folderFiles(modelPath('stories260K'));
     const options = { contextLength: 64, prefillChunk: 8 };
     const without = await loadModel(gpu, files, { ...options, shortChunk: 1 });
-    // Pipelines are cached per device: the prefill and decode plans' are compiled, the short plan needs no other.
+    // Pipelines are cached per device: the prefill and decode plans' are compiled, the short plan needs at most
+    // its attention with one token's rows per workgroup (decode's own where decode runs the workgroup kernel).
     const { result: withShort, created } = await countCreations(gpu, () => loadModel(gpu, files, { ...options, shortChunk: 8 }));
-    expect(created.createComputePipeline + created.createComputePipelineAsync).toBe(0);
+    expect(created.createComputePipeline + created.createComputePipelineAsync).toBeLessThanOrEqual(1);
     const prompt = [1, 403, 407, 261, 378];
     const [expected, actual] = [await without.model.forward(prompt, 'logits'), await withShort.model.forward(prompt, 'logits')];
     if (expected.kind !== 'logits' || actual.kind !== 'logits') throw new Error('expected logits');
