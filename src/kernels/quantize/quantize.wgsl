@@ -9,11 +9,16 @@
 // first block's integers and its first scale word go.
 //
 // Without shader-f16, halves are converted by hand (exact, subnormals included: unpack2x16float may flush
-// them). Every integer q is rounded exactly, half up, as the CPU does, by checking the candidate against
-// (q ± ½)·d, which f32 holds exactly (|2q ± 1| < 2^9, d an f16). Sums are f32, where the CPU's are f64, so a
-// near tie between two candidates may go the other way; the fitted scale is then kept only when its error
-// is below the absmax scale's by more than f32 rounding could account for, so each block's squared error is
-// still at most the absmax scale's.
+// them). Every integer q is rounded exactly, half up, as the CPU does: the candidate floor(a · (1 / d) + ½)
+// is within one of floor(a / d + ½) (or clamped far outside the integer range), and a − q·d, exact in f32
+// while it is within 1.5·d (a, an f16 value or t times one, is 0 or at least d / 2t there, so a and q·d lie on
+// a grid of 2^-20·d or coarser), compared with ±d/2 corrects it.
+// Sums are f32, where the CPU's are f64, so a near tie between two candidates may go the other way; the
+// fitted scale is then kept only when its error is below the absmax scale's by more than f32 rounding could
+// account for, so each block's squared error is still at most the absmax scale's.
+//
+// Written for software adapters too (lavapipe runs each invocation as one lane of a CPU vector): every loop
+// has constant bounds and unrolls, so the block stays in registers, and nothing branches per element.
 
 override WG: u32 = 64u;
 // 127 (q8) or 7 (q4): the largest integer, and with QMIN = −QMAX − 1 the smallest.
@@ -28,90 +33,74 @@ override LEVEL2: f32 = 130.0;
 const BLOCK: u32 = 32u;
 // 32 f32 squared errors carry at most 32 · 2^-24 relative error each way; 2^-16 leaves room for both.
 const SAFE_MARGIN: f32 = 0.9999847412109375;
-const NO_TENSOR: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> input: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-// [0]: the smallest `slot` of any slice that held an infinity or NaN (NO_TENSOR while none did).
+// [0]: the smallest `slot` of any slice that held an infinity or NaN (0xffffffff while none did).
 @group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>;
 
-// The block as 8 vectors of 4 elements (element 4i + c in values[i][c]), and the integers being scored. Loops
-// over them are 8 steps with constant bounds, which compilers unroll into registers.
+// The block as 8 vectors of 4 elements (element 4i + c in values[i][c]); the integers of the trial being
+// scored, of the absmax scale and of the fitted scale. Only ever indexed by unrolled loops: registers.
 var<private> values: array<vec4<f32>, 8>;
 var<private> ints: array<vec4<f32>, 8>;
+var<private> absmax_ints: array<vec4<f32>, 8>;
+var<private> fitted_ints: array<vec4<f32>, 8>;
 
-fn halves_to_f32(h: vec4<u32>) -> vec4<f32> {
-  let e = (h >> vec4(10u)) & vec4(0x1fu);
-  let m = h & vec4(0x3ffu);
-  let subnormal = vec4<f32>(m) * 5.9604644775390625e-8; // m · 2^-24
-  let normal = bitcast<vec4<f32>>(((e + vec4(112u)) << vec4(23u)) | (m << vec4(13u)));
-  let magnitude = select(subnormal, normal, e != vec4(0u));
-  return select(magnitude, -magnitude, (h & vec4(0x8000u)) != vec4(0u));
+// A half's magnitude bits moved to where an f32's go (bits 13..27), as f32: exact, subnormals included (the
+// exponent rebiased by 112; a subnormal 0.m · 2^-14 is 1.m · 2^-14 less 2^-14).
+fn magnitudes(shifted: vec4<u32>) -> vec4<f32> {
+  let normal = bitcast<vec4<f32>>(shifted + vec4(0x38000000u));
+  let subnormal = bitcast<vec4<f32>>(shifted + vec4(0x38800000u)) - 6.103515625e-5;
+  return select(normal, subnormal, shifted < vec4(0x00800000u));
+}
+
+fn magnitude(shifted: u32) -> f32 {
+  let normal = bitcast<f32>(shifted + 0x38000000u);
+  let subnormal = bitcast<f32>(shifted + 0x38800000u) - 6.103515625e-5;
+  return select(normal, subnormal, shifted < 0x00800000u);
 }
 
 fn half_to_f32(h: u32) -> f32 {
-  return halves_to_f32(vec4(h)).x;
+  let m = magnitude((h & 0x7fffu) << 13u);
+  return select(m, -m, (h & 0x8000u) != 0u);
 }
 
 // f32 to f16 bits, round to nearest even, as the CPU's f32ToF16Bits (overflow gives infinity).
 fn f32_to_half(v: f32) -> u32 {
   let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let e = i32((x >> 23u) & 0xffu) - 112;
-  var mant = x & 0x7fffffu;
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e <= 0) {
-    if (e < -10) { return sign; }
-    mant = mant | 0x800000u;
-    let shift = u32(14 - e);
-    var h = mant >> shift;
-    let rest = mant & ((1u << shift) - 1u);
-    let mid = 1u << (shift - 1u);
-    if (rest > mid || (rest == mid && (h & 1u) == 1u)) { h += 1u; }
-    return sign | h;
-  }
-  var h = (u32(e) << 10u) | (mant >> 13u);
-  let rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u) == 1u)) { h += 1u; }
-  return sign | h;
+  let a = x & 0x7fffffffu;
+  // Normal: rebias and round the 13 dropped bits to even (a carry moves into the exponent, as it should).
+  let normal = (a - 0x38000000u + 0xfffu + ((a >> 13u) & 1u)) >> 13u;
+  // Subnormal: |v| · 2^24 is exact, and round() takes ties to even.
+  let subnormal = u32(round(abs(v) * 16777216.0));
+  let h = min(select(normal, subnormal, a < 0x38800000u), 0x7c00u);
+  return ((x >> 16u) & 0x8000u) | h;
 }
 
-// floor(a / d + ½) for d > 0, exactly, clamped to [QMIN, QMAX]; `inverse` ≈ 1 / d gives the candidate.
-fn round_half_up(a: vec4<f32>, d: f32, inverse: f32) -> vec4<f32> {
-  let bound = f32(QMAX + 3);
-  var q = floor(clamp(a * inverse, vec4(-bound), vec4(bound)) + 0.5);
-  q += select(vec4(0.0), vec4(1.0), a >= (q + 0.5) * d);
-  q -= select(vec4(0.0), vec4(1.0), a < (q - 0.5) * d);
+// floor(a / d + ½) for d > 0, exactly, from the candidate r rounded (r ≈ a / d, within one).
+fn round_half_up(a: vec4<f32>, r: vec4<f32>, d: f32, half_d: f32) -> vec4<f32> {
+  let q = floor(r + 0.5);
+  let rest = a - q * d;
+  return q + select(vec4(0.0), vec4(1.0), rest >= vec4(half_d)) - select(vec4(0.0), vec4(1.0), rest < vec4(-half_d));
+}
+
+fn clamp_int(q: vec4<f32>) -> vec4<f32> {
   return clamp(q, vec4(f32(-QMAX - 1)), vec4(f32(QMAX)));
 }
 
-// The block's integers for `scale` (≠ 0) into `ints`, and the squared error they leave.
-fn fit(scale: f32) -> f32 {
-  let d = abs(scale);
-  let inverse = 1.0 / d;
-  let sign = select(1.0, -1.0, scale < 0.0);
-  var error = 0.0;
-  for (var i = 0; i < 8; i++) {
-    let q = round_half_up(sign * values[i], d, inverse);
-    ints[i] = q;
-    let difference = values[i] - q * scale;
-    error += dot(difference, difference);
-  }
-  return error;
-}
-
 // Trial `level`: integers for x_m ↦ −level, their least-squares scale rounded to f16, and its error. Returns
-// vec2(bits, error).
-// `extreme_q` is the integer the CPU gives the extreme itself (see LEVEL0_EXTREME_DOWN).
-fn trial(level: f32, extreme: f32, extreme_q: f32) -> vec2<f32> {
-  let d = abs(extreme);
-  let inverse = 1.0 / d;
+// vec2(bits, error). `lower` is 1 for the elements equal to the extreme that the CPU rounds one lower (see
+// LEVEL0_EXTREME_DOWN), else 0. |level · x / x_m| ≤ level, so the candidate needs no clamping.
+fn trial(level: f32, extreme: f32, absmax: f32, lower: f32) -> vec2<f32> {
+  let inverse = 1.0 / absmax;
+  let half_d = 0.5 * absmax;
   let sign = select(-level, level, extreme < 0.0);
   var xq = 0.0;
   var qq = 0.0; // a sum of at most 32 · 130² integers: exact in f32
   for (var i = 0; i < 8; i++) {
-    let q = select(round_half_up(sign * values[i], d, inverse), vec4(extreme_q), values[i] == vec4(extreme));
+    let a = sign * values[i];
+    let q = clamp_int(round_half_up(a, a * inverse, absmax, half_d)) - select(vec4(0.0), vec4(lower), values[i] == vec4(extreme));
     ints[i] = q;
     xq += dot(values[i], q);
     qq += dot(q, q);
@@ -126,96 +115,118 @@ fn trial(level: f32, extreme: f32, extreme_q: f32) -> vec2<f32> {
   return vec2<f32>(f32(bits), error);
 }
 
-// Quantizes block `b` of the slice (already in `values`): writes its integer words and returns its scale's bits.
-fn quantize_block(b: u32) -> u32 {
-  var absmax = 0.0;
-  for (var i = 0; i < 8; i++) {
-    let m = abs(values[i]);
-    absmax = max(absmax, max(max(m.x, m.y), max(m.z, m.w)));
-  }
+// Quantizes block `b` of the slice (already in `values`; `key` from load_block): writes its integer words
+// and returns its scale's bits.
+fn quantize_block(b: u32, key: u32) -> u32 {
+  let absmax = magnitude(key & 0x0fffe000u);
   // The extreme is the first element of largest magnitude, as in the CPU quantizer.
-  var extreme = 0.0;
-  for (var i = 7; i >= 0; i--) {
-    let v = values[i];
-    let m = abs(v) == vec4(absmax);
-    if (m.w) { extreme = v.w; }
-    if (m.z) { extreme = v.z; }
-    if (m.y) { extreme = v.y; }
-    if (m.x) { extreme = v.x; }
-  }
+  let extreme = select(absmax, -absmax, (key & 1u) != 0u);
   let maxq = f32(QMAX);
   // The smallest f16 ≥ absmax / QMAX: h · QMAX is exact in f32, so the candidate is checked both ways.
   var absmax_bits = f32_to_half(absmax / maxq);
   for (var check = 0; check < 2; check++) {
-    if (half_to_f32(absmax_bits) * maxq < absmax) {
-      absmax_bits += 1u;
-    } else if (absmax_bits > 0u && half_to_f32(absmax_bits - 1u) * maxq >= absmax) {
-      absmax_bits -= 1u;
-    }
+    let up = half_to_f32(absmax_bits) * maxq < absmax;
+    let down = absmax_bits > 0u && half_to_f32(absmax_bits - 1u) * maxq >= absmax;
+    absmax_bits = select(select(absmax_bits, absmax_bits - 1u, down), absmax_bits + 1u, up);
   }
-  var bits = 0u;
-  if (absmax > 0.0) {
-    // Strictly smaller wins, the first on a tie; a trial whose error is not a number never does.
-    var best = vec2<f32>(0.0, 3.0e38);
-    // The CPU maps the extreme to round(−t) in f64 as fl(x_m · fl(−t / x_m)), which for t = LEVEL0 = 7.5 lands
-    // on either side of −7.5 by the significand of x_m alone: the table says which (a tie nowhere else, as
-    // 8.5 clamps to −8 either way and the q8 levels are integers).
-    let m = f32_to_half(abs(extreme));
+  // The CPU maps the extreme to round(−t) in f64 as fl(x_m · fl(−t / x_m)), which for t = LEVEL0 = 7.5 lands
+  // on either side of −7.5 by the significand of x_m alone: the table says which (a tie nowhere else, as
+  // 8.5 clamps to −8 either way and the q8 levels are integers).
+  var lower = 0.0;
+  if (LEVEL0 != floor(LEVEL0)) {
+    let m = (key >> 13u) & 0x7fffu;
     let significand = select(m & 0x3ffu, (m & 0x3ffu) | 0x400u, m >= 0x400u);
     let down = (LEVEL0_EXTREME_DOWN[significand >> 5u] >> (significand & 31u)) & 1u;
-    for (var t = 0; t < 3; t++) {
-      let level = select(select(LEVEL2, LEVEL1, t == 1), LEVEL0, t == 0);
-      var extreme_q = clamp(floor(0.5 - level), f32(-QMAX - 1), f32(QMAX));
-      if (t == 0 && down == 1u) { extreme_q = max(extreme_q - 1.0, f32(-QMAX - 1)); }
-      let candidate = trial(level, extreme, extreme_q);
-      if (candidate.y < best.y) { best = candidate; }
-    }
-    let fitted_bits = u32(best.x);
-    let absmax_error = fit(half_to_f32(absmax_bits));
-    bits = absmax_bits;
-    let magnitude = fitted_bits & 0x7fffu;
-    if (magnitude != 0u && magnitude < 0x7c00u) {
-      let fitted_error = fit(half_to_f32(fitted_bits));
-      if (fitted_error < absmax_error * SAFE_MARGIN) {
-        bits = fitted_bits;
-      } else {
-        _ = fit(half_to_f32(absmax_bits));
-      }
-    }
-  } else {
-    for (var i = 0; i < 8; i++) { ints[i] = vec4(0.0); }
+    lower = select(0.0, 1.0, down == 1u && floor(0.5 - LEVEL0) > f32(-QMAX - 1));
   }
-  let offset = vec4(QMAX + 1);
+  // Strictly smaller wins, the first on a tie; a trial whose error is not a number never does.
+  var best = vec2<f32>(0.0, 3.0e38);
+  let first = trial(LEVEL0, extreme, absmax, lower);
+  if (first.y < best.y) { best = first; }
+  let second = trial(LEVEL1, extreme, absmax, 0.0);
+  if (second.y < best.y) { best = second; }
+  let third = trial(LEVEL2, extreme, absmax, 0.0);
+  if (third.y < best.y) { best = third; }
+  let fitted_bits = u32(best.x);
+
+  // The absmax scale, q = round(x / d): |x| ≤ absmax ≤ d · QMAX, so no clamping.
+  let absmax_scale = half_to_f32(absmax_bits);
+  let absmax_inverse = 1.0 / absmax_scale;
+  let absmax_half = 0.5 * absmax_scale;
+  var absmax_error = 0.0;
+  for (var i = 0; i < 8; i++) {
+    let q = round_half_up(values[i], values[i] * absmax_inverse, absmax_scale, absmax_half);
+    absmax_ints[i] = q;
+    let difference = values[i] - q * absmax_scale;
+    absmax_error += dot(difference, difference);
+  }
+  // The fitted scale (either sign), q = round(x / scale) clamped; the candidate is clamped first, to keep
+  // |2q ± 1| small where the scale is tiny.
+  let fitted = half_to_f32(fitted_bits);
+  let fitted_d = abs(fitted);
+  let fitted_inverse = 1.0 / fitted_d;
+  let fitted_half = 0.5 * fitted_d;
+  let fitted_sign = select(1.0, -1.0, fitted < 0.0);
+  let bound = f32(QMAX + 3);
+  var fitted_error = 0.0;
+  for (var i = 0; i < 8; i++) {
+    let a = fitted_sign * values[i];
+    let q = clamp_int(round_half_up(a, clamp(a * fitted_inverse, vec4(-bound), vec4(bound)), fitted_d, fitted_half));
+    fitted_ints[i] = q;
+    let difference = values[i] - q * fitted;
+    fitted_error += dot(difference, difference);
+  }
+  let magnitude = fitted_bits & 0x7fffu;
+  let use_fitted = magnitude != 0u && magnitude < 0x7c00u && fitted_error < absmax_error * SAFE_MARGIN;
+  let zero = absmax == 0.0;
+
+  // q + offset is the low bits of q + 2^23 + offset as an f32.
+  let offset = vec4(8388608.0 + f32(QMAX + 1));
+  let mask = vec4(u32(2 * QMAX + 1));
   let shifts = vec4(0u, 8u, 16u, 24u);
+  for (var i = 0; i < 8; i++) {
+    let q = select(select(absmax_ints[i], fitted_ints[i], use_fitted), vec4(0.0), zero);
+    ints[i] = q;
+  }
   if (PER_WORD == 8u) {
     // q4: elements 0..3 of a word in the low nibbles of its bytes, 4..7 in the high ones.
     for (var w = 0u; w < 4u; w++) {
-      let low = vec4<u32>(vec4<i32>(ints[2u * w]) + offset) << shifts;
-      let high = vec4<u32>(vec4<i32>(ints[2u * w + 1u]) + offset) << (shifts + vec4(4u));
+      let low = (bitcast<vec4<u32>>(ints[2u * w] + offset) & mask) << shifts;
+      let high = (bitcast<vec4<u32>>(ints[2u * w + 1u] + offset) & mask) << (shifts + vec4(4u));
       out[params.intBase + b * 4u + w] = low.x | low.y | low.z | low.w | high.x | high.y | high.z | high.w;
     }
   } else {
     for (var w = 0u; w < 8u; w++) {
-      let bytes = vec4<u32>(vec4<i32>(ints[w]) + offset) << shifts;
+      let bytes = (bitcast<vec4<u32>>(ints[w] + offset) & mask) << shifts;
       out[params.intBase + b * 8u + w] = bytes.x | bytes.y | bytes.z | bytes.w;
     }
   }
-  return bits;
+  return select(select(absmax_bits, fitted_bits, use_fitted), 0u, zero);
 }
 
-// Loads block `b` of the slice into `values`, zero past the end; false if it holds an infinity or NaN.
-fn load_block(b: u32) -> bool {
-  var finite = true;
+// Loads block `b` of the slice into `values`, zero past the end, and returns its key: the largest over its
+// elements of (magnitude bits << 13) | (31 − index) << 1 | sign, so the first element of largest magnitude
+// and its sign; a magnitude from 0x7c00 up (infinity or NaN) sets bits from 0x0f800000 up.
+fn load_block(b: u32) -> u32 {
+  var key = 0u;
   let last = (params.count - 1u) / 2u;
+  let full = b * BLOCK + BLOCK <= params.count;
   for (var i = 0u; i < 8u; i++) {
     let at = b * BLOCK + 4u * i;
-    let index = vec4(at) + vec4(0u, 1u, 2u, 3u);
-    let words = vec2(input[min(at / 2u, last)], input[min(at / 2u + 1u, last)]);
-    let h = select(vec4(0u), (vec4(words.x, words.x, words.y, words.y) >> vec4(0u, 16u, 0u, 16u)) & vec4(0xffffu), index < vec4(params.count));
-    finite = finite && all((h & vec4(0x7c00u)) != vec4(0x7c00u));
-    values[i] = halves_to_f32(h);
+    var words = vec2(input[min(at / 2u, last)], input[min(at / 2u + 1u, last)]);
+    if (!full) {
+      words = select(vec2(0u), words, vec2(at, at + 2u) < vec2(params.count));
+      words.x = select(words.x & 0xffffu, words.x, at + 1u < params.count);
+      words.y = select(words.y & 0xffffu, words.y, at + 3u < params.count);
+    }
+    let raw = vec4(words.x << 16u, words.x, words.y << 16u, words.y);
+    let shifted = (raw >> vec4(3u)) & vec4(0x0fffe000u);
+    let signs = raw & vec4(0x80000000u);
+    values[i] = bitcast<vec4<f32>>(bitcast<vec4<u32>>(magnitudes(shifted)) | signs);
+    let keys = shifted | vec4((31u - 4u * i) << 1u, (30u - 4u * i) << 1u, (29u - 4u * i) << 1u, (28u - 4u * i) << 1u) | (signs >> vec4(31u));
+    key = max(key, max(max(keys.x, keys.y), max(keys.z, keys.w)));
   }
-  return finite;
+  return key;
 }
 
 @compute @workgroup_size(WG)
@@ -231,11 +242,12 @@ fn main(
   for (var part = 0u; part < 2u; part++) {
     let b = 2u * pair + part;
     if (b >= blocks) { break; }
-    if (!load_block(b)) {
+    let key = load_block(b);
+    if (key >= 0x0f800000u) {
       atomicMin(&status[0], params.slot);
       return;
     }
-    scales |= quantize_block(b) << (16u * part);
+    scales |= quantize_block(b, key) << (16u * part);
   }
   out[params.scaleBase + pair] = scales;
 }
