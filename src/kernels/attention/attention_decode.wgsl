@@ -8,7 +8,8 @@
 // and of their output accumulators, in registers. Per key it loads its units of the key and value rows
 // (consecutive lanes read consecutive units), adds up each row's score across the lanes with subgroupAdd (so
 // every lane has it), and folds the key into the row's running softmax: max m, sum of exponentials l, and
-// the sums of probability · value, rescaled by exp(old max − new max).
+// the sums of probability · value, rescaled by exp(old max − new max) only when the max grows (the score is
+// the same in every lane, so the branch is uniform; on lavapipe that saved a fifth of the time).
 //
 // With one split the rows are normalised and written to `out`; with several each writes its unnormalised sums
 // and (max, sum of exponentials) to `partials` for attention_combine.wgsl, exactly as attention.wgsl does.
@@ -94,14 +95,17 @@ fn main(
       var part = 0.0;
       for (var i = 0u; i < UNITS_PER_LANE; i++) { part += dot(qs[r * UNITS_PER_LANE + i], key[i]); }
       let s = lanes_sum(part);
-      let mNew = max(m[r], s);
-      let alpha = exp(m[r] - mNew);
-      let p = exp(s - mNew);
-      m[r] = mNew;
-      l[r] = fma(l[r], alpha, p);
+      if (s > m[r]) {
+        let alpha = exp(m[r] - s);
+        m[r] = s;
+        l[r] *= alpha;
+        for (var i = 0u; i < UNITS_PER_LANE; i++) { acc[r * UNITS_PER_LANE + i] *= alpha; }
+      }
+      let p = exp(s - m[r]);
+      l[r] += p;
       for (var i = 0u; i < UNITS_PER_LANE; i++) {
         let a = r * UNITS_PER_LANE + i;
-        acc[a] = fma(acc[a], vec4<f32>(alpha), p * value[i]);
+        acc[a] = fma(vec4<f32>(p), value[i], acc[a]);
       }
     }
   }
