@@ -488,6 +488,14 @@ export class Engine implements ChatBackend {
     };
   }
 
+  /**
+   * Resolves once every kernel is compiled. The model is usable before: on WebGPU with a short-chunk plan the
+   * kernels for prompt chunks longer than that compile after load, and a request that needs them waits for them.
+   */
+  whenCompiled(): Promise<void> {
+    return this.loaded.model.whenCompiled();
+  }
+
   /** Frees the GPU memory; later calls throw EngineDisposedError. Waits for the running request to end. */
   async dispose(): Promise<void> {
     if (this.disposed) return;

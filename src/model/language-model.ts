@@ -18,6 +18,8 @@ export interface LanguageModel {
   forward(tokens: ArrayLike<number>, read?: ForwardRead, k?: number): Promise<ForwardResult>;
   /** The logits of the last forward call's last token (for a top-k read that turned out not to be enough). */
   readLastLogits(): Promise<Float32Array>;
+  /** Resolves once everything the model runs is compiled (some may compile after load; a call needing it waits). */
+  whenCompiled(): Promise<void>;
   /** Frees what the model holds; it is unusable afterwards. */
   destroy(): void;
 }

@@ -198,6 +198,9 @@ export class WasmModel implements LanguageModel {
     return this.row(await this.complete([...this.tokens], this.options.vocabSize));
   }
 
+  /** llama.cpp has nothing left to compile once loaded. */
+  async whenCompiled(): Promise<void> {}
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -13,6 +13,11 @@ export interface ChatEngine {
   generate(prompt: string | readonly number[], options?: GenerateOptions): GenerationStream;
   /** Resolves (never rejects) when the GPU device is lost; the engine is unusable from then on. */
   readonly lost: Promise<DeviceLostError>;
+  /**
+   * Resolves once every kernel is compiled: the kernels for long prompt chunks may compile after the load, and
+   * a request that needs them meanwhile waits for them (see Engine.whenCompiled).
+   */
+  whenCompiled(): Promise<void>;
   /** Destroys the GPU device as a driver reset would, to exercise the device-lost path. */
   simulateDeviceLoss(): void;
   /** Frees the GPU memory once running requests end (a worker aborts them first, then ends). */
@@ -28,6 +33,7 @@ export async function createInThreadEngine(url: string, options: LoadCachedEngin
     generate: (prompt, generateOptions) => engine.generate(prompt, generateOptions),
     // The WASM backend has no device to lose.
     lost: engine.gpu?.lost ?? new Promise<never>(() => {}),
+    whenCompiled: () => engine.whenCompiled(),
     simulateDeviceLoss: () => engine.gpu?.device.destroy(),
     dispose: () => engine.dispose(),
   };

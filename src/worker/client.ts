@@ -343,6 +343,12 @@ export async function createWorkerEngine(url: string, options: WorkerEngineOptio
     chat: { completions: { create } },
     generate,
     lost: connection.lost,
+    whenCompiled: () =>
+      call(
+        connection,
+        (id) => ({ type: 'when-compiled', id }),
+        (message) => (message.type === 'done' ? true : undefined),
+      ).then(() => {}),
     simulateDeviceLoss: () => send({ type: 'simulate-device-loss' }),
     dispose: () => connection.dispose(),
   };

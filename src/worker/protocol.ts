@@ -104,6 +104,8 @@ export type ClientMessage =
   /** Stops request `id`: a running generation ends with finish_reason 'abort', a load fails with AbortError. */
   | { type: 'abort'; id: number }
   | { type: 'dispose'; id: number }
+  /** Answered by `done` once every kernel of the engine is compiled (see Engine.whenCompiled). */
+  | { type: 'when-compiled'; id: number }
   /** Destroys the GPU device, as a driver reset would: how tests reach the device-lost path. */
   | { type: 'simulate-device-loss' };
 

@@ -119,6 +119,13 @@ export function serveEngine(endpoint: WorkerEndpoint, loaders: EngineLoaders = C
     });
   }
 
+  async function whenCompiled({ id }: Message<'when-compiled'>): Promise<void> {
+    await track(id, async () => {
+      await chatEngine().whenCompiled();
+      post({ type: 'done', id });
+    });
+  }
+
   async function dispose({ id }: Message<'dispose'>): Promise<void> {
     for (const controller of controllers.values()) controller.abort();
     const disposing = served?.engine;
@@ -151,6 +158,8 @@ export function serveEngine(endpoint: WorkerEndpoint, loaders: EngineLoaders = C
         return controllers.get(message.id)?.abort();
       case 'dispose':
         return void dispose(message);
+      case 'when-compiled':
+        return void whenCompiled(message);
       case 'simulate-device-loss':
         return served?.engine.gpu?.device.destroy();
     }

@@ -80,6 +80,21 @@ it('loads the default model (stories260K) from the local models folder with down
   await expect(page.locator('.cached li').first().textContent()).resolves.toContain('stories260K');
 });
 
+it('a prompt longer than a short chunk, sent at ready, waits for the kernels compiling after ready and is answered', async () => {
+  // 40 tokens: over the 32 a software adapter's short-chunk plan takes, so the tiled prefill plan runs it.
+  const prompt = [1, ...Array.from({ length: 39 }, (_, i) => 300 + i)];
+  const tokens = await page.evaluate(async (ids) => {
+    const stream = window.__chat!.engine!.generate(ids, { temperature: 0, max_tokens: 4 });
+    for await (const _ of stream);
+    return (await stream.result).usage.completion_tokens;
+  }, prompt);
+  expect(tokens).toBe(4);
+  await page.waitForFunction(() => window.__chat!.loadTimeline.compiledMs !== null);
+  const { readyMs, compiledMs } = (await chatState()).loadTimeline;
+  expect(compiledMs).toBeGreaterThanOrEqual(readyMs!);
+  await expect(page.locator('.stats').textContent()).resolves.not.toContain('compiling');
+});
+
 it('greedy generation in the worker reproduces the golden ids and text exactly', async () => {
   const golden = greedyGolden();
   const result = await page.evaluate(

@@ -55,9 +55,10 @@ export interface ChatPageState {
   lastDownload: LoadProgress | null;
   /**
    * When the current load's stages ran: milliseconds from its start to each stage's first and last progress
-   * event ('download', or the load's 'read', 'upload', 'quantize', 'compile'), and to ready.
+   * event ('download', or the load's 'read', 'upload', 'quantize', 'compile'), to ready, and to every kernel
+   * compiled (the kernels for long prompts compile after ready; a reply that needs them waits).
    */
-  loadTimeline: { stages: Record<string, { first: number; last: number }>; readyMs: number | null };
+  loadTimeline: { stages: Record<string, { first: number; last: number }>; readyMs: number | null; compiledMs: number | null };
   /** The conversation as sent to the engine (without the system prompt). */
   readonly messages: readonly ChatCompletionMessageParam[];
   readonly lastRequest: TurnRequest | null;
@@ -135,7 +136,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     info: null,
     progressEvents: 0,
     lastDownload: null,
-    loadTimeline: { stages: {}, readyMs: null },
+    loadTimeline: { stages: {}, readyMs: null, compiledMs: null },
     get messages() {
       return conversation.messages;
     },
@@ -542,16 +543,21 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
           : `Loading weights onto the GPU: ${formatBytes(p.loaded)} of ${formatBytes(p.total)}`;
   }
 
-  function showInfo(info: EngineInfo): void {
+  /** The stats line of a loaded model; `compiling` while the kernels for long prompts still compile. */
+  function infoLine(info: EngineInfo, compiling: boolean): string {
+    const why = { memory: ' (what fits in memory)', default: ' (the default)', model: '', requested: '' }[info.contextLimitedBy];
+    const { backend, reason, device } = info.backend;
+    const runsOn = backend === 'wasm' ? `CPU (${device}; ${reason})` : `WebGPU on ${device || 'the GPU'}${reason === 'hardware adapter' ? '' : ` (${reason})`}`;
+    return `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${runsOn}${compiling && backend === 'webgpu' ? ' · compiling the kernels for long prompts' : ''}`;
+  }
+
+  function showInfo(info: EngineInfo, compiling: boolean): void {
     notice.hidden = !info.usesFallbackTemplate;
     notice.textContent = info.usesFallbackTemplate
       ? `${info.modelId} has no chat template, so it is prompted with a plain “User:/Assistant:” transcript (${info.chatTemplate}). ` +
         'Base models continue text rather than answer: try the start of a story, e.g. “Once upon a time”.'
       : '';
-    const why = { memory: ' (what fits in memory)', default: ' (the default)', model: '', requested: '' }[info.contextLimitedBy];
-    const { backend, reason, device } = info.backend;
-    const runsOn = backend === 'wasm' ? `CPU (${device}; ${reason})` : `WebGPU on ${device || 'the GPU'}${reason === 'hardware adapter' ? '' : ` (${reason})`}`;
-    stats.textContent = `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${runsOn}`;
+    stats.textContent = infoLine(info, compiling);
   }
 
   async function load(entry: ModelEntry, dtype: DtypeChoice): Promise<void> {
@@ -569,7 +575,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     state.info = null;
     state.progressEvents = 0;
     state.lastDownload = null;
-    state.loadTimeline = { stages: {}, readyMs: null };
+    state.loadTimeline = { stages: {}, readyMs: null, compiledMs: null };
     loadStart = performance.now();
     loadedEntry = { entry, dtype };
     setStatus('loading');
@@ -596,9 +602,19 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       state.engine = loaded;
       state.info = loaded.info;
       localStorage.setItem(LAST_MODEL_KEY, entry.id);
-      showInfo(loaded.info);
+      showInfo(loaded.info, true);
       state.loadTimeline.readyMs = performance.now() - loadStart;
       setStatus('ready');
+      void loaded.whenCompiled().then(
+        () => {
+          if (engine !== loaded) return;
+          state.loadTimeline.compiledMs = performance.now() - loadStart;
+          // Replies write their own stats; the load's line alone still says what is compiling.
+          if (stats.textContent === infoLine(loaded.info, true)) showInfo(loaded.info, false);
+        },
+        // A failed compile fails the request that needs it, with its error; a disposed engine needs nothing.
+        () => {},
+      );
       void loaded.lost.then((error) => {
         if (engine !== loaded) return;
         engine = null;
