@@ -4,7 +4,7 @@
  * arrive as f16 and are quantized on the GPU: each slice's halves go into one reused staging buffer and the
  * quantize kernel writes their blocks into the tensor's buffer (f32 slices, from in-memory models, are
  * quantized on the CPU instead, block for block as the kernel would). Dawn keeps a copy of every pending
- * write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES.
+ * write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES (QueueWait).
  * A matrix larger than one binding goes into row ranges of its own buffers (./split.ts), each slice cut at
  * the parts' boundaries.
  */
@@ -160,6 +160,7 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   const totals = uploadTotals(spec, options.dtype, destination, onGpu);
   const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
   const quantizer = new SliceQuantizer(gpu, totals.largestMatrixBytes);
+  const queueWait = new QueueWait(gpu);
   let targets: Target[] = [];
   let pending = 0;
   let uploaded = 0;
@@ -237,13 +238,13 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
         if (quant) options.onProgress?.({ stage: 'quantize', done: quantized, total: totals.quantizeElements });
         if (pending >= UPLOAD_FLUSH_BYTES) {
           pending = 0;
-          await gpu.device.queue.onSubmittedWorkDone();
+          await queueWait.wait();
         }
         if (gpu.lostError) throw gpu.lostError;
       },
     });
+    await queueWait.wait();
     await quantizer.check();
-    await gpu.device.queue.onSubmittedWorkDone();
     return out;
   } finally {
     quantizer.release(targets);
@@ -355,4 +356,23 @@ function widen(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
   return out;
+}
+
+/**
+ * Waits for the queue to finish what was submitted. Dawn in Node polls the device in a setImmediate loop for as
+ * long as any of its promises is pending, which takes a whole core from a software adapter's threads; so a wait
+ * first sleeps most of as long as the last wait took (the GPU's pace), and polls only for the rest.
+ */
+class QueueWait {
+  private lastMs = 0;
+
+  constructor(private readonly gpu: Gpu) {}
+
+  async wait(): Promise<void> {
+    const start = performance.now();
+    const sleepMs = Math.floor(this.lastMs * 0.8);
+    if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    this.lastMs = performance.now() - start;
+  }
 }
