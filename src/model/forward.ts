@@ -3,8 +3,8 @@
  * (run-state.ts), and every kernel launch prepared at load (plan.ts). A forward call only writes token ids
  * and changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last
  * row) and submits once per chunk; decode reads back the 4-byte token id. Nothing here creates a buffer or
- * bind group once `whenCompiled()` has resolved (with a short-chunk plan, the tiled prefill plan is prepared
- * after `GpuModel.create` returns: see there).
+ * bind group once `whenCompiled()` has resolved (the launches after the LM head and, with a short-chunk plan,
+ * the tiled prefill plan are prepared after `GpuModel.create` returns: see there).
  */
 import type { Gpu } from '../gpu/device';
 import { NumericalError, ShapeError } from '../gpu/errors';
@@ -18,7 +18,7 @@ import type { KvDtype } from '../kernels/attention/kv-format';
 import { ContextWindowExceededError, DEFAULT_KV_DTYPE } from './kv-cache';
 import { checkModelFits } from './limits';
 import { planContext, type ContextChoice } from './memory';
-import { applyChunk, disposePlan, preparePlan, type KernelShapes, type Plan, type Step } from './plan';
+import { applyChunk, disposePlan, preparePlan, Selection, type KernelShapes, type Plan, type Step } from './plan';
 import { copyToStaging, readStagedHidden, readStagedLogits, readStaging, usable, type ForwardRead, type ForwardResult, type Readout } from './readback';
 import { createProfiler, createRunState, readGpuMs, type Profiler, type RunState } from './run-state';
 import type { LanguageModel } from './language-model';
@@ -127,6 +127,7 @@ export class GpuModel implements LanguageModel {
   /** The tiled prefill plan, once prepared. */
   private prefill: Plan | undefined;
   private readonly prefillPrepared: Promise<Plan>;
+  private readonly selectionPrepared: Promise<unknown>;
 
   private constructor(
     readonly gpu: Gpu,
@@ -142,6 +143,10 @@ export class GpuModel implements LanguageModel {
     private readonly short: Plan | undefined,
     private readonly shortChunk: number,
     private readonly decode: Plan,
+    /** What follows the LM head for each kind of read, shared by the plans and prepared on first use or after load. */
+    private readonly selection: Selection,
+    /** The selection kinds prepared after load (see fromStream). */
+    selectionPrepared: Promise<unknown>,
     private readonly buffers: GPUBuffer[],
     private readonly profiler: Profiler | undefined,
     /** The matmul kernels' shapes in use: tuned for this device when loaded with `tune`, else the defaults. */
@@ -156,21 +161,23 @@ export class GpuModel implements LanguageModel {
         disposePlan(plan);
         throw new Error('the model was destroyed while its prefill plan compiled');
       }
-      if (this.topK) plan.topk?.set({ k: this.topK });
       this.prefill = plan;
       return plan;
     });
     // A failure reaches the forward call that needs the plan (and whenCompiled), not the unhandled-rejection handler.
     this.prefillPrepared.catch(() => {});
+    this.selectionPrepared = selectionPrepared;
+    this.selectionPrepared.catch(() => {});
   }
 
   /**
-   * Resolves once every plan is prepared. With a short-chunk plan the tiled prefill plan (most of the compile
-   * time on a software adapter: its tiled matmul pipelines) compiles after the model is returned, so a model
-   * is usable as soon as what decode and short chunks need is compiled; a longer chunk waits for it.
+   * Resolves once every launch is prepared. The model is returned as soon as decode and short chunks up to the
+   * logits are compiled; then argmax, top-k and log-sum-exp, and with a short-chunk plan the tiled prefill plan
+   * (most of the compile time on a software adapter: its tiled matmul pipelines) compile, and a call that needs
+   * one of them waits for it.
    */
   async whenCompiled(): Promise<void> {
-    await this.prefillPrepared;
+    await Promise.all([this.selectionPrepared, this.prefillPrepared]);
   }
 
   static async create(gpu: Gpu, spec: ModelSpec, weights: CanonicalWeights, options: GpuModelOptions = {}): Promise<GpuModel> {
@@ -256,9 +263,14 @@ export class GpuModel implements LanguageModel {
       const [decode, shortOrPrefill] = prepared;
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
       // Started only now, so its compiles do not compete with those the model needed first.
+      // The launches after the LM head (argmax; top-k and log-sum-exp with a topKCapacity) compile after load
+      // too, a read of a kind not yet compiled waiting for it: the chat page's sampling reads none of them on a
+      // software adapter. They queue before the prefill plan's long compiles.
+      const selection = new Selection(gpu, state);
+      const selecting = Promise.all([selection.prepare('token'), ...(topKCapacity ? [selection.prepare('topk'), selection.prepare('logprobs')] : [])]);
       const prefill = withShort ? preparePlan(gpu, spec, gpuWeights, state, chunk, shapes) : shortOrPrefill;
       const short = withShort ? shortOrPrefill : undefined;
-      return new GpuModel(gpu, spec, context, state, chunk, prefill, short, shortChunk, decode, buffers, profiler, shapes, gpuWeights);
+      return new GpuModel(gpu, spec, context, state, chunk, prefill, short, shortChunk, decode, selection, selecting, buffers, profiler, shapes, gpuWeights);
     } catch (e) {
       await plans?.then((p) => p.forEach(disposePlan), () => {});
       for (const b of buffers) b.destroy();
@@ -329,6 +341,7 @@ export class GpuModel implements LanguageModel {
     this.busy = true;
     this.stats.calls++;
     try {
+      if (read !== 'hidden') await this.selection.prepare(read);
       for (let done = 0; done < tokens.length; ) {
         const T = Math.min(this.chunk, tokens.length - done);
         const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : (this.prefill ?? (await this.prefillPrepared));
@@ -376,7 +389,7 @@ export class GpuModel implements LanguageModel {
       throw new ShapeError('model', `top-k reads need 1 ≤ k ≤ ${this.topKCapacity} (the topKCapacity loaded), got ${k}`);
     }
     if (k === this.topK) return;
-    for (const plan of this.plans) plan.topk?.set({ k });
+    this.selection.setTopK(k);
     this.topK = k;
   }
 
@@ -399,7 +412,9 @@ export class GpuModel implements LanguageModel {
       stats.dispatches += steps.length;
     };
     const { body } = plan;
-    const tail = read === 'hidden' ? plan.hidden : read ? [...plan.head, ...plan.select[read]] : [];
+    const selected = read && read !== 'hidden' ? this.selection.steps(read) : [];
+    if (!selected) throw new Error(`the ${read} launches are not prepared`);
+    const tail = read === 'hidden' ? plan.hidden : read ? [...plan.head, ...selected] : [];
     if (plan.maxT === 1 || !read) {
       encodePass('forward', [...body, ...tail], true, true);
     } else {
@@ -424,6 +439,7 @@ export class GpuModel implements LanguageModel {
   /** Frees every buffer; a prefill plan still compiling is disposed when it arrives. */
   destroy(): void {
     this.destroyed = true;
+    this.selection.dispose();
     for (const plan of this.plans) disposePlan(plan);
     this.prefill = undefined;
     for (const b of this.buffers) b.destroy();

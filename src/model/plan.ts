@@ -20,6 +20,7 @@ import { prepareRope } from '../kernels/rope/rope';
 import { prepareTopK, type TopKDispatch } from '../kernels/topk/topk';
 import type { ModelSpec } from './config';
 import type { GpuWeights } from './gpu-weights';
+import type { ForwardRead } from './readback';
 import { flatten, rows, type RunState } from './run-state';
 import { rowParts, type Weight } from './split';
 
@@ -46,14 +47,95 @@ export interface Plan {
   head: Step[];
   /** The final norm of the last row alone, into `lastNorm`, without the LM head: for a hidden-state read. */
   hidden: Step[];
-  /**
-   * What follows the LM head for each kind of read: argmax, top-k, top-k and the log-sum-exp, or nothing
-   * (the logits themselves).
-   */
-  select: { token: Step[]; topk: Step[]; logprobs: Step[]; logits: Step[] };
-  /** The top-k launch, whose k a call may change. */
-  topk?: TopKDispatch;
   applied: Chunk;
+}
+
+/**
+ * What follows the LM head for each kind of read: argmax, top-k, top-k and the log-sum-exp, or nothing (the
+ * logits themselves). They read the logits whatever the plan, so one set serves every plan, each kind prepared
+ * on first use or ahead of it (`prepare`): a model is usable before the kinds it has not been asked for compile.
+ */
+export class Selection {
+  private readonly pending = new Map<ForwardRead, Promise<Step[]>>();
+  private readonly ready = new Map<ForwardRead, Step[]>([['logits', []]]);
+  /** The top-k launch, shared by top-k and logprobs reads (undefined without a topKCapacity). */
+  private topkLaunch: Promise<TopKDispatch | undefined> | undefined;
+  /** Launches made so far, disposed with the selection (at once when made after it). */
+  private readonly launches: Step['dispatch'][] = [];
+  private k = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly s: RunState,
+  ) {}
+
+  /** The steps of `read` once prepared (see `prepare`), else undefined. */
+  steps(read: ForwardRead): Step[] | undefined {
+    return this.ready.get(read);
+  }
+
+  /** Prepares the steps of `read`: once, later calls sharing the first (after a failure, the next tries again). */
+  prepare(read: ForwardRead): Promise<Step[]> {
+    const ready = this.ready.get(read);
+    if (ready) return Promise.resolve(ready);
+    let pending = this.pending.get(read);
+    if (!pending) {
+      pending = this.create(read).then((steps) => {
+        this.ready.set(read, steps);
+        return steps;
+      });
+      pending.catch(() => this.pending.delete(read));
+      this.pending.set(read, pending);
+    }
+    return pending;
+  }
+
+  /** Sets the k of top-k reads, now or when the top-k launch is prepared. */
+  setTopK(k: number): void {
+    this.k = k;
+    void this.topkLaunch?.then((d) => d?.set({ k }), () => {});
+  }
+
+  private async create(read: ForwardRead): Promise<Step[]> {
+    const { gpu, s } = this;
+    if (read === 'logits') return [];
+    if (read === 'token') return [this.owned(await prepareArgmax(gpu, { logits: s.logits, out: s.next }))];
+    const topk = await this.topk();
+    if (!topk) return [];
+    if (read === 'topk') return [fixed(topk)];
+    if (!s.logSumExp) return [];
+    return [fixed(topk), this.owned(await prepareLogSumExp(gpu, { logits: s.logits, out: s.logSumExp }))];
+  }
+
+  private topk(): Promise<TopKDispatch | undefined> {
+    const { s } = this;
+    if (!this.topkLaunch) {
+      const launch = s.topValues && s.topIndices ? prepareTopK(this.gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : Promise.resolve(undefined);
+      this.topkLaunch = launch.then((d) => {
+        if (d && this.k) d.set({ k: this.k });
+        return d && this.owned(d).dispatch;
+      });
+      this.topkLaunch.catch(() => (this.topkLaunch = undefined));
+    }
+    return this.topkLaunch;
+  }
+
+  private owned<D extends Step['dispatch']>(dispatch: D): Step & { dispatch: D } {
+    if (this.disposed) {
+      dispatch.dispose();
+      throw new Error('the model was destroyed while its launches were prepared');
+    }
+    this.launches.push(dispatch);
+    return { dispatch, update: () => {} };
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const launch of this.launches) launch.dispose();
+    this.launches.length = 0;
+    this.ready.clear();
+  }
 }
 
 /** The matmul kernels' shapes every projection uses (tuned for the device, or the defaults). */
@@ -166,18 +248,8 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     ...(s.maskedIds ? [prepareMaskLogits(gpu, { logits: s.logits, ids: s.maskedIds }).then(fixed)] : []),
   );
   const finalNorm = prepareNorm(gpu, { x: lastRow, out: s.lastNorm, weight: w.finalNorm, bias: w.finalNormBias, kind: spec.norm.kind, eps });
-  const topkDispatch = s.topValues && s.topIndices ? prepareTopK(gpu, { logits: s.logits, values: s.topValues, indices: s.topIndices, scratch: s.topScratch }) : undefined;
-  const argmax = prepareArgmax(gpu, { logits: s.logits, out: s.next });
-  const logSumExpDispatch = s.logSumExp ? prepareLogSumExp(gpu, { logits: s.logits, out: s.logSumExp }) : undefined;
-  const [body, head, norm, topk, token, logSumExp] = await Promise.all([steps(...embedding, ...layers), headSteps, finalNorm, topkDispatch, argmax, logSumExpDispatch]);
-  const hidden = [fixed(norm)];
-  const select = {
-    token: [fixed(token)],
-    topk: topk ? [fixed(topk)] : [],
-    logprobs: topk && logSumExp ? [fixed(topk), fixed(logSumExp)] : [],
-    logits: [],
-  };
-  return { maxT, body, head, hidden, select, topk, applied: { T: maxT, pos: 0 } };
+  const [body, head, norm] = await Promise.all([steps(...embedding, ...layers), headSteps, finalNorm]);
+  return { maxT, body, head, hidden: [fixed(norm)], applied: { T: maxT, pos: 0 } };
 }
 
 /** Brings every launch of the body to `chunk` (nothing to write when the plan already is there). */
@@ -188,6 +260,5 @@ export function applyChunk(plan: Plan, chunk: Chunk): void {
 }
 
 export function disposePlan(plan: Plan): void {
-  // select.logprobs is the top-k launch (disposed with select.topk) and the log-sum-exp.
-  for (const step of [...plan.body, ...plan.head, ...plan.hidden, ...plan.select.token, ...plan.select.topk, ...plan.select.logprobs.slice(1)]) step.dispatch.dispose();
+  for (const step of [...plan.body, ...plan.head, ...plan.hidden]) step.dispatch.dispose();
 }
