@@ -8,8 +8,8 @@
  * Decode (flash-decoding): when the call is prepared for one row, long contexts are split over several
  * workgroups per KV head and a second, small launch merges their partial results; short contexts use one
  * split and skip the merge. Where the device has subgroups, decode can run attention_decode.wgsl instead: one
- * subgroup per workgroup, queries and accumulators in registers, scores added up with subgroupAdd, no
- * workgroup memory or barrier (see `AttentionDecodePath`).
+ * subgroup per workgroup, queries and accumulators in registers, scores added across lanes with subgroup
+ * shuffles, no workgroup memory or barrier (see `AttentionDecodePath`).
  *
  * Layouts (row-major; headDim a multiple of 4, the kernels' vector width):
  * - q, out: f32 [maxT, nHeads, headDim]; row t, head h starts at (t·nHeads + h)·headDim.
@@ -129,11 +129,14 @@ export const attentionDecodeKernel: KernelSpec<AttentionDecodeKey, AttentionFiel
  */
 export type AttentionDecodePath = 'workgroup' | 'subgroup';
 
-/** Lanes of the subgroup decode kernel on this device, or 0 where it cannot run it. */
+/**
+ * Lanes of the subgroup decode kernel on this device, or 0 where it cannot run it: powers of two up to the
+ * smallest subgroup (and DECODE_MAX_LANES), stopping once there are at least 4 and one per head-dim unit.
+ */
 function decodeLanes(gpu: Gpu, units: number): number {
   if (!gpu.features.subgroups) return 0;
   let lanes = 1;
-  while (lanes * 2 <= Math.min(gpu.subgroupMinSize, DECODE_MAX_LANES)) lanes *= 2;
+  while (lanes * 2 <= Math.min(gpu.subgroupMinSize, DECODE_MAX_LANES) && (lanes < 4 || lanes < units)) lanes *= 2;
   return lanes >= 4 && Math.ceil(units / lanes) <= DECODE_MAX_SLOTS ? lanes : 0;
 }
 
@@ -316,7 +319,7 @@ export class AttentionLaunch {
     const decodePath = maxT === 1 ? (a.decodePath ?? defaultDecodePath(gpu, headDim)) : 'workgroup';
     const lanes = decodePath === 'subgroup' ? decodeLanes(gpu, units) : 0;
     if (decodePath === 'subgroup' && lanes === 0) {
-      throw new ShapeError('attention', `the subgroup decode kernel needs the subgroups feature with subgroups of at least 4 lanes (this device: ${gpu.subgroupMinSize}) and headDim ≤ ${4 * DECODE_MAX_SLOTS} per lane`);
+      throw new ShapeError('attention', `the subgroup decode kernel needs the subgroups feature, subgroups of at least 4 lanes (this device: ${gpu.subgroupMinSize}) and at most ${4 * DECODE_MAX_SLOTS} head dims per lane`);
     }
     const rows = lanes > 0 ? decodeRows(group, units, lanes) : rowsPerWorkgroup(gpu, Math.min(maxT * group, a.maxRows ?? MAX_ROWS), units);
     const minSplit = a.minSplit ?? DEFAULT_MIN_SPLIT;
