@@ -6,7 +6,8 @@
  * in each dtype with per-stage seconds and bytes (from onProgress), peak JS heap + ArrayBuffers, peak RSS and
  * GPU bytes. Then the chat page (production build, headless Chromium on SwiftShader) loading stories260K: time
  * to ready on the first visit (downloading into IndexedDB) and on reload (from the cache), with when each load
- * stage ran, a first reply sent at ready, and when every kernel was compiled. Options:
+ * stage ran, a first reply sent at ready, and when every kernel was compiled; then each pipeline the engine
+ * compiles for it, timed one at a time in Node on this run's adapter, before or after ready. Options:
  * --checkpoints=f16,bf16,f16-sharded,bf16-sharded (empty: the page alone) --dtypes=f16,q8,q4 --no-tune
  * --no-page --dir=<folder>. Prints a table and writes bench-output/load.json.
  */
@@ -18,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { f32ToF16Bits } from '../gpu/f16';
 import { acquireNodeGpu } from '../gpu/node';
 import { folderFiles } from '../model/files-node';
+import { createEngine } from '../engine/engine';
 import { loadModel } from '../model/load';
 import type { Gpu } from '../gpu/device';
 import { createBuffer, createTensor } from '../gpu/tensor';
@@ -348,6 +350,53 @@ function descendantCpuSeconds(): number {
   return ticks / 100; // USER_HZ
 }
 
+interface PipelineCompile {
+  /** The kernel and its specialisation key, as the pipeline cache names it. */
+  pipeline: string;
+  seconds: number;
+  /** Whether the engine had this compiled before it was returned (before the chat page says ready). */
+  beforeReady: boolean;
+}
+
+/**
+ * Every pipeline the engine compiles for stories260K (as the chat page's worker creates it), one at a time so
+ * each one's seconds are its own, in Node on the adapter of this run (SwiftShader by default, the chat page's).
+ */
+async function compileList(): Promise<PipelineCompile[]> {
+  const gpu = await acquireNodeGpu();
+  const { device } = gpu;
+  const compile = device.createComputePipelineAsync.bind(device);
+  const list: PipelineCompile[] = [];
+  let ready = false;
+  let previous: Promise<unknown> = Promise.resolve();
+  device.createComputePipelineAsync = (descriptor: GPUComputePipelineDescriptor) => {
+    const timed = previous.then(async () => {
+      const t0 = performance.now();
+      const pipeline = await compile(descriptor);
+      list.push({ pipeline: descriptor.label ?? '?', seconds: (performance.now() - t0) / 1000, beforeReady: !ready });
+      return pipeline;
+    });
+    previous = timed.catch(() => {});
+    return timed;
+  };
+  try {
+    const engine = await createEngine(folderFiles(resolve(process.env.WEBGPU_LLM_MODELS ?? '../shared/models', 'stories260K')), { gpu });
+    ready = true;
+    await engine.whenCompiled();
+    await engine.dispose();
+    return list;
+  } finally {
+    gpu.device.destroy();
+  }
+}
+
+function formatCompileList(list: PipelineCompile[]): string {
+  const total = (beforeReady: boolean) => list.filter((c) => c.beforeReady === beforeReady).reduce((s, c) => s + c.seconds, 0).toFixed(2);
+  const rows = list.map((c) => [c.beforeReady ? 'before ready' : 'after', c.seconds.toFixed(2), c.pipeline]);
+  const lines = [['when', 's', 'pipeline'], ['---', '---', '---'], ...rows].map((r) => `| ${r.join(' | ')} |`);
+  return `${lines.join('\n')}\nbefore ready ${total(true)} s, after ${total(false)} s`;
+}
+
 /** Sends a short message in a new chat at once and waits for the whole reply (see PageLoad.firstReply). */
 async function replyOnce(page: Page): Promise<PageLoad['firstReply']> {
   await page.click('.new-chat');
@@ -516,13 +565,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   console.log(`\n${formatTable(results, floor)}`);
   let page: PageLoad[] | undefined;
+  let compiles: PipelineCompile[] | undefined;
   if (!values['no-page']) {
     page = await benchPage();
     console.log(`\nchat page, stories260K, headless Chromium (SwiftShader):\n${formatPageTable(page)}`);
+    compiles = await compileList();
+    console.log(`\nits pipelines compiled one at a time, in Node on ${adapter}:\n${formatCompileList(compiles)}`);
   }
   mkdirSync('bench-output', { recursive: true });
   const date = new Date().toISOString();
-  writeFileSync('bench-output/load.json', JSON.stringify({ adapter, date, tune: !values['no-tune'], floor, results, page }, null, 2));
+  writeFileSync('bench-output/load.json', JSON.stringify({ adapter, date, tune: !values['no-tune'], floor, results, page, compiles }, null, 2));
   console.log('wrote bench-output/load.json');
   return 0;
 }
