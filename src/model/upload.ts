@@ -1,9 +1,10 @@
 /**
  * The GPU end of a weight stream (./stream.ts): each canonical tensor gets its buffer when it starts, and each
  * slice is written at its offset and dropped. Nothing is kept on the CPU between slices. Matrices to quantize
- * arrive as f16 and are quantized on the GPU: each slice's halves go into one reused staging buffer and the
- * quantize kernel writes their blocks into the tensor's buffer (f32 slices, from in-memory models, are
- * quantized on the CPU instead, block for block as the kernel would). Dawn keeps a copy of every pending
+ * arrive as f16 and are quantized on the GPU: each slice's halves go, through reused mappable upload buffers,
+ * into one reused staging buffer and the quantize kernel writes their blocks into the tensor's buffer (f32
+ * slices, from in-memory models, are quantized on the CPU instead, block for block as the kernel would).
+ * Dawn keeps a copy of every pending
  * write until the queue catches up, so the upload waits for the queue every UPLOAD_FLUSH_BYTES (QueueWait).
  * A matrix larger than one binding goes into row ranges of its own buffers (./split.ts), each slice cut at
  * the parts' boundaries.
@@ -24,6 +25,13 @@ const UPLOAD_FLUSH_BYTES = 64 << 20;
 
 /** Most bytes of f16 weights the quantize kernel reads at once: the staging buffer, allocated once per load. */
 const QUANTIZE_STAGING_BYTES = 16 << 20;
+
+/**
+ * Mappable buffers, as large as the staging buffer, that the halves to quantize go through: a writeBuffer of a
+ * slice this large makes Dawn allocate, zero and free a staging buffer of its own each time (on lavapipe about
+ * as much CPU as reading the file), where these are allocated once per load and mapped again when idle.
+ */
+const QUANTIZE_UPLOAD_BUFFERS = 4;
 
 export interface UploadedTensors {
   model: Partial<Record<ModelTensorName, Weight>>;
@@ -159,8 +167,8 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   const onGpu = (dtype: WeightDtype) => dtype === 'f16' && options.quantizeOn !== 'cpu';
   const totals = uploadTotals(spec, options.dtype, destination, onGpu);
   const out: UploadedTensors = { model: {}, layers: Array.from({ length: spec.numLayers }, () => ({})) };
-  const quantizer = new SliceQuantizer(gpu, totals.largestMatrixBytes);
   const queueWait = new QueueWait(gpu);
+  const quantizer = new SliceQuantizer(gpu, totals.largestMatrixBytes, queueWait);
   let targets: Target[] = [];
   let pending = 0;
   let uploaded = 0;
@@ -289,11 +297,43 @@ class SliceQuantizer {
   private status?: GPUBuffer;
   /** The label of each tensor the kernel quantized, by the slot it reports non-finite values under. */
   private readonly labels: string[] = [];
+  /** Each upload buffer, mapped or not, and the queue wait after which its last copy was certainly done. */
+  private readonly uploads: { buffer: GPUBuffer; mapped: boolean; idleAfter: number }[] = [];
 
   constructor(
     private readonly gpu: Gpu,
     private readonly largestBytes: number,
+    private readonly queueWait: QueueWait,
   ) {}
+
+  /** Copies `bytes` into the staging buffer through a mapped upload buffer, waiting for one to be free. */
+  private async upload(staging: GPUBuffer, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+    let upload = this.uploads.find((u) => u.mapped);
+    if (!upload && this.uploads.length < QUANTIZE_UPLOAD_BUFFERS) {
+      const buffer = await createBuffer(this.gpu, 'quantize upload', staging.size, GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC);
+      upload = { buffer, mapped: false, idleAfter: 0 };
+      this.uploads.push(upload);
+    }
+    if (!upload) {
+      // All in flight: map one whose copy a queue wait has seen done, or wait for the queue first.
+      upload = this.uploads.find((u) => u.idleAfter <= this.queueWait.count);
+      if (!upload) {
+        await this.queueWait.wait();
+        upload = this.uploads[0];
+      }
+    }
+    if (!upload.mapped) {
+      await upload.buffer.mapAsync(GPUMapMode.WRITE);
+      upload.mapped = true;
+    }
+    new Uint8Array(upload.buffer.getMappedRange(0, bytes.byteLength)).set(bytes);
+    upload.buffer.unmap();
+    upload.mapped = false;
+    upload.idleAfter = this.queueWait.count + 1;
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'quantize upload' });
+    encoder.copyBufferToBuffer(upload.buffer, 0, staging, 0, bytes.byteLength);
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
 
   /** Writes the slice's halves to staging, in pieces as large as it holds, and quantizes each; returns bytes written. */
   async quantize(target: PartTarget, label: string, offset: number, data: Uint16Array): Promise<number> {
@@ -312,7 +352,7 @@ class SliceQuantizer {
     const piece = Math.floor(staging.size / 2 / QUANT_SLICE_ALIGN) * QUANT_SLICE_ALIGN;
     for (let start = 0; start < data.length; start += piece) {
       const part = data.subarray(start, start + piece);
-      this.gpu.device.queue.writeBuffer(staging, 0, padTo4(asBytes(part)));
+      await this.upload(staging, padTo4(asBytes(part)));
       target.quantizer.run(offset + start, part.length);
     }
     return data.byteLength;
@@ -336,6 +376,7 @@ class SliceQuantizer {
   destroy(): void {
     this.staging?.destroy();
     this.status?.destroy();
+    for (const { buffer } of this.uploads) buffer.destroy();
   }
 }
 
@@ -365,6 +406,8 @@ function widen(bits: Uint16Array): Float32Array {
  */
 class QueueWait {
   private lastMs = 0;
+  /** Waits completed: work submitted before wait n began is done once `count` reaches n. */
+  count = 0;
 
   constructor(private readonly gpu: Gpu) {}
 
@@ -374,5 +417,6 @@ class QueueWait {
     if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
     await this.gpu.device.queue.onSubmittedWorkDone();
     this.lastMs = performance.now() - start;
+    this.count++;
   }
 }
