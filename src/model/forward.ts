@@ -3,8 +3,8 @@
  * (run-state.ts), and every kernel launch prepared at load (plan.ts). A forward call only writes token ids
  * and changed parameters, encodes one compute pass (two for a prefill chunk, around the copy of its last
  * row) and submits once per chunk; decode reads back the 4-byte token id. Nothing here creates a buffer or
- * bind group once `whenCompiled()` has resolved (the launches after the LM head and, with a short-chunk plan,
- * the tiled prefill plan are prepared after `GpuModel.create` returns: see there).
+ * bind group once `whenCompiled()` has resolved (the launches after the LM head and, on a software adapter with
+ * a short-chunk plan, the tiled prefill plan are prepared after `GpuModel.create` returns: see there).
  */
 import type { Gpu } from '../gpu/device';
 import { NumericalError, ShapeError } from '../gpu/errors';
@@ -172,8 +172,8 @@ export class GpuModel implements LanguageModel {
 
   /**
    * Resolves once every launch is prepared. The model is returned as soon as decode and short chunks up to the
-   * logits are compiled; then argmax, top-k and log-sum-exp, and with a short-chunk plan the tiled prefill plan
-   * (most of the compile time on a software adapter: its tiled matmul pipelines) compile, and a call that needs
+   * logits are compiled; then argmax, top-k and log-sum-exp, and on a software adapter with a short-chunk plan the
+   * tiled prefill plan (most of the compile time there: its tiled matmul pipelines) compile, and a call that needs
    * one of them waits for it.
    */
   async whenCompiled(): Promise<void> {
@@ -222,10 +222,13 @@ export class GpuModel implements LanguageModel {
       // The short plan spans the whole chunk like the prefill plan, so that every launch but the projections
       // and attention has the prefill plan's pipeline key, the projections decode's, and attention (one token's
       // rows per workgroup) decode's too where decode runs the workgroup kernel.
-      // With it, the model is ready once decode and the short plan are: the tiled prefill plan, whose matmul
-      // pipelines take seconds each for a software adapter's compiler, is prepared afterwards (whenCompiled).
+      // With it, on a software adapter, the model is ready once decode and the short plan are: the tiled prefill
+      // plan, whose matmul pipelines take seconds each for its compiler, is prepared afterwards (whenCompiled).
+      // Elsewhere shortChunk is a few tokens, so nearly every first prompt would wait for that compile: it is
+      // prepared with the others while the weights arrive.
       const withShort = chunk > 1 && shortChunk > 1;
-      const plansTotal = 2;
+      const deferPrefill = withShort && gpu.isSoftwareAdapter;
+      const plansTotal = withShort && !deferPrefill ? 3 : 2;
       options.onProgress?.({ stage: 'compile', done: 0, total: plansTotal });
       const shapes: KernelShapes =
         tune && up
@@ -235,7 +238,8 @@ export class GpuModel implements LanguageModel {
             }
           : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
       // The plans needed before the model is returned at once, so their pipelines compile side by side:
-      // decode, then the short plan (or, without one, the tiled prefill plan).
+      // decode, then the short plan (or, without one, the tiled prefill plan), then the tiled prefill plan
+      // unless it is deferred.
       const prepare = async (weights: GpuWeights): Promise<Plan[]> => {
         let done = 0;
         const plan = async (maxT: number, projections?: 'matvec') => {
@@ -243,7 +247,7 @@ export class GpuModel implements LanguageModel {
           options.onProgress?.({ stage: 'compile', done: ++done, total: plansTotal });
           return p;
         };
-        const plans = await Promise.allSettled([plan(1), plan(chunk, withShort ? 'matvec' : undefined)]);
+        const plans = await Promise.allSettled([plan(1), plan(chunk, withShort ? 'matvec' : undefined), ...(plansTotal === 3 ? [plan(chunk)] : [])]);
         const failed = plans.find((p) => p.status === 'rejected');
         if (!failed) return plans.map((p) => (p as PromiseFulfilledResult<Plan>).value);
         for (const p of plans) if (p.status === 'fulfilled') disposePlan(p.value);
@@ -260,15 +264,15 @@ export class GpuModel implements LanguageModel {
         plans = prepare(gpuWeights);
         prepared = await plans;
       }
-      const [decode, shortOrPrefill] = prepared;
+      const [decode, shortOrPrefill, tiled] = prepared;
       const profiler = options.profile && gpu.features.timestampQuery ? await createProfiler(gpu, buffers) : undefined;
-      // Started only now, so its compiles do not compete with those the model needed first.
+      // A deferred prefill plan starts only now, so its compiles do not compete with those the model needed first.
       // The launches after the LM head (argmax; top-k and log-sum-exp with a topKCapacity) compile after load
       // too, a read of a kind not yet compiled waiting for it: the chat page's sampling reads none of them on a
       // software adapter. They queue before the prefill plan's long compiles.
       const selection = new Selection(gpu, state);
       const selecting = Promise.all([selection.prepare('token'), ...(topKCapacity ? [selection.prepare('topk'), selection.prepare('logprobs')] : [])]);
-      const prefill = withShort ? preparePlan(gpu, spec, gpuWeights, state, chunk, shapes) : shortOrPrefill;
+      const prefill = deferPrefill ? preparePlan(gpu, spec, gpuWeights, state, chunk, shapes) : (tiled ?? shortOrPrefill);
       const short = withShort ? shortOrPrefill : undefined;
       return new GpuModel(gpu, spec, context, state, chunk, prefill, short, shortChunk, decode, selection, selecting, buffers, profiler, shapes, gpuWeights);
     } catch (e) {

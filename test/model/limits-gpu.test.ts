@@ -146,6 +146,21 @@ describe('model limits', () => {
     await expect(loadModel(gpu, files, { ...options, shortChunk: 0 })).rejects.toThrow(ShapeError);
   });
 
+  it('on a hardware adapter the tiled prefill plan is compiled before the model is returned, on a software one after', async () => {
+    const gpu = await testGpu();
+    const files = folderFiles(modelPath('stories260K'));
+    const options = { contextLength: 64, prefillChunk: 8, shortChunk: 4 };
+    // A short chunk of a few tokens (the hardware default) would leave nearly every first prompt waiting for it.
+    const hardware = await loadModel({ ...gpu, isSoftwareAdapter: false }, files, options);
+    expect(hardware.model['prefill']).toBeDefined();
+    const software = await loadModel({ ...gpu, isSoftwareAdapter: true }, files, options);
+    expect(software.model['prefill']).toBeUndefined();
+    await software.model.whenCompiled();
+    expect(software.model['prefill']).toBeDefined();
+    hardware.model.destroy();
+    software.model.destroy();
+  });
+
   it('decode and prefill create no GPU buffer, bind group or pipeline once the plans are compiled', async () => {
     const gpu = await testGpu();
     const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
