@@ -442,6 +442,8 @@ export class GpuModel implements LanguageModel {
 
   /** Frees every buffer; a prefill plan still compiling is disposed when it arrives. */
   destroy(): void {
+    // Once: a plan's launches disposed twice would hand their uniform slots to two later launches.
+    if (this.destroyed) return;
     this.destroyed = true;
     this.selection.dispose();
     for (const plan of this.plans) disposePlan(plan);

@@ -1,6 +1,7 @@
 /** What a model run must refuse, and what it must never do per token. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Gpu } from '../../src/gpu/device';
+import { KernelDispatch } from '../../src/gpu/dispatch';
 import { LimitsExceededError, ShapeError } from '../../src/gpu/errors';
 import type { ByteSource } from '../../src/formats/sources';
 import type { ModelFiles } from '../../src/model/files';
@@ -159,6 +160,22 @@ describe('model limits', () => {
     expect(software.model['prefill']).toBeDefined();
     hardware.model.destroy();
     software.model.destroy();
+  });
+
+  it('a second destroy() disposes nothing again (each launch’s uniform slot goes back to the pool once)', async () => {
+    const gpu = await testGpu();
+    const { model } = await loadModel(gpu, folderFiles(modelPath('stories260K')), { contextLength: 64, prefillChunk: 8 });
+    await model.whenCompiled();
+    const dispose = vi.spyOn(KernelDispatch.prototype, 'dispose');
+    try {
+      model.destroy();
+      expect(dispose.mock.calls.length).toBeGreaterThan(0);
+      dispose.mockClear();
+      model.destroy();
+      expect(dispose).not.toHaveBeenCalled();
+    } finally {
+      dispose.mockRestore();
+    }
   });
 
   it('decode and prefill create no GPU buffer, bind group or pipeline once the plans are compiled', async () => {
