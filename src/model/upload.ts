@@ -170,7 +170,6 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
   const queueWait = new QueueWait(gpu);
   const quantizer = new SliceQuantizer(gpu, totals.largestMatrixBytes, queueWait);
   let targets: Target[] = [];
-  let pending = 0;
   let uploaded = 0;
   let quantized = 0;
   /** The allocated tensor where it fits, else a new one (the allocated one released). */
@@ -214,10 +213,8 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
             let bytes: Uint8Array<ArrayBuffer>;
             let byteOffset: number;
             if ((dtype === 'q8' || dtype === 'q4') && piece instanceof Uint16Array && options.quantizeOn !== 'cpu') {
-              const written = await quantizer.quantize(part, label, at, piece);
+              uploaded += await quantizer.quantize(part, label, at, piece);
               quantized += piece.length;
-              uploaded += written;
-              pending += written;
               continue;
             }
             if (dtype === 'q8' || dtype === 'q4') {
@@ -226,7 +223,7 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
               quantized += piece.length;
               gpu.device.queue.writeBuffer(tensor.buffer, slice.scalesByteOffset, asBytes(slice.scales));
               uploaded += slice.scales.byteLength;
-              pending += slice.scales.byteLength;
+              queueWait.pending += slice.scales.byteLength;
               bytes = asBytes(slice.ints);
               byteOffset = slice.intsByteOffset;
             } else if (dtype === 'f32') {
@@ -239,13 +236,12 @@ export async function uploadStream(gpu: Gpu, spec: ModelSpec, stream: WeightStre
             }
             gpu.device.queue.writeBuffer(tensor.buffer, byteOffset, bytes);
             uploaded += bytes.byteLength;
-            pending += bytes.byteLength;
+            queueWait.pending += bytes.byteLength;
           }
         }
         options.onProgress?.({ stage: 'upload', done: uploaded, total: totals.uploadBytes });
         if (quant) options.onProgress?.({ stage: 'quantize', done: quantized, total: totals.quantizeElements });
-        if (pending >= UPLOAD_FLUSH_BYTES) {
-          pending = 0;
+        if (queueWait.pending >= UPLOAD_FLUSH_BYTES) {
           await queueWait.wait();
         }
         if (gpu.lostError) throw gpu.lostError;
@@ -330,6 +326,7 @@ class SliceQuantizer {
     upload.buffer.unmap();
     upload.mapped = false;
     upload.idleAfter = this.queueWait.count + 1;
+    this.queueWait.pending += bytes.byteLength;
     const encoder = this.gpu.device.createCommandEncoder({ label: 'quantize upload' });
     encoder.copyBufferToBuffer(upload.buffer, 0, staging, 0, bytes.byteLength);
     this.gpu.device.queue.submit([encoder.finish()]);
@@ -402,21 +399,26 @@ function widen(bits: Uint16Array): Float32Array {
 /**
  * Waits for the queue to finish what was submitted. Dawn in Node polls the device in a setImmediate loop for as
  * long as any of its promises is pending, which takes a whole core from a software adapter's threads; so a wait
- * first sleeps most of as long as the last wait took (the GPU's pace), and polls only for the rest.
+ * first sleeps most of the time the GPU should need for the bytes written since the last wait (at the pace the
+ * last wait showed), and polls only for the rest.
  */
 class QueueWait {
-  private lastMs = 0;
+  /** Bytes written to the GPU since the last wait. */
+  pending = 0;
   /** Waits completed: work submitted before wait n began is done once `count` reaches n. */
   count = 0;
+  private msPerByte = 0;
 
   constructor(private readonly gpu: Gpu) {}
 
   async wait(): Promise<void> {
+    const bytes = this.pending;
+    this.pending = 0;
     const start = performance.now();
-    const sleepMs = Math.floor(this.lastMs * 0.8);
+    const sleepMs = Math.floor(0.8 * this.msPerByte * bytes);
     if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
     await this.gpu.device.queue.onSubmittedWorkDone();
-    this.lastMs = performance.now() - start;
+    if (bytes > 0) this.msPerByte = (performance.now() - start) / bytes;
     this.count++;
   }
 }
