@@ -106,6 +106,8 @@ export class Engine implements ChatBackend {
   /** Ids the tokenizer cannot decode: never produced, and refused in prompts. */
   private readonly maskedIds: ReadonlySet<number>;
   private disposed = false;
+  /** Aborted by dispose(), so a request waiting for kernels still compiling ends instead of holding it up. */
+  private readonly disposing = new AbortController();
   /** xgrammar and the vocabulary as it sees it: set up on the first constrained request. */
   private grammars: GrammarEngine | undefined;
   private syntax: ToolSyntax | undefined;
@@ -336,7 +338,7 @@ export class Engine implements ChatBackend {
   }
 
   /** Feeds `tokens` after reusing the longest cached prefix of `sequence` (= cached part + tokens). */
-  private async prefill(sequence: readonly number[], step: string, read: ForwardRead, k = 0): Promise<{ result: ForwardResult; reused: number }> {
+  private async prefill(sequence: readonly number[], step: string, read: ForwardRead, k = 0, signal?: AbortSignal): Promise<{ result: ForwardResult; reused: number }> {
     const { model } = this.loaded;
     let common = 0;
     while (common < this.cachedTokens.length && common < sequence.length && this.cachedTokens[common] === sequence[common]) common++;
@@ -344,15 +346,15 @@ export class Engine implements ChatBackend {
     const reused = Math.min(common, sequence.length - 1);
     model.rewind(reused);
     this.cachedTokens.length = reused;
-    const result = await this.forward(sequence.slice(reused), step, read, k);
+    const result = await this.forward(sequence.slice(reused), step, read, k, signal);
     return { result, reused };
   }
 
   /** Runs `tokens` for the request step named `step` (for a NumericalError to say where it happened). */
-  private async forward(tokens: readonly number[], step: string, read: ForwardRead, k = 0): Promise<ForwardResult> {
+  private async forward(tokens: readonly number[], step: string, read: ForwardRead, k = 0, signal?: AbortSignal): Promise<ForwardResult> {
     const { model } = this.loaded;
     try {
-      const result = await model.forward(tokens, read, k);
+      const result = await model.forward(tokens, read, k, signal);
       this.cachedTokens.push(...tokens);
       return result;
     } catch (e) {
@@ -398,8 +400,21 @@ export class Engine implements ChatBackend {
     const stops = new StopMatcher(opts.stop);
 
     const t0 = performance.now();
-    const { result: first, reused } = await this.prefill(promptIds, 'prefill', read, k);
+    const waitSignal = signal ? AbortSignal.any([signal, this.disposing.signal]) : this.disposing.signal;
+    const started = await this.prefill(promptIds, 'prefill', read, k, waitSignal).catch((e: unknown) => {
+      // Stopped while a kernel the prompt needs was still compiling: nothing ran (dispose() throws its own error).
+      if (signal?.aborted && e === signal.reason) return undefined;
+      throw e;
+    });
     const tFirst = performance.now();
+    if (!started) {
+      return {
+        finishReason: 'abort',
+        usage: usage(promptIds.length, 0, 0),
+        timings: { time_to_first_token_ms: tFirst - t0, prefill_tokens_per_second: 0, decode_tokens_per_second: 0, readback_bytes_per_token: 0 },
+      };
+    }
+    const { result: first, reused } = started;
     let next = first;
     let generated = 0;
     let finish: FinishReason = 'length';
@@ -493,6 +508,7 @@ export class Engine implements ChatBackend {
    * kernels for prompt chunks longer than that compile after load, and a request that needs them waits for them.
    */
   whenCompiled(): Promise<void> {
+    if (this.disposed) return Promise.reject(new EngineDisposedError());
     return this.loaded.model.whenCompiled();
   }
 
@@ -500,6 +516,7 @@ export class Engine implements ChatBackend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.disposing.abort(new EngineDisposedError());
     const release = await this.queue.acquire();
     this.loaded.model.destroy();
     this.grammars?.dispose();

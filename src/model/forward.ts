@@ -7,6 +7,7 @@
  * a short-chunk plan, the tiled prefill plan are prepared after `GpuModel.create` returns: see there).
  */
 import type { Gpu } from '../gpu/device';
+import { EngineDisposedError } from '../engine/errors';
 import { NumericalError, ShapeError } from '../gpu/errors';
 import type { Tensor } from '../gpu/tensor';
 import { DEFAULT_TILE, defaultMatvecShape } from '../kernels/matmul/matmul';
@@ -159,7 +160,7 @@ export class GpuModel implements LanguageModel {
     this.prefillPrepared = Promise.resolve(prefill).then((plan) => {
       if (this.destroyed) {
         disposePlan(plan);
-        throw new Error('the model was destroyed while its prefill plan compiled');
+        throw new EngineDisposedError('the model was destroyed while its prefill plan compiled');
       }
       this.prefill = plan;
       return plan;
@@ -309,11 +310,13 @@ export class GpuModel implements LanguageModel {
 
   /**
    * Runs `tokens` at positions cachedLength.. and returns the greedy next token (4 bytes read back) or the
-   * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each.
+   * logits of the last token. Prefill goes in chunks of at most the prefill size, one submit each. If a launch
+   * the call needs is still compiling (see whenCompiled), `signal` aborts the wait, with its reason, before
+   * anything is run or cached.
    */
-  async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0): Promise<ForwardResult> {
+  async forward(tokens: ArrayLike<number>, read: ForwardRead = 'token', k = 0, signal?: AbortSignal): Promise<ForwardResult> {
     if (read === 'topk' || read === 'logprobs') this.setTopK(k);
-    const result = await this.run(tokens, read, () => readStaging(this.gpu, this.state, read, this.topK));
+    const result = await this.run(tokens, read, () => readStaging(this.gpu, this.state, read, this.topK), signal);
     if (!usable(result)) throw new NumericalError('forward', this.state.kv.length - 1);
     return result;
   }
@@ -328,8 +331,9 @@ export class GpuModel implements LanguageModel {
     return hidden;
   }
 
-  private async run<R>(tokens: ArrayLike<number>, read: Readout, readBack: () => Promise<R>): Promise<R> {
+  private async run<R>(tokens: ArrayLike<number>, read: Readout, readBack: () => Promise<R>, signal?: AbortSignal): Promise<R> {
     const { gpu, spec, state } = this;
+    if (this.destroyed) throw new EngineDisposedError('the model was destroyed');
     if (gpu.lostError) throw gpu.lostError;
     if (this.busy) throw new Error('GpuModel.forward is already running; calls must be serialised');
     if (tokens.length === 0) throw new ShapeError('model', 'forward needs at least one token');
@@ -345,7 +349,7 @@ export class GpuModel implements LanguageModel {
     this.busy = true;
     this.stats.calls++;
     try {
-      if (read !== 'hidden') await this.selection.prepare(read);
+      await this.compiled(tokens.length, read, signal);
       for (let done = 0; done < tokens.length; ) {
         const T = Math.min(this.chunk, tokens.length - done);
         const plan = T === 1 ? this.decode : this.short && T <= this.shortChunk ? this.short : (this.prefill ?? (await this.prefillPrepared));
@@ -369,6 +373,22 @@ export class GpuModel implements LanguageModel {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Waits for what a call of `length` tokens reading `read` needs and is still compiling, unless `signal` aborts. */
+  private async compiled(length: number, read: Readout, signal: AbortSignal | undefined): Promise<void> {
+    const tiled = (T: number) => T > 1 && !(this.short && T <= this.shortChunk);
+    const needsPrefill = !this.prefill && ((length >= this.chunk && tiled(this.chunk)) || tiled(length % this.chunk));
+    const waits = [read !== 'hidden' && !this.selection.steps(read) && this.selection.prepare(read), needsPrefill && this.prefillPrepared].filter((w) => w !== false);
+    if (waits.length === 0) return;
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const abort = () => reject(signal?.reason);
+      signal?.addEventListener('abort', abort, { once: true });
+      Promise.all(waits).then(() => resolve(), reject).finally(() => signal?.removeEventListener('abort', abort));
+    });
+    // destroy() may have come while it waited.
+    if (this.destroyed) throw new EngineDisposedError('the model was destroyed');
   }
 
   /**

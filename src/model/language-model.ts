@@ -14,8 +14,11 @@ export interface LanguageModel {
   readonly topKCapacity: number;
   /** Forgets cached positions from `length` on, so the next forward call starts there. */
   rewind(length: number): void;
-  /** Runs `tokens` after the cached ones; returns the greedy next token, the top k candidates or the logits of the last one. */
-  forward(tokens: ArrayLike<number>, read?: ForwardRead, k?: number): Promise<ForwardResult>;
+  /**
+   * Runs `tokens` after the cached ones; returns the greedy next token, the top k candidates or the logits of the
+   * last one. `signal` aborts a wait for kernels still compiling (nothing is run then), with its reason.
+   */
+  forward(tokens: ArrayLike<number>, read?: ForwardRead, k?: number, signal?: AbortSignal): Promise<ForwardResult>;
   /** The logits of the last forward call's last token (for a top-k read that turned out not to be enough). */
   readLastLogits(): Promise<Float32Array>;
   /** Resolves once everything the model runs is compiled (some may compile after load; a call needing it waits). */

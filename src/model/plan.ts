@@ -4,6 +4,7 @@
  * below is the whole transformer block; RMSNorm is fused into the projection that follows it. A matrix split
  * across buffers (./split.ts) is one launch per part, all in the same pass.
  */
+import { EngineDisposedError } from '../engine/errors';
 import type { Gpu } from '../gpu/device';
 import type { KernelDispatch } from '../gpu/dispatch';
 import { ShapeError } from '../gpu/errors';
@@ -124,7 +125,7 @@ export class Selection {
   private owned<D extends Step['dispatch']>(dispatch: D): Step & { dispatch: D } {
     if (this.disposed) {
       dispatch.dispose();
-      throw new Error('the model was destroyed while its launches were prepared');
+      throw new EngineDisposedError('the model was destroyed while its launches were prepared');
     }
     this.launches.push(dispatch);
     return { dispatch, update: () => {} };
