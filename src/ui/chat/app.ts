@@ -88,6 +88,8 @@ const LAST_MODEL_KEY = 'webgpu-llm:last-model';
 const CONVERSATION_KEY = 'webgpu-llm:conversation';
 /** A streaming reply is saved at most this often, so a page closed mid-reply loses at most this much of it. */
 const SAVE_INTERVAL_MS = 500;
+/** The stats line's end while the kernels for long prompts compile after ready. */
+const COMPILING_NOTE = ' · compiling the kernels for long prompts';
 
 function requestedBackend(): BackendRequest {
   const asked = new URLSearchParams(location.search).get('backend');
@@ -230,6 +232,8 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
   // ---- state ----
   let catalog: Catalog = { entries: [], cached: new Map(), defaultId: undefined };
   let engine: ChatEngine | null = null;
+  /** Whether the engine's kernels for long prompts are still compiling (see ChatEngine.whenCompiled). */
+  let compiling = false;
   let loadedEntry: { entry: ModelEntry; dtype: DtypeChoice } | null = null;
   let loadController: AbortController | undefined;
   /** performance.now() when the current load started (the timeline's zero). */
@@ -548,7 +552,13 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     const why = { memory: ' (what fits in memory)', default: ' (the default)', model: '', requested: '' }[info.contextLimitedBy];
     const { backend, reason, device } = info.backend;
     const runsOn = backend === 'wasm' ? `CPU (${device}; ${reason})` : `WebGPU on ${device || 'the GPU'}${reason === 'hardware adapter' ? '' : ` (${reason})`}`;
-    return `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${runsOn}${compiling && backend === 'webgpu' ? ' · compiling the kernels for long prompts' : ''}`;
+    return `${info.modelId} ready · context ${info.contextLength} tokens${why} · ${runsOn}${compiling && backend === 'webgpu' ? COMPILING_NOTE : ''}`;
+  }
+
+  /** Takes the compiling note off the stats line, if the line still has it (a reply writes its own). */
+  function dropCompilingNote(): void {
+    const line = stats.textContent ?? '';
+    if (line.endsWith(COMPILING_NOTE)) stats.textContent = line.slice(0, -COMPILING_NOTE.length);
   }
 
   function showInfo(info: EngineInfo, compiling: boolean): void {
@@ -576,6 +586,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     state.progressEvents = 0;
     state.lastDownload = null;
     state.loadTimeline = { stages: {}, readyMs: null, compiledMs: null };
+    compiling = false;
     loadStart = performance.now();
     loadedEntry = { entry, dtype };
     setStatus('loading');
@@ -605,15 +616,21 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
       showInfo(loaded.info, true);
       state.loadTimeline.readyMs = performance.now() - loadStart;
       setStatus('ready');
+      compiling = true;
       void loaded.whenCompiled().then(
         () => {
           if (engine !== loaded) return;
+          compiling = false;
           state.loadTimeline.compiledMs = performance.now() - loadStart;
-          // Replies write their own stats; the load's line alone still says what is compiling.
-          if (stats.textContent === infoLine(loaded.info, true)) showInfo(loaded.info, false);
+          dropCompilingNote();
         },
-        // A failed compile fails the request that needs it, with its error; a disposed engine needs nothing.
-        () => {},
+        (error: unknown) => {
+          // A disposed engine needs nothing; a failed compile is shown, and a request that needs it fails with it.
+          if (engine !== loaded) return;
+          compiling = false;
+          dropCompilingNote();
+          showError(error);
+        },
       );
       void loaded.lost.then((error) => {
         if (engine !== loaded) return;
@@ -747,7 +764,7 @@ export async function mountChat(root: HTMLElement): Promise<ChatPageState> {
     conversation.clear();
     setCurrent(null);
     clearBanner('context');
-    stats.textContent = state.info ? `${state.info.modelId} ready` : '';
+    stats.textContent = state.info ? `${state.info.modelId} ready${compiling && state.info.backend.backend === 'webgpu' ? COMPILING_NOTE : ''}` : '';
     renderActions();
     void renderConversationList();
   }
