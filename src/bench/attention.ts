@@ -28,6 +28,8 @@ export interface AttentionBenchCase {
 export interface AttentionBenchResult extends AttentionBenchCase {
   kind: 'decode' | 'prefill';
   kvDtype: string;
+  /** The launches that ran, by kernel name ('attention decode' is the subgroup decode kernel). */
+  kernels: string;
   runs: number;
   wallMs: number;
   gpuMs?: number;
@@ -86,7 +88,8 @@ export async function benchAttention(
     const timing = await time(gpu, [op], runs);
     const kvBytes = 2 * nKvHeads * context * headDim * (kvDtype === 'f32' ? 4 : 2);
     const gbps = kvBytes / ((timing.gpuMs ?? timing.wallMs) * 1e6);
-    return { ...c, kind: T === 1 ? 'decode' : 'prefill', kvDtype, ...timing, kvBytes, gbps, copyPercent: (100 * gbps) / copyGBps };
+    const kernels = op.dispatches.map((d) => d.name).join(' + ');
+    return { ...c, kind: T === 1 ? 'decode' : 'prefill', kvDtype, kernels, ...timing, kvBytes, gbps, copyPercent: (100 * gbps) / copyGBps };
   } finally {
     op.dispose();
     for (const t of tensors) t.buffer.destroy();
@@ -95,10 +98,11 @@ export async function benchAttention(
 
 export function attentionTable(results: AttentionBenchResult[]): string[][] {
   return [
-    ['attention', 'KV', 'runs', 'wall ms', 'gpu ms', 'K/V MB read', 'GB/s', '% of copy'],
+    ['attention', 'KV', 'kernels', 'runs', 'wall ms', 'gpu ms', 'K/V MB read', 'GB/s', '% of copy'],
     ...results.map((r) => [
       attentionCaseName(r),
       r.kvDtype,
+      r.kernels,
       String(r.runs),
       r.wallMs.toFixed(3),
       r.gpuMs === undefined ? '-' : r.gpuMs.toFixed(3),
