@@ -204,8 +204,13 @@ async function openWorker<Info>(
 
   try {
     signal?.throwIfAborted();
-    const aborted = new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
-    await Promise.race([ready, aborted]);
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    // The load below forwards its own abort: this listener goes once the worker is up.
+    await Promise.race([ready, aborted]).finally(() => signal?.removeEventListener('abort', onAbort));
     const info = await new Promise<Info>((resolve, reject) => {
       const id = nextId++;
       let stopForwarding = () => {};
