@@ -402,10 +402,20 @@ async function replyOnce(page: Page): Promise<PageLoad['firstReply']> {
   await page.click('.new-chat');
   await page.fill('input[name=maxTokens]', '16');
   await page.fill('.composer textarea', 'Once upon a time');
+  const before = await page.evaluateHandle(() => window.__chat!.lastTimings);
   const t0 = performance.now();
   await page.press('.composer textarea', 'Enter');
-  await page.waitForFunction(() => window.__chat?.status === 'generating', undefined, { timeout: 600_000 });
-  await page.waitForFunction(() => window.__chat?.status !== 'generating', undefined, { timeout: 600_000 });
+  // Waits for the reply's timings (or an error) to replace the ones before: a status of 'generating' may come
+  // and go between two polls.
+  await page.waitForFunction(
+    (previous) => {
+      const chat = window.__chat!;
+      return (chat.lastTimings !== previous || chat.error !== null) && chat.status !== 'generating';
+    },
+    before,
+    { timeout: 600_000 },
+  );
+  await before.dispose();
   const seconds = (performance.now() - t0) / 1000;
   const reply = await page.evaluate(() => ({ status: window.__chat!.status, error: window.__chat!.error, timings: window.__chat!.lastTimings, usage: window.__chat!.lastUsage }));
   if (reply.status !== 'ready' || !reply.timings || !reply.usage) throw new Error(`the first reply failed: ${reply.error?.name}: ${reply.error?.message}`);
