@@ -215,8 +215,9 @@ export async function benchModel(gpu: Gpu, c: ModelBenchCase, plan: ModelBenchPl
 const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits));
 
 /** matvec threads×rows, tiled threads (M×N)×K slice. */
-function formatShapes({ matvec, tile }: KernelShapes): string {
-  return `${matvec.wg}×${matvec.rows} / ${tile.wgM}×${tile.wgN}×${tile.tileK}`;
+function formatShapes({ matvec, tile, batch }: KernelShapes): string {
+  const batched = batch ? ` / batch ${batch.wg}×${batch.rows}×${batch.tokens}` : '';
+  return `${matvec.wg}×${matvec.rows} / ${tile.wgM}×${tile.wgN}×${tile.tileK}${batched}`;
 }
 
 /** A Markdown table (it reads fine in a terminal too). */
@@ -234,7 +235,7 @@ export function formatTable(results: ModelBenchResult[], plan: ModelBenchPlan): 
     'weight MB/tok',
     'GB/s (copy GB/s)',
     'GPU MB',
-    'tuned matvec / tile',
+    'tuned matvec / tile (/ batch)',
   ];
   const rows = results.map((r) => [
     r.model,

@@ -10,7 +10,7 @@ import type { Gpu } from '../gpu/device';
 import { EngineDisposedError } from '../engine/errors';
 import { NumericalError, ShapeError } from '../gpu/errors';
 import type { Tensor } from '../gpu/tensor';
-import { DEFAULT_TILE, defaultMatvecShape } from '../kernels/matmul/matmul';
+import { DEFAULT_TILE, defaultBatchShape, defaultMatvecShape } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
 import type { QuantDType } from '../quant/quantize';
 import type { ModelSpec } from './config';
@@ -102,7 +102,9 @@ export interface ForwardStats {
 /**
  * The default shortChunk. On a software adapter, instruction-bound, matvec costs about one decode step per
  * token while the tiled kernel costs a 64-row tile's work whatever T: measured on lavapipe (SmolLM2-135M),
- * matvec won 2–14× up to 16 tokens and 2× at 24; at 32–48 f16 broke even and q4 still won 1.4×. On a GPU,
+ * matvec won 2–14× up to 16 tokens and 2× at 24; at 32–48 f16 broke even and q4 still won 1.4×. (The batched
+ * matvec that runs longer chunks there, KernelShapes.batch, is 1.6–2× faster than matvec from 4 tokens on,
+ * 5632×2048 q4, but its pipelines would then compile before the model is ready.) On a GPU,
  * bandwidth-bound, matvec reads the weights once per token and the tiled kernel once per tile, so the tiled
  * kernel wins from a few tokens on (unmeasured here: 4 keeps matvec to at most four passes over the weights).
  */
@@ -231,13 +233,16 @@ export class GpuModel implements LanguageModel {
       const deferPrefill = withShort && gpu.isSoftwareAdapter;
       const plansTotal = withShort && !deferPrefill ? 3 : 2;
       options.onProgress?.({ stage: 'compile', done: 0, total: plansTotal });
+      // A software adapter runs chunks of several tokens through the batched matvec (see KernelShapes.batch).
+      const batch = gpu.isSoftwareAdapter ? defaultBatchShape(gpu) : undefined;
       const shapes: KernelShapes =
         tune && up
           ? {
               matvec: await tuneMatvec(gpu, up.shape[0], up.shape[1], up.dtype, tune),
               tile: await tuneTiled(gpu, chunk, up.shape[0], up.shape[1], up.dtype, tune),
+              batch,
             }
-          : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE };
+          : { matvec: defaultMatvecShape(gpu, up?.dtype), tile: DEFAULT_TILE, batch };
       // The plans needed before the model is returned at once, so their pipelines compile side by side:
       // decode, then the short plan (or, without one, the tiled prefill plan), then the tiled prefill plan
       // unless it is deferred.

@@ -15,7 +15,7 @@ import { prepareEmbedding } from '../kernels/embedding/embedding';
 import { prepareGelu } from '../kernels/gelu/gelu';
 import { prepareLogSumExp } from '../kernels/logsumexp/logsumexp';
 import { prepareMaskLogits } from '../kernels/mask_logits/mask_logits';
-import { prepareMatmul, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
+import { prepareMatmul, type BatchShape, type MatmulArgs, type MatvecShape, type TileShape } from '../kernels/matmul/matmul';
 import { prepareNorm } from '../kernels/norm/norm';
 import { prepareRope } from '../kernels/rope/rope';
 import { prepareTopK, type TopKDispatch } from '../kernels/topk/topk';
@@ -143,6 +143,8 @@ export class Selection {
 export interface KernelShapes {
   matvec: MatvecShape;
   tile: TileShape;
+  /** Where set (software adapters), chunks of several tokens run the batched matvec instead of the tiled kernel. */
+  batch?: BatchShape;
 }
 
 /** A launch whose row-count parameter (`rows`, `M` or `T`, as its kernel names it) and position follow the chunk. */
@@ -169,10 +171,12 @@ function fixed(dispatch: Step['dispatch']): Step {
 /**
  * `projections` forces the matmul kernel of every projection: 'matvec' for a plan of short chunks, which
  * reads the weights once per row of the chunk but, unlike the tiled kernel, computes nothing for the rest of
- * a tile's rows (64) past T. By default matvec for one row, tiled for more.
+ * a tile's rows (64) past T. By default matvec for one row, for more the batched matvec where
+ * `shapes.batch` is set, else tiled.
  */
 export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: RunState, maxT: number, shapes: KernelShapes, projections?: MatmulArgs['variant']): Promise<Plan> {
-  const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile };
+  const shapeArgs = { matvecShape: shapes.matvec, tileShape: shapes.tile, batchShape: shapes.batch };
+  const variant = projections ?? (shapes.batch && maxT > 1 ? 'batched' : undefined);
   const [x, qkv, q, attn, up] = [s.x, s.qkv, s.q, s.attn, s.up].map((t) => rows(t, maxT));
   const xn = s.xn && rows(s.xn, maxT);
   const act = s.act && rows(s.act, maxT);
@@ -186,7 +190,7 @@ export async function preparePlan(gpu: Gpu, spec: ModelSpec, w: GpuWeights, s: R
     return Promise.all(
       parts.map(async ({ tensor, firstRow }) => {
         const outputSlice = parts.length > 1 ? { column: firstRow, width: weight.shape[0] } : undefined;
-        return follow(await prepareMatmul(gpu, { variant: projections, ...args, ...shapeArgs, w: tensor, outputSlice }), 'M');
+        return follow(await prepareMatmul(gpu, { variant, ...args, ...shapeArgs, w: tensor, outputSlice }), 'M');
       }),
     );
   };

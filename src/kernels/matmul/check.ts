@@ -1,6 +1,6 @@
 import type { Gpu } from '../../gpu/device';
 import { uploadTensor, writeTensor, type Tensor } from '../../gpu/tensor';
-import { prepareMatmul, type MatvecShape, type ReduceMode, type TileShape } from './matmul';
+import { prepareMatmul, type BatchShape, type MatvecShape, type ReduceMode, type TileShape } from './matmul';
 import type { WeightFormat } from './weights';
 import { dequantize, isQuantDType, quantize } from '../../quant/quantize';
 import { siluMulRef } from './reference';
@@ -17,10 +17,11 @@ export interface MatmulCase {
   weights: WeightFormat;
   bias?: boolean;
   accumulate?: boolean;
-  variant?: 'tiled' | 'matvec';
+  variant?: 'tiled' | 'matvec' | 'batched';
   reduce?: ReduceMode;
   matvecShape?: MatvecShape;
   tileShape?: TileShape;
+  batchShape?: BatchShape;
   /** X is [M, 2K] gate|up and the kernel applies SwiGLU on load. */
   swiglu?: boolean;
   /** The kernel RMS-normalises each row of X (random weight and eps) on load. */
@@ -90,6 +91,7 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
         reduce: c.reduce,
         matvecShape: c.matvecShape,
         tileShape: c.tileShape,
+        batchShape: c.batchShape,
         swiglu: c.swiglu,
         norm,
         weightFormat: c.weights,
@@ -101,7 +103,8 @@ export async function checkMatmul(gpu: Gpu, c: MatmulCase, seed: number): Promis
 
   const matvecShape = c.matvecShape ? ` wg=${c.matvecShape.wg} rows=${c.matvecShape.rows}` : '';
   const tileShape = c.tileShape ? ` wg=${c.tileShape.wgM}x${c.tileShape.wgN} tileK=${c.tileShape.tileK}` : '';
-  const shape = matvecShape + tileShape;
+  const batchShape = c.batchShape ? ` wg=${c.batchShape.wg} rows=${c.batchShape.rows} tokens=${c.batchShape.tokens}` : '';
+  const shape = matvecShape + tileShape + batchShape;
   const name = `matmul ${c.variant ?? 'auto'}${c.reduce ? `/${c.reduce}` : ''}${shape} M=${M} N=${N} K=${K} w=${c.weights}${c.bias ? ' +bias' : ''}${c.accumulate ? ' +residual' : ''}${c.swiglu ? ' swiglu(x)' : ''}${norm ? ` rmsnorm(x) eps=${eps.toExponential(1)}` : ''}${c.parts ? ` parts ${c.parts.join('+')}` : ''}`;
   const input = c.swiglu ? siluMulRef(xData, M, K) : normWeight ? normRef(xData, normWeight, M, K, 'rms', eps) : xData;
   return check(name, seed, MATMUL_TOLERANCE[wdtype], actual, matmulRef(input, wValues, M, N, K, biasData, residual));

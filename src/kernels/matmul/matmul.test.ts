@@ -185,6 +185,45 @@ describe('matmul on the GPU against the CPU reference', () => {
   }
 });
 
+describe('batched matvec (a chunk of tokens, W unpacked once per workgroup of tokens) against the CPU reference', () => {
+  const all = [...formats, 'q8', 'q4'] as const;
+  for (const weights of all) {
+    // Each case a pipeline that compiles for seconds on a CPU adapter: the default shape in the four
+    // combinations a model runs (bias + residual, norm, SwiGLU + residual), the rest in small shapes.
+    it(`default shape: token and row tails, fused norm and SwiGLU, bias and residual, a split W, ${weights}`, async () => {
+      const gpu = await testGpu();
+      // M and N not multiples of the tokens and rows per workgroup; K = 96, 160, 64: whole q4/q8 blocks.
+      expectPass(await checkMatmul(gpu, { M: 7, N: 75, K: 96, weights, variant: 'batched', bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 13, N: 37, K: 160, weights, variant: 'batched', norm: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 2, N: 41, K: 64, weights, variant: 'batched', swiglu: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 5, N: 200, K: 64, parts: [64, 64, 72], weights, variant: 'batched', bias: true, accumulate: true }, freshSeed()));
+    });
+    it(`small shapes and K it cannot step through (tiled instead), ${weights}`, async () => {
+      const gpu = await testGpu();
+      // K = 37 and 44: not whole steps of any format but f32 (44), so tiled for the rest.
+      expectPass(await checkMatmul(gpu, { M: 9, N: 33, K: 37, weights, variant: 'batched', norm: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 9, N: 33, K: 44, weights, variant: 'batched', swiglu: true }, freshSeed()));
+      // Without subgroups 'batched' is the tiled kernel (above); a shape of its own is refused (below).
+      if (!gpu.features.subgroups) return;
+      const wg = Math.min(8, gpu.subgroupMinSize);
+      expectPass(await checkMatmul(gpu, { M: 4, N: 33, K: 96, weights, variant: 'batched', batchShape: { wg, rows: 5, tokens: 3 }, norm: true, bias: true, accumulate: true }, freshSeed()));
+      expectPass(await checkMatmul(gpu, { M: 11, N: 9, K: 64, weights, variant: 'batched', batchShape: { wg, rows: 3, tokens: 2 } }, freshSeed()));
+    });
+  }
+  it('refuses shapes and reductions it cannot run', async () => {
+    const gpu = await testGpu();
+    const x = await createTensor(gpu, 'x', 'f32', [4, 32]);
+    const w = await createTensor(gpu, 'w', 'f32', [8, 32]);
+    const y = await createTensor(gpu, 'y', 'f32', [4, 8]);
+    const wide = 2 * Math.max(1, gpu.subgroupMinSize);
+    for (const batchShape of [{ wg: 4, rows: 4, tokens: 5 }, { wg: 4, rows: 65, tokens: 1 }, { wg: 4, rows: 64, tokens: 4 }, { wg: 3, rows: 4, tokens: 4 }, { wg: wide, rows: 4, tokens: 4 }]) {
+      await expect(prepareMatmul(gpu, { x, w, y, variant: 'batched', batchShape })).rejects.toBeInstanceOf(ShapeError);
+    }
+    await expect(prepareMatmul(gpu, { x, w, y, variant: 'batched', reduce: 'workgroup' })).rejects.toBeInstanceOf(ShapeError);
+    if (gpu.features.subgroups) expect((await prepareMatmul(gpu, { x, w, y, variant: 'batched' })).name).toBe('matvec-batch');
+  });
+});
+
 describe('matmul output slices', () => {
   it('an output slice must start on a multiple of 64 within Y', async () => {
     const gpu = await testGpu();

@@ -16,3 +16,8 @@ fn dot_w_step(g: u32, xs: array<vec4<f32>, 2>, x_sum: f32) -> f32 {
   let v = load_w_step(g);
   return dot(v[0], xs[0]) + dot(v[1], xs[1]);
 }
+
+// The weights of step g and their scale (none: the values are the weights), as the quantized preludes give them.
+fn w_step_values(g: u32) -> array<vec4<f32>, 2> { return load_w_step(g); }
+
+fn w_step_scale(g: u32) -> f32 { return 1.0; }

@@ -11,3 +11,8 @@ fn load_w_step(g: u32) -> array<vec4<f32>, 1> {
 fn dot_w_step(g: u32, xs: array<vec4<f32>, 1>, x_sum: f32) -> f32 {
   return dot(w[g], xs[0]);
 }
+
+// The weights of step g and their scale (none: the values are the weights), as the quantized preludes give them.
+fn w_step_values(g: u32) -> array<vec4<f32>, 1> { return load_w_step(g); }
+
+fn w_step_scale(g: u32) -> f32 { return 1.0; }

@@ -25,14 +25,25 @@ fn dot_w_step(g: u32, xs: array<vec4<f32>, 8>, x_sum: f32) -> f32 {
   return (d - W_OFFSET * x_sum) * w_scale(g);
 }
 
-// The 32 weights of step g, dequantized.
-fn load_w_step(g: u32) -> array<vec4<f32>, 8> {
+// The 32 weights of step g as stored (integers, W_OFFSET over the value): the weights are
+// (w_step_values(g) - W_OFFSET) · w_step_scale(g).
+fn w_step_values(g: u32) -> array<vec4<f32>, 8> {
   let q = w[g];
-  let scale = w_scale(g);
   var out: array<vec4<f32>, 8>;
   for (var t = 0u; t < 4u; t++) {
-    out[2u * t] = (w_lanes(q[t], 0u, 15u) - W_OFFSET) * scale;
-    out[2u * t + 1u] = (w_lanes(q[t], 4u, 15u) - W_OFFSET) * scale;
+    out[2u * t] = w_lanes(q[t], 0u, 15u);
+    out[2u * t + 1u] = w_lanes(q[t], 4u, 15u);
   }
+  return out;
+}
+
+fn w_step_scale(g: u32) -> f32 { return w_scale(g); }
+
+// The 32 weights of step g, dequantized.
+fn load_w_step(g: u32) -> array<vec4<f32>, 8> {
+  let values = w_step_values(g);
+  let scale = w_scale(g);
+  var out: array<vec4<f32>, 8>;
+  for (var i = 0u; i < 8u; i++) { out[i] = (values[i] - W_OFFSET) * scale; }
   return out;
 }

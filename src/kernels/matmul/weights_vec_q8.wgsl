@@ -26,15 +26,26 @@ fn dot_w_step(g: u32, xs: array<vec4<f32>, 8>, x_sum: f32) -> f32 {
   return (d - W_OFFSET * x_sum) * w_scale(g);
 }
 
-// The 32 weights of step g, dequantized.
-fn load_w_step(g: u32) -> array<vec4<f32>, 8> {
+// The 32 weights of step g as stored (integers, W_OFFSET over the value): the weights are
+// (w_step_values(g) - W_OFFSET) · w_step_scale(g).
+fn w_step_values(g: u32) -> array<vec4<f32>, 8> {
   let lo = w[2u * g];
   let hi = w[2u * g + 1u];
-  let scale = w_scale(g);
   var out: array<vec4<f32>, 8>;
   for (var t = 0u; t < 4u; t++) {
-    out[t] = (w_bytes(lo[t]) - W_OFFSET) * scale;
-    out[4u + t] = (w_bytes(hi[t]) - W_OFFSET) * scale;
+    out[t] = w_bytes(lo[t]);
+    out[4u + t] = w_bytes(hi[t]);
   }
+  return out;
+}
+
+fn w_step_scale(g: u32) -> f32 { return w_scale(g); }
+
+// The 32 weights of step g, dequantized.
+fn load_w_step(g: u32) -> array<vec4<f32>, 8> {
+  let values = w_step_values(g);
+  let scale = w_scale(g);
+  var out: array<vec4<f32>, 8>;
+  for (var i = 0u; i < 8u; i++) { out[i] = (values[i] - W_OFFSET) * scale; }
   return out;
 }
