@@ -64,6 +64,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var x_sum: array<f32, MAX_TOKENS>;
     for (var t = 0u; t < TOKENS; t++) {
       let m = min(m0 + t, M - 1u);
+      // Summed apart and then stored: SwiftShader carried x_sum[t] over from the previous step when added to in place.
+      var step_sum = 0.0;
       for (var i = 0u; i < X_VECS; i++) {
         var v = load_x4(m, s * X_VECS + i, K4);
         if (NORM_X) {
@@ -71,8 +73,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           v *= norm[i];
         }
         xs[t][i] = v;
-        if (W_OFFSET != 0.0) { x_sum[t] += v.x + v.y + v.z + v.w; }
+        if (W_OFFSET != 0.0) { step_sum += v.x + v.y + v.z + v.w; }
       }
+      x_sum[t] = step_sum;
     }
     for (var r = 0u; r < W_ROWS; r++) {
       let g = min(n0 + r, N - 1u) * steps + s;
