@@ -2,13 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/engine';
 import { EngineDisposedError } from '../../src/engine/errors';
+import type { Gpu } from '../../src/gpu/device';
+import { GpuValidationError } from '../../src/gpu/errors';
 import { acquireNodeGpu } from '../../src/gpu/node';
 import { folderFiles } from '../../src/model/files-node';
 import { modelPath } from '../models';
 
 /** An engine on a device of its own (pipelines are cached per device), so its tiled prefill plan is still compiling. */
-async function compilingEngine() {
+async function compilingEngine(prepare: (gpu: Gpu) => void = () => {}) {
   const gpu = await acquireNodeGpu();
+  prepare(gpu);
   // A software adapter's short chunks go up to 32 tokens; the prompt below needs the tiled prefill plan.
   const engine = await createEngine(folderFiles(modelPath('stories260K')), { gpu: { ...gpu, isSoftwareAdapter: true }, contextLength: 128 });
   let compiled = false;
@@ -44,6 +47,26 @@ describe('requests while kernels compile', () => {
     for await (const d of again) ids.push(...d.tokenIds);
     expect((await again.result).usage.prompt_tokens_details.cached_tokens).toBe(0);
     expect(ids).toHaveLength(2);
+    await engine.dispose();
+    gpu.device.destroy();
+  });
+
+  it('a prefill plan that fails to compile fails the long prompt and whenCompiled() with its typed error; short prompts still run', async () => {
+    const { engine, whenCompiled, gpu } = await compilingEngine(({ device }) => {
+      const compile = device.createComputePipelineAsync.bind(device);
+      // The tiled matmul kernels: only the prefill plan compiled after load has them.
+      device.createComputePipelineAsync = (descriptor) => (descriptor.label?.startsWith('matmul') ? Promise.reject(new Error('forced failure')) : compile(descriptor));
+    });
+    expect(await whenCompiled).toBeInstanceOf(GpuValidationError);
+    const long = engine.generate(longPrompt, { temperature: 0, max_tokens: 2 });
+    const failure = await (async () => {
+      for await (const d of long) void d;
+    })().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(GpuValidationError);
+    expect(String((failure as Error).message)).toContain('forced failure');
+    const short = engine.generate(longPrompt.slice(0, 8), { temperature: 0, max_tokens: 2 });
+    for await (const d of short) void d;
+    expect((await short.result).usage.completion_tokens).toBe(2);
     await engine.dispose();
     gpu.device.destroy();
   });
