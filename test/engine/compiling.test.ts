@@ -54,8 +54,9 @@ describe('requests while kernels compile', () => {
   it('a prefill plan that fails to compile fails the long prompt and whenCompiled() with its typed error; short prompts still run', async () => {
     const { engine, whenCompiled, gpu } = await compilingEngine(({ device }) => {
       const compile = device.createComputePipelineAsync.bind(device);
-      // The tiled matmul kernels: only the prefill plan compiled after load has them.
-      device.createComputePipelineAsync = (descriptor) => (descriptor.label?.startsWith('matmul') ? Promise.reject(new Error('forced failure')) : compile(descriptor));
+      // The tiled and batched matmul kernels: only the prefill plan compiled after load has them.
+      const prefillOnly = /^(matmul|matvec-batch)\b/;
+      device.createComputePipelineAsync = (descriptor) => (prefillOnly.test(descriptor.label ?? '') ? Promise.reject(new Error('forced failure')) : compile(descriptor));
     });
     expect(await whenCompiled).toBeInstanceOf(GpuValidationError);
     const long = engine.generate(longPrompt, { temperature: 0, max_tokens: 2 });
