@@ -78,10 +78,13 @@ async function uploadWeights(gpu: Gpu, rng: Rng, N: number, K: number, weights: 
   return uploadTensor(gpu, 'w', weights, [N, K], quantize(weights, data, [N, K]));
 }
 
-/** Y[M,N] = X[M,K] · W[N,K]ᵀ with random data; tiled for M > 1, matvec for M = 1 (as prepareMatmul picks). */
-function matmulCase(layer: string, M: number, N: number, K: number, weights: BenchWeights, slow = false): BenchCase {
+/**
+ * Y[M,N] = X[M,K] · W[N,K]ᵀ with random data; tiled for M > 1, matvec for M = 1 (as prepareMatmul picks), or
+ * the batched matvec (what a model on a software adapter runs for a chunk of tokens).
+ */
+function matmulCase(layer: string, M: number, N: number, K: number, weights: BenchWeights, slow = false, variant?: 'batched'): BenchCase {
   return {
-    kernel: M === 1 ? 'matvec' : 'matmul',
+    kernel: variant ? 'matmul-batched' : M === 1 ? 'matvec' : 'matmul',
     shape: `${layer} ${M}x${N}x${K}`,
     flops: 2 * M * N * K,
     bytes: 4 * M * K + WEIGHT_BYTES[weights] * N * K + 4 * M * N,
@@ -91,7 +94,7 @@ function matmulCase(layer: string, M: number, N: number, K: number, weights: Ben
       const x = await uploadTensor(gpu, 'x', 'f32', [M, K], randomNormal(rng, M * K));
       const y = await createTensor(gpu, 'y', 'f32', [M, N]);
       try {
-        const op = await prepareMatmul(gpu, { x, w, y });
+        const op = await prepareMatmul(gpu, { x, w, y, variant });
         return { dispatches: [op], weights: weightFormat(gpu, 'matmul', w), tensors: [x, w, y] };
       } catch (e) {
         for (const t of [x, w, y]) t.buffer.destroy();
@@ -124,6 +127,7 @@ const CASES: BenchCase[] = [
   ...(['f16', 'q8', 'q4'] as const).flatMap((w) => DECODE_SHAPES.map(([layer, N, K]) => matmulCase(layer, 1, N, K, w))),
   ...DECODE_SHAPES.slice(0, 4).map(([layer, N, K]) => matmulCase(layer, 1, N, K, 'f32')),
   ...(['f32', 'f16', 'q8', 'q4'] as const).flatMap((w) => PREFILL_SHAPES.map(([layer, N, K]) => matmulCase(layer, 128, N, K, w, true))),
+  ...(['f16', 'q4'] as const).flatMap((w) => PREFILL_SHAPES.map(([layer, N, K]) => matmulCase(layer, 128, N, K, w, true, 'batched'))),
 ];
 
 const WARMUP = 1;
