@@ -42,6 +42,11 @@ export interface Gpu {
   isSoftwareAdapter: boolean;
   /** The smallest subgroup the adapter may run (0 where it has no subgroups or does not say). */
   subgroupMinSize: number;
+  /**
+   * Waits on the GPU (onSubmittedWorkDone, mapAsync) spin on the calling thread until they settle: Dawn in Node
+   * polls the device in a setImmediate loop, which on a software adapter takes a core from the GPU's own threads.
+   */
+  busyPollingWaits: boolean;
   /** Set once the device is lost; every later GPU call should be refused with it. */
   lostError: DeviceLostError | undefined;
   /** Resolves (never rejects) when the device is lost, with the typed error describing why. */
@@ -61,6 +66,8 @@ export interface AcquireOptions {
   disableFeatures?: readonly (typeof OPTIONAL_FEATURES)[number][];
   /** Request WebGPU's default limits rather than the adapter's best, to test the paths a minimal device takes. */
   defaultLimits?: boolean;
+  /** The entry point's waits spin on this thread (Dawn in Node): see Gpu.busyPollingWaits. */
+  busyPollingWaits?: boolean;
 }
 
 /**
@@ -129,6 +136,7 @@ async function requestOnce(entry: GPU, options: AcquireOptions): Promise<Gpu> {
     isFallbackAdapter: info.isFallbackAdapter ?? false,
     isSoftwareAdapter: (info.isFallbackAdapter ?? false) || softwareAdapterName(info) !== undefined,
     subgroupMinSize: device.features.has('subgroups') ? ((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0) : 0,
+    busyPollingWaits: options.busyPollingWaits ?? false,
     lostError: undefined,
     lost: device.lost.then((lost) => {
       gpu.lostError = new DeviceLostError(lost.reason ?? 'unknown', lost.message);

@@ -18,5 +18,5 @@ export function nodeWebGPU(): GPU {
 }
 
 export function acquireNodeGpu(options: Omit<AcquireOptions, 'gpu'> = {}): Promise<Gpu> {
-  return acquireGpu({ ...options, gpu: nodeWebGPU() });
+  return acquireGpu({ ...options, gpu: nodeWebGPU(), busyPollingWaits: true });
 }

@@ -29,7 +29,8 @@ const QUANTIZE_STAGING_BYTES = 16 << 20;
 /**
  * Mappable buffers, as large as the staging buffer, that the halves to quantize go through: a writeBuffer of a
  * slice this large makes Dawn allocate, zero and free a staging buffer of its own each time (on lavapipe about
- * as much CPU as reading the file), where these are allocated once per load and mapped again when idle.
+ * as much CPU as reading the file), where these are allocated once per load and reused once a queue wait has
+ * seen their last copy done.
  */
 const QUANTIZE_UPLOAD_BUFFERS = 4;
 
@@ -293,8 +294,8 @@ class SliceQuantizer {
   private status?: GPUBuffer;
   /** The label of each tensor the kernel quantized, by the slot it reports non-finite values under. */
   private readonly labels: string[] = [];
-  /** Each upload buffer, mapped or not, and the queue wait after which its last copy was certainly done. */
-  private readonly uploads: { buffer: GPUBuffer; mapped: boolean; idleAfter: number }[] = [];
+  /** Each upload buffer and the queue wait after which its last copy was certainly done. */
+  private readonly uploads: { buffer: GPUBuffer; idleAfter: number }[] = [];
 
   constructor(
     private readonly gpu: Gpu,
@@ -302,29 +303,21 @@ class SliceQuantizer {
     private readonly queueWait: QueueWait,
   ) {}
 
-  /** Copies `bytes` into the staging buffer through a mapped upload buffer, waiting for one to be free. */
+  /** Copies `bytes` into the staging buffer through an upload buffer: an idle one, else a new one, else after a queue wait. */
   private async upload(staging: GPUBuffer, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
-    let upload = this.uploads.find((u) => u.mapped);
+    let upload = this.uploads.find((u) => u.idleAfter <= this.queueWait.count);
     if (!upload && this.uploads.length < QUANTIZE_UPLOAD_BUFFERS) {
       const buffer = await createBuffer(this.gpu, 'quantize upload', staging.size, GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC);
-      upload = { buffer, mapped: false, idleAfter: 0 };
+      upload = { buffer, idleAfter: 0 };
       this.uploads.push(upload);
     }
     if (!upload) {
-      // All in flight: map one whose copy a queue wait has seen done, or wait for the queue first.
-      upload = this.uploads.find((u) => u.idleAfter <= this.queueWait.count);
-      if (!upload) {
-        await this.queueWait.wait();
-        upload = this.uploads[0];
-      }
+      await this.queueWait.wait();
+      upload = this.uploads[0];
     }
-    if (!upload.mapped) {
-      await upload.buffer.mapAsync(GPUMapMode.WRITE);
-      upload.mapped = true;
-    }
+    await upload.buffer.mapAsync(GPUMapMode.WRITE);
     new Uint8Array(upload.buffer.getMappedRange(0, bytes.byteLength)).set(bytes);
     upload.buffer.unmap();
-    upload.mapped = false;
     upload.idleAfter = this.queueWait.count + 1;
     this.queueWait.pending += bytes.byteLength;
     const encoder = this.gpu.device.createCommandEncoder({ label: 'quantize upload' });
@@ -397,10 +390,9 @@ function widen(bits: Uint16Array): Float32Array {
 }
 
 /**
- * Waits for the queue to finish what was submitted. Dawn in Node polls the device in a setImmediate loop for as
- * long as any of its promises is pending, which takes a whole core from a software adapter's threads; so a wait
- * first sleeps most of the time the GPU should need for the bytes written since the last wait (at the pace the
- * last wait showed), and polls only for the rest.
+ * Waits for the queue to finish what was submitted. Where such waits spin on this thread (Dawn in Node) and the
+ * GPU is the CPU's own threads, a wait first sleeps most of the time the GPU should need for the bytes written
+ * since the last wait, at the pace measured so far, and polls only for the rest. Elsewhere it just waits.
  */
 class QueueWait {
   /** Bytes written to the GPU since the last wait. */
@@ -408,17 +400,26 @@ class QueueWait {
   /** Waits completed: work submitted before wait n began is done once `count` reaches n. */
   count = 0;
   private msPerByte = 0;
+  private readonly sleeps: boolean;
 
-  constructor(private readonly gpu: Gpu) {}
+  constructor(private readonly gpu: Gpu) {
+    this.sleeps = gpu.busyPollingWaits && gpu.isSoftwareAdapter;
+  }
 
   async wait(): Promise<void> {
     const bytes = this.pending;
     this.pending = 0;
     const start = performance.now();
-    const sleepMs = Math.floor(0.8 * this.msPerByte * bytes);
+    const sleepMs = this.sleeps ? Math.floor(0.8 * this.msPerByte * bytes) : 0;
     if (sleepMs > 0) await new Promise((resolve) => setTimeout(resolve, sleepMs));
+    const polled = performance.now();
     await this.gpu.device.queue.onSubmittedWorkDone();
-    if (bytes > 0) this.msPerByte = (performance.now() - start) / bytes;
+    const end = performance.now();
+    if (bytes > 0) {
+      // Done already when polled: the sleep overshot (a stall earlier inflated the pace), so the pace is halved
+      // rather than taken from a time that was mostly sleep.
+      this.msPerByte = sleepMs > 0 && end - polled < 1 ? this.msPerByte / 2 : (end - start) / bytes;
+    }
     this.count++;
   }
 }
