@@ -400,8 +400,7 @@ export class Engine implements ChatBackend {
     const stops = new StopMatcher(opts.stop);
 
     const t0 = performance.now();
-    const waitSignal = signal ? AbortSignal.any([signal, this.disposing.signal]) : this.disposing.signal;
-    const started = await this.prefill(promptIds, 'prefill', read, k, waitSignal).catch((e: unknown) => {
+    const started = await this.prefill(promptIds, 'prefill', read, k, this.waitSignal(signal)).catch((e: unknown) => {
       // Stopped while a kernel the prompt needs was still compiling: nothing ran (dispose() throws its own error).
       if (signal?.aborted && e === signal.reason) return undefined;
       throw e;
@@ -462,6 +461,11 @@ export class Engine implements ChatBackend {
     };
   }
 
+  /** What ends a request's wait for kernels still compiling: its own abort, or dispose(). */
+  private waitSignal(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.disposing.signal]) : this.disposing.signal;
+  }
+
   /** Beam search: each step reruns the model for every beam, reusing the cache for their common prefix. */
   private async *runBeams(
     promptIds: readonly number[],
@@ -470,6 +474,7 @@ export class Engine implements ChatBackend {
     signal: AbortSignal | undefined,
   ): AsyncGenerator<GenerationDelta, GenerationResult> {
     const t0 = performance.now();
+    const waitSignal = this.waitSignal(signal);
     let steps = 0;
     const best = await beamSearch({
       numBeams: opts.numBeams,
@@ -481,7 +486,7 @@ export class Engine implements ChatBackend {
         steps++;
         const logits: Float32Array[] = [];
         for (const beam of beams) {
-          const { result } = await this.prefill([...promptIds, ...beam], `beam search step ${steps}`, 'logits');
+          const { result } = await this.prefill([...promptIds, ...beam], `beam search step ${steps}`, 'logits', 0, waitSignal);
           if (result.kind !== 'logits') throw new Error('beam search needs logits');
           logits.push(result.logits);
         }

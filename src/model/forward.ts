@@ -225,8 +225,9 @@ export class GpuModel implements LanguageModel {
       // The short plan spans the whole chunk like the prefill plan, so that every launch but the projections
       // and attention has the prefill plan's pipeline key, the projections decode's, and attention (one token's
       // rows per workgroup) decode's too where decode runs the workgroup kernel.
-      // With it, on a software adapter, the model is ready once decode and the short plan are: the tiled prefill
-      // plan, whose matmul pipelines take seconds each for its compiler, is prepared afterwards (whenCompiled).
+      // With it, on a software adapter, the model is ready once decode and the short plan are: the prefill plan
+      // (batched or tiled matmul), whose pipelines take seconds each for its compiler, is prepared afterwards
+      // (whenCompiled).
       // Elsewhere shortChunk is a few tokens, so nearly every first prompt would wait for that compile: it is
       // prepared with the others while the weights arrive.
       const withShort = chunk > 1 && shortChunk > 1;

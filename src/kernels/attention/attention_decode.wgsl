@@ -6,8 +6,8 @@
 // A workgroup of LANES threads owns one KV head, ROWS of the query heads that share it and one split of the
 // positions. Lane i holds head-dim units i, i + LANES, … of each of its rows' queries (pre-multiplied by scale)
 // and of their output accumulators, in registers. Per key it loads its units of the key and value rows
-// (consecutive lanes read consecutive units), adds up each row's score across the lanes with subgroupAdd (so
-// every lane has it), and folds the key into the row's running softmax: max m, sum of exponentials l, and
+// (consecutive lanes read consecutive units), adds up each row's score across the lanes with lanes_sum's
+// subgroupShuffleXor butterfly (so every lane has it, bit for bit), and folds the key into the row's running softmax: max m, sum of exponentials l, and
 // the sums of probability · value, rescaled by exp(old max − new max) only when the max grows (the score is
 // the same in every lane, so the branch is uniform; on lavapipe that saved a fifth of the time).
 //

@@ -242,7 +242,7 @@ export interface MatmulArgs {
   /**
    * Force a kernel variant; by default matvec for M = 1, tiled otherwise. 'batched' needs K a multiple of the
    * weight format's step (and of 4) and a device with subgroups, and runs the tiled kernel where it has not
-   * (matvec for M = 1).
+   * (matvec for M = 1); an explicit `batchShape` the device cannot run is a ShapeError.
    */
   variant?: 'tiled' | 'matvec' | 'batched';
   /** Force how f16 weights are read (tests cover both paths on a shader-f16 device). */
