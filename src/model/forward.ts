@@ -10,6 +10,7 @@ import type { Gpu } from '../gpu/device';
 import { EngineDisposedError } from '../engine/errors';
 import { NumericalError, ShapeError } from '../gpu/errors';
 import type { Tensor } from '../gpu/tensor';
+import { unlessAborted } from '../util/abort';
 import { DEFAULT_TILE, defaultBatchShape, defaultMatvecShape } from '../kernels/matmul/matmul';
 import { tuneMatvec, tuneTiled, type TuneOptions } from '../kernels/matmul/tune';
 import type { QuantDType } from '../quant/quantize';
@@ -387,12 +388,7 @@ export class GpuModel implements LanguageModel {
     const needsPrefill = !this.prefill && ((length >= this.chunk && tiled(this.chunk)) || tiled(length % this.chunk));
     const waits = [read !== 'hidden' && !this.selection.steps(read) && this.selection.prepare(read), needsPrefill && this.prefillPrepared].filter((w) => w !== false);
     if (waits.length === 0) return;
-    signal?.throwIfAborted();
-    await new Promise<void>((resolve, reject) => {
-      const abort = () => reject(signal?.reason);
-      signal?.addEventListener('abort', abort, { once: true });
-      Promise.all(waits).then(() => resolve(), reject).finally(() => signal?.removeEventListener('abort', abort));
-    });
+    await unlessAborted(Promise.all(waits), signal);
     // destroy() may have come while it waited.
     if (this.destroyed) throw new EngineDisposedError('the model was destroyed');
   }

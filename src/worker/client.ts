@@ -17,6 +17,7 @@ import type {
 import { DeviceLostError } from '../gpu/errors';
 import type { ChatEngine } from './chat-engine';
 import { reviveError, serializeError } from './errors';
+import { unlessAborted } from '../util/abort';
 import type { Embeddings, FillMaskOptions, FillMaskResult } from '../embeddings/types';
 import {
   WorkerStartError,
@@ -203,14 +204,8 @@ async function openWorker<Info>(
   };
 
   try {
-    signal?.throwIfAborted();
-    let onAbort = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal?.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    // The load below forwards its own abort: this listener goes once the worker is up.
-    await Promise.race([ready, aborted]).finally(() => signal?.removeEventListener('abort', onAbort));
+    // The load below forwards its own abort: this wait's listener goes once the worker is up.
+    await unlessAborted(ready, signal);
     const info = await new Promise<Info>((resolve, reject) => {
       const id = nextId++;
       let stopForwarding = () => {};
