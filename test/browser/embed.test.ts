@@ -91,7 +91,15 @@ it('chats through <llm-chat> from the one-file build under a strict CSP', { time
 
   // The same element with the engine in the page's own thread (the fallback where no worker may start).
   await chat.evaluate((el) => el.setAttribute('in-thread', ''));
-  await page.waitForFunction(() => document.querySelector('llm-chat')?.getAttribute('data-status') === 'ready', undefined, { timeout: 120_000 });
+  // Until the element starts its reload it still says ready, with the worker's engine: wait for the new engine.
+  await page.waitForFunction(
+    () => {
+      const el = document.querySelector('llm-chat');
+      return el?.getAttribute('data-status') === 'ready' && el && 'engineMode' in el && el.engineMode === 'in-thread';
+    },
+    undefined,
+    { timeout: 120_000 },
+  );
   expect(await engineMode(chat)).toBe('in-thread');
   await chatOnce(page, chat, 'The cat');
 
